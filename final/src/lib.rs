@@ -1,0 +1,2 @@
+//! mprpc: work in progress.
+#![deny(missing_docs)]
