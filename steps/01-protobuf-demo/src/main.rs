@@ -1,6 +1,6 @@
 //! `cargo run -p step-01`: prints three values as protobuf bytes and as JSON.
 
-use step_01::{
+use step::{
     Comparison, RoundTripError, friend_lists_response, login_request, round_trip, to_hex,
     user_directory,
 };

@@ -1,6 +1,6 @@
 //! The bytes prost writes are the protobuf wire format, checked by hand.
 
-use step_01::{friend_lists_response, login_request, round_trip, to_hex, user_directory};
+use step::{friend_lists_response, login_request, round_trip, to_hex, user_directory};
 
 /// LoginRequest { name: "zhang san", pwd: "123456" }, encoded by hand:
 ///

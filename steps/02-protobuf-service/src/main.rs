@@ -3,11 +3,11 @@
 //! it would send.
 
 use prost::Message;
-use step_02::fixbug::{
+use step::fixbug::{
     FRIEND_SERVICE_RPC_DESCRIPTOR, LoginRequest, LoginResponse, USER_SERVICE_RPC_DESCRIPTOR,
     UserServiceRpcStub,
 };
-use step_02::rpc::{MethodDescriptor, RpcChannel, RpcController, ServiceDescriptor};
+use step::rpc::{MethodDescriptor, RpcChannel, RpcController, ServiceDescriptor};
 
 // ANCHOR: printing_channel
 /// A channel with no network: it shows what a real channel would receive.

@@ -2,11 +2,11 @@
 
 use prost::Message;
 use std::cell::RefCell;
-use step_02::fixbug::{
+use step::fixbug::{
     FRIEND_SERVICE_RPC_DESCRIPTOR, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     USER_SERVICE_RPC_DESCRIPTOR, UserServiceRpc, UserServiceRpcServer, UserServiceRpcStub,
 };
-use step_02::rpc::{CallError, MethodDescriptor, RpcChannel, RpcController, Service};
+use step::rpc::{CallError, MethodDescriptor, RpcChannel, RpcController, Service};
 
 #[test]
 fn descriptors_list_methods_in_proto_order() {
