@@ -1,0 +1,18 @@
+//! Step 04: the framework reads its configuration.
+//!
+//! [`rpc`] is the abstract layer; [`fixbug`] the generated code;
+//! [`user_service`] the example services the rest of the tutorial publishes;
+//! [`application`] and [`config`] start the framework from a config file.
+
+pub mod application;
+pub mod config;
+pub mod rpc;
+pub mod user_service;
+
+// ANCHOR: generated
+/// Messages, service traits and stubs of protobuf package `fixbug`.
+#[allow(missing_debug_implementations)]
+pub mod fixbug {
+    include!(concat!(env!("OUT_DIR"), "/fixbug.rs"));
+}
+// ANCHOR_END: generated
