@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every check this project has, in the order a failure is cheapest to see.
+# This is the README's test command, and all that CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/ensure-deps.sh
+
+stage() {
+    echo
+    echo "==> $*"
+}
+
+stage "format";     cargo fmt --all -- --check
+stage "clippy";     cargo clippy --workspace --all-targets --quiet -- -D warnings
+# ZooKeeper tests start and stop their own server; nothing runs beforehand.
+stage "tests";      cargo test --workspace
+stage "generated book files (step diffs, run outputs)"
+python3 tools/gen.py --check
+stage "book";       mdbook build book
+python3 tools/check_book.py
+if [ -x tools/check_browser.sh ] && [ -z "${SKIP_BROWSER_CHECK:-}" ]; then
+    stage "book in a browser"; tools/check_browser.sh
+fi
+echo
+echo "all checks passed"
