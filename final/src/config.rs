@@ -1,0 +1,225 @@
+//! Configuration: [`MprpcConfig`], read from a TOML file.
+//!
+//! The course used `key=value` lines with four keys (`rpcserverip`,
+//! `rpcserverport`, `zookeeperip`, `zookeeperport`). We keep those four names
+//! at the top level so a course config translates line by line, and group the
+//! new knobs (limits, timeouts, the static registry) in tables. Unknown keys
+//! are rejected: a misspelt `max_frame_sise` silently ignored is how limits
+//! end up not being limits.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::frame::MAX_FRAME_SIZE_CAP;
+
+// ANCHOR: config
+/// Everything the framework reads from its config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MprpcConfig {
+    /// Address the provider listens on and advertises ("127.0.0.1").
+    pub rpcserverip: String,
+    /// Port the provider listens on; 0 picks a free port (tests).
+    pub rpcserverport: u16,
+    /// ZooKeeper host. When absent, discovery uses `[static_registry]`.
+    pub zookeeperip: Option<String>,
+    /// ZooKeeper port (2181 when only the host is given).
+    pub zookeeperport: Option<u16>,
+    /// ZooKeeper session timeout in milliseconds (the course used 30 s).
+    pub zk_session_timeout_ms: u64,
+    /// Root znode under which services register (see [`crate::registry`]).
+    pub zk_root: String,
+    /// How callers choose among providers.
+    pub load_balance: LoadBalance,
+    /// Resource limits, enforced by providers and callers.
+    pub limits: Limits,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Static discovery: service name → provider addresses ("ip:port"). Used
+    /// when no ZooKeeper is configured, so the demo runs without one.
+    pub static_registry: BTreeMap<String, Vec<String>>,
+}
+
+/// Limits that bound what a peer can make us allocate or hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest frame accepted or sent, in bytes (≤ 1 GiB).
+    pub max_frame_size: usize,
+    /// Most connections a provider keeps open at once; more are refused with
+    /// an "overloaded" error.
+    pub max_connections: usize,
+    /// Most calls a provider runs at once on one connection; more are
+    /// answered "overloaded". Callers queue (never exceed) this many per
+    /// connection.
+    pub max_in_flight_per_connection: usize,
+}
+
+/// Timeouts, in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Default deadline of a call when its controller sets none; 0 = none.
+    pub call_ms: u64,
+    /// Connecting to a provider.
+    pub connect_ms: u64,
+    /// How long a new connection may take to send its first bytes, and a
+    /// legacy caller its whole request.
+    pub handshake_ms: u64,
+    /// How long graceful shutdown waits for callers to finish.
+    pub drain_ms: u64,
+    /// How long a caller avoids a provider whose connection failed.
+    pub eject_ms: u64,
+}
+
+/// Load-balancing policy of [`crate::MprpcChannel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalance {
+    /// Each call goes to the next provider in turn.
+    RoundRobin,
+    /// Pick two providers at random, use the one with fewer calls in flight
+    /// ("power of two choices"): nearly as good as least-loaded, without
+    /// scanning every provider.
+    #[default]
+    P2c,
+}
+// ANCHOR_END: config
+
+impl Default for MprpcConfig {
+    fn default() -> Self {
+        MprpcConfig {
+            rpcserverip: "127.0.0.1".into(),
+            rpcserverport: 8000,
+            zookeeperip: None,
+            zookeeperport: None,
+            zk_session_timeout_ms: 30_000,
+            zk_root: "/mprpc".into(),
+            load_balance: LoadBalance::default(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            static_registry: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_size: 16 << 20,
+            max_connections: 1024,
+            max_in_flight_per_connection: 1024,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            call_ms: 5_000,
+            connect_ms: 1_000,
+            handshake_ms: 5_000,
+            drain_ms: 10_000,
+            eject_ms: 5_000,
+        }
+    }
+}
+
+impl Timeouts {
+    /// `ms` as a duration, `None` for 0.
+    pub fn opt(ms: u64) -> Option<Duration> {
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+impl MprpcConfig {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<MprpcConfig, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading config file {}", path.display()), e))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<MprpcConfig, Error> {
+        let config: MprpcConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        if l.max_frame_size < 64 || l.max_frame_size > MAX_FRAME_SIZE_CAP {
+            return Err(Error::Config(format!(
+                "limits.max_frame_size = {} must be between 64 and {MAX_FRAME_SIZE_CAP}",
+                l.max_frame_size
+            )));
+        }
+        if l.max_connections == 0 || l.max_in_flight_per_connection == 0 {
+            return Err(Error::Config(
+                "limits.max_connections and limits.max_in_flight_per_connection must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.zookeeperport.is_some() && self.zookeeperip.is_none() {
+            return Err(Error::Config(
+                "zookeeperport is set but zookeeperip is not".into(),
+            ));
+        }
+        if !self.zk_root.starts_with('/') || self.zk_root.len() < 2 || self.zk_root.ends_with('/') {
+            return Err(Error::Config(format!(
+                "zk_root = {:?} must look like \"/mprpc\"",
+                self.zk_root
+            )));
+        }
+        Ok(())
+    }
+
+    /// "host:port" of ZooKeeper, if configured.
+    pub fn zookeeper_address(&self) -> Option<String> {
+        self.zookeeperip
+            .as_ref()
+            .map(|ip| format!("{ip}:{}", self.zookeeperport.unwrap_or(2181)))
+    }
+
+    /// ZooKeeper session timeout as a duration.
+    pub fn zk_session_timeout(&self) -> Duration {
+        Duration::from_millis(self.zk_session_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn course_keys_and_tables_parse() {
+        let c = MprpcConfig::from_toml(
+            "rpcserverip = \"127.0.0.1\"\nrpcserverport = 9000\nzookeeperip = \"127.0.0.1\"\n\
+             [limits]\nmax_frame_size = 4096\n[static_registry]\nUserServiceRpc = [\"127.0.0.1:9000\"]\n",
+        );
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(c.rpcserverport, 9000);
+        assert_eq!(c.limits.max_frame_size, 4096);
+        assert_eq!(c.zookeeper_address().as_deref(), Some("127.0.0.1:2181"));
+        assert_eq!(c.static_registry["UserServiceRpc"], vec!["127.0.0.1:9000"]);
+    }
+
+    #[test]
+    fn typos_and_bad_limits_are_errors() {
+        assert!(MprpcConfig::from_toml("rpcserverprot = 1\n").is_err());
+        assert!(MprpcConfig::from_toml("[limits]\nmax_frame_size = 5000000000\n").is_err());
+    }
+}

@@ -1,0 +1,464 @@
+//! One caller-side connection to one provider, shared by many calls at once.
+//!
+//! The course opened a TCP connection per call, wrote the request, read once
+//! into a 1024-byte buffer and closed. Here a connection lives as long as the
+//! provider does, and calls are multiplexed over it:
+//!
+//! * a call takes an id, parks a `oneshot` sender in `pending` under that id,
+//!   and encodes its request frame straight into a shared write buffer;
+//! * a **writer task** swaps that buffer out and writes everything queued
+//!   since its last write with one `write_all` — under load dozens of
+//!   requests leave in one syscall (this is what Nagle's algorithm tries to
+//!   do, without its delay; `TCP_NODELAY` is set);
+//! * a **reader task** decodes response frames and completes the matching
+//!   pending call, in whatever order the provider answers.
+//!
+//! Dropping a call's future (deadline, cancellation, caller gave up) removes
+//! it from `pending` and sends a cancel frame, so nothing leaks and the
+//! provider can stop the work.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use crate::error::{ErrorCode, RpcError};
+use crate::frame::{self, Frame, PREAMBLE};
+
+/// Connection state values.
+mod state {
+    /// Calls may start.
+    pub const OPEN: u8 = 0;
+    /// The provider sent goaway: in-flight calls finish, new ones go elsewhere.
+    pub const DRAINING: u8 = 1;
+    /// Broken or closed; no call can succeed.
+    pub const DEAD: u8 = 2;
+}
+
+/// What a connection reports to its owner (the channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnEvent {
+    /// The provider is draining (graceful shutdown).
+    Draining,
+    /// The connection failed or closed.
+    Dead,
+}
+
+/// Callback through which a connection reports [`ConnEvent`]s: (connection
+/// serial, event).
+pub(crate) type EventSink = Arc<dyn Fn(u64, ConnEvent) + Send + Sync>;
+
+/// Settings a connection needs from the config.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnSettings {
+    /// Largest frame sent or accepted.
+    pub max_frame_size: usize,
+    /// Most calls in flight at once; more wait for a slot.
+    pub max_in_flight: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// A response or the reason there is none.
+type Reply = Result<Bytes, RpcError>;
+
+// ANCHOR: conn_shared
+/// State shared by the connection handle, its reader and writer tasks and
+/// every call in flight.
+struct Shared {
+    /// Provider address, for messages.
+    addr: String,
+    /// Identifies this connection to the channel's pool.
+    serial: u64,
+    /// Calls waiting for a response, by id.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    /// Frames queued for the writer task.
+    wbuf: Mutex<BytesMut>,
+    /// Wakes the writer task (queued frames, or a state change).
+    writer_wake: Notify,
+    /// Next call id.
+    next_id: AtomicU64,
+    /// Calls started and not yet finished (load balancing reads it too).
+    in_flight: AtomicUsize,
+    /// See [`state`].
+    state: AtomicU8,
+    /// Bounds calls in flight to the provider's per-connection limit, so a
+    /// busy caller waits here instead of being refused as "overloaded".
+    slots: Semaphore,
+    /// Largest frame sent or accepted.
+    max_frame_size: usize,
+    /// Tells the channel about draining/death.
+    events: EventSink,
+}
+// ANCHOR_END: conn_shared
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("addr", &self.addr)
+            .field("serial", &self.serial)
+            .field("in_flight", &self.in_flight)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks, ignoring poisoning: every critical section here leaves the data
+/// consistent (single inserts/removes/appends), so a panic elsewhere cannot
+/// leave it half-updated.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why a call failed, and whether it is safe to try another provider.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The request never left this process (connection draining or dead
+    /// before it was queued): retrying elsewhere cannot duplicate it.
+    NotSent(RpcError),
+    /// The request may have reached the provider.
+    Failed(RpcError),
+}
+
+/// Handle to a live connection. The pool keeps one; each call clones the
+/// `Arc` around it while running. Dropping the last handle closes the
+/// connection gracefully.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    /// Shared state.
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Connects to `addr`, sends the preamble and starts the reader and
+    /// writer tasks.
+    pub(crate) async fn connect(
+        addr: &str,
+        serial: u64,
+        settings: &ConnSettings,
+        events: EventSink,
+    ) -> Result<Connection, RpcError> {
+        let stream =
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(RpcError::new(
+                        ErrorCode::Transport,
+                        format!("connecting to {addr} failed: {e}"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(RpcError::new(
+                        ErrorCode::Transport,
+                        format!(
+                            "connecting to {addr} timed out after {:?}",
+                            settings.connect_timeout
+                        ),
+                    ));
+                }
+            };
+        // Requests are batched by the writer task; Nagle would only add delay.
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let mut wbuf = BytesMut::with_capacity(16 * 1024);
+        wbuf.extend_from_slice(&PREAMBLE);
+        let shared = Arc::new(Shared {
+            addr: addr.to_string(),
+            serial,
+            pending: Mutex::new(HashMap::new()),
+            wbuf: Mutex::new(wbuf),
+            writer_wake: Notify::new(),
+            next_id: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            state: AtomicU8::new(state::OPEN),
+            slots: Semaphore::new(settings.max_in_flight),
+            max_frame_size: settings.max_frame_size,
+            events,
+        });
+        shared.writer_wake.notify_one();
+        tokio::spawn(writer(wr, Arc::clone(&shared)));
+        tokio::spawn(reader(rd, Arc::clone(&shared)));
+        Ok(Connection { shared })
+    }
+
+    /// Identifies this connection in the pool.
+    pub(crate) fn serial(&self) -> u64 {
+        self.shared.serial
+    }
+
+    /// Calls in flight (for power-of-two-choices).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// True while new calls may use this connection.
+    pub(crate) fn is_open(&self) -> bool {
+        self.shared.state.load(Ordering::SeqCst) == state::OPEN
+    }
+
+    // ANCHOR: conn_call
+    /// Sends one request and waits for its response payload. Deadlines and
+    /// cancellation are applied by the caller dropping this future; the
+    /// guard inside cleans up.
+    pub(crate) async fn call<M: prost::Message>(
+        &self,
+        service: &str,
+        method: &str,
+        timeout_ms: u32,
+        message: &M,
+    ) -> Result<Bytes, CallError> {
+        let shared = &self.shared;
+        let _slot = shared
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::NotSent(closed_error(&shared.addr)))?;
+        // Count ourselves in flight *before* checking the state: the writer
+        // closes a draining connection only when this count is zero, so once
+        // we see OPEN here our request is guaranteed to be written.
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let mut guard = CallGuard {
+            shared,
+            id: 0,
+            queued: false,
+        };
+        if shared.state.load(Ordering::SeqCst) != state::OPEN {
+            return Err(CallError::NotSent(RpcError::new(
+                ErrorCode::Transport,
+                format!("connection to {} is draining or closed", shared.addr),
+            )));
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&shared.pending).insert(id, tx);
+        guard.id = id;
+        {
+            let mut buf = lock(&shared.wbuf);
+            frame::encode_request(
+                &mut buf,
+                id,
+                timeout_ms,
+                service,
+                method,
+                message,
+                shared.max_frame_size,
+            )
+            .map_err(|(code, msg)| CallError::Failed(RpcError::new(code, msg)))?;
+        }
+        guard.queued = true;
+        shared.writer_wake.notify_one();
+        let reply = rx.await.unwrap_or_else(|_| Err(closed_error(&shared.addr)));
+        guard.id = 0; // answered: nothing to cancel
+        reply.map_err(CallError::Failed)
+    }
+    // ANCHOR_END: conn_call
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The pool let go of us and no call holds us: close the write half
+        // once queued frames are out; the provider then closes its side.
+        let _ = self.shared.state.compare_exchange(
+            state::OPEN,
+            state::DRAINING,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.shared.writer_wake.notify_one();
+    }
+}
+
+/// Error for calls on a connection that closed under them.
+fn closed_error(addr: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::Transport,
+        format!("connection to {addr} closed before the response arrived"),
+    )
+}
+
+/// Undoes a call's bookkeeping however the call ends, including when its
+/// future is dropped by a deadline or cancellation.
+struct CallGuard<'a> {
+    /// The connection.
+    shared: &'a Shared,
+    /// Pending id still to remove, 0 if none.
+    id: u64,
+    /// Whether the request frame was queued (then a cancel frame is owed).
+    queued: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let s = self.shared;
+        if self.id != 0 && lock(&s.pending).remove(&self.id).is_some() && self.queued {
+            frame::encode_cancel(&mut lock(&s.wbuf), self.id);
+            s.writer_wake.notify_one();
+        }
+        if s.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && s.state.load(Ordering::SeqCst) != state::OPEN
+        {
+            // Last call on a draining connection: let the writer close it.
+            s.writer_wake.notify_one();
+        }
+    }
+}
+
+// ANCHOR: writer
+/// Writes queued frames, one `write_all` per batch; closes the write half
+/// when the connection drains empty or dies.
+async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    loop {
+        shared.writer_wake.notified().await;
+        loop {
+            batch.clear();
+            // Swap buffers: callers keep appending to the (empty) other one
+            // while we write, and neither side allocates in steady state.
+            std::mem::swap(&mut *lock(&shared.wbuf), &mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            if let Err(e) = wr.write_all(&batch).await {
+                log::warn!("mprpc: writing to {} failed: {e}", shared.addr);
+                fail_connection(
+                    &shared,
+                    RpcError::new(
+                        ErrorCode::Transport,
+                        format!("writing to {} failed: {e}", shared.addr),
+                    ),
+                );
+                return;
+            }
+        }
+        let st = shared.state.load(Ordering::SeqCst);
+        let idle = shared.in_flight.load(Ordering::SeqCst) == 0;
+        if st == state::DEAD || (st == state::DRAINING && idle && lock(&shared.wbuf).is_empty()) {
+            // Half-close: tells the provider we will send nothing more, so it
+            // can finish and close without cutting off any call.
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+// ANCHOR_END: writer
+
+/// Reads and dispatches frames until the connection ends, then fails
+/// whatever is still pending.
+async fn reader(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
+    let err = read_loop(&mut rd, &shared).await;
+    fail_connection(&shared, err);
+}
+
+/// The body of [`reader`]; returns why the connection ended.
+async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
+    let mut preamble = [0u8; 8];
+    if let Err(e) = rd.read_exact(&mut preamble).await {
+        return RpcError::new(
+            ErrorCode::Transport,
+            format!(
+                "{} closed the connection before sending the mprpc preamble: {e}",
+                shared.addr
+            ),
+        );
+    }
+    if let Err(msg) = frame::check_preamble(&preamble) {
+        return RpcError::new(ErrorCode::Protocol, format!("{}: {msg}", shared.addr));
+    }
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            match frame::try_decode(&mut buf, shared.max_frame_size) {
+                Ok(Some(f)) => {
+                    if let Some(end) = on_frame(shared, f) {
+                        return end;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return RpcError::new(e.code(), format!("bad frame from {}: {e}", shared.addr));
+                }
+            }
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return closed_error(&shared.addr),
+            Ok(_) => {}
+            Err(e) => {
+                return RpcError::new(
+                    ErrorCode::Transport,
+                    format!("reading from {} failed: {e}", shared.addr),
+                );
+            }
+        }
+    }
+}
+
+/// Handles one frame from the provider; `Some` ends the connection.
+fn on_frame(shared: &Shared, f: Frame) -> Option<RpcError> {
+    match f {
+        Frame::Response { id, code, payload } => {
+            let reply = if code == ErrorCode::Ok {
+                Ok(payload)
+            } else {
+                Err(RpcError::new(
+                    code,
+                    String::from_utf8_lossy(&payload).into_owned(),
+                ))
+            };
+            // A missing id is a call that already gave up: drop the reply.
+            if let Some(tx) = lock(&shared.pending).remove(&id) {
+                let _ = tx.send(reply);
+            }
+            None
+        }
+        Frame::GoAway => {
+            log::info!("mprpc: {} is draining; new calls go elsewhere", shared.addr);
+            let _ = shared.state.compare_exchange(
+                state::OPEN,
+                state::DRAINING,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            (shared.events)(shared.serial, ConnEvent::Draining);
+            shared.writer_wake.notify_one();
+            None
+        }
+        Frame::ConnectionError { code, message } => Some(RpcError::new(
+            code,
+            format!("{} closed the connection: {message}", shared.addr),
+        )),
+        Frame::Request { .. } | Frame::Cancel { .. } => Some(RpcError::new(
+            ErrorCode::Protocol,
+            format!("{} sent a request-side frame to a caller", shared.addr),
+        )),
+    }
+}
+
+/// Marks the connection dead, fails every pending call with `err` and tells
+/// the channel.
+fn fail_connection(shared: &Shared, err: RpcError) {
+    let previous = shared.state.swap(state::DEAD, Ordering::SeqCst);
+    let pending: Vec<_> = lock(&shared.pending).drain().collect();
+    if !pending.is_empty() {
+        log::warn!(
+            "mprpc: {} calls to {} failed: {err}",
+            pending.len(),
+            shared.addr
+        );
+    }
+    for (_, tx) in pending {
+        let _ = tx.send(Err(err.clone()));
+    }
+    shared.slots.close();
+    shared.writer_wake.notify_one();
+    // A draining connection ending is the normal close; only an open one
+    // dying is news for the channel.
+    if previous == state::OPEN {
+        (shared.events)(shared.serial, ConnEvent::Dead);
+    }
+}

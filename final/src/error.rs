@@ -1,0 +1,214 @@
+//! Errors: the codes that travel in response frames, the error a caller sees
+//! ([`RpcError`]) and the error a handler returns ([`Status`]).
+//!
+//! The course's caller had no error channel at all: a provider that did not
+//! know the method simply never answered, and an empty reply parsed as a
+//! valid, all-default response. Here every failure has a code, and the codes
+//! that a provider can report are carried on the wire (see
+//! [`crate::frame`]), so the caller can tell "the method does not exist" from
+//! "the handler said no" from "the network broke".
+
+use std::fmt;
+
+// ANCHOR: error_code
+/// Why a call failed. Values `1..=7` are sent by providers in response frames;
+/// the others are produced on the caller's side and never cross the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// No error (only used inside response frames).
+    Ok = 0,
+    /// The provider has no service of that name.
+    UnknownService = 1,
+    /// The service exists but has no method of that name.
+    UnknownMethod = 2,
+    /// The request could not be parsed (bad frame header, bad protobuf).
+    BadRequest = 3,
+    /// The handler ran and returned an error ([`Status`]).
+    HandlerError = 4,
+    /// The call's deadline passed (on either side).
+    DeadlineExceeded = 5,
+    /// The provider refused the call: too many connections or calls in flight.
+    Overloaded = 6,
+    /// A frame was larger than the receiver's `max_frame_size`.
+    FrameTooLarge = 7,
+    /// The provider is shutting down and accepts no new calls.
+    ShuttingDown = 8,
+    /// Caller side: connecting, writing or reading failed, or the connection
+    /// closed while the call was in flight.
+    Transport = 100,
+    /// Caller side: the peer sent bytes that are not valid mprpc frames.
+    Protocol = 101,
+    /// Caller side: the response payload is not a valid protobuf message.
+    BadResponse = 102,
+    /// Caller side: the call was cancelled through its controller.
+    Cancelled = 103,
+    /// Caller side: discovery knows no live provider for the service.
+    NoProvider = 104,
+    /// Caller side: local misuse (for example a blocking call made from
+    /// inside an async runtime) or bad configuration.
+    Internal = 105,
+}
+// ANCHOR_END: error_code
+
+impl ErrorCode {
+    /// Decodes a code received on the wire. Unknown values map to
+    /// [`ErrorCode::Protocol`] so a newer provider cannot crash an older caller.
+    pub fn from_wire(byte: u8) -> ErrorCode {
+        match byte {
+            0 => ErrorCode::Ok,
+            1 => ErrorCode::UnknownService,
+            2 => ErrorCode::UnknownMethod,
+            3 => ErrorCode::BadRequest,
+            4 => ErrorCode::HandlerError,
+            5 => ErrorCode::DeadlineExceeded,
+            6 => ErrorCode::Overloaded,
+            7 => ErrorCode::FrameTooLarge,
+            8 => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Protocol,
+        }
+    }
+
+    /// A short lowercase name, used in error texts and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Ok => "ok",
+            ErrorCode::UnknownService => "unknown service",
+            ErrorCode::UnknownMethod => "unknown method",
+            ErrorCode::BadRequest => "bad request",
+            ErrorCode::HandlerError => "handler error",
+            ErrorCode::DeadlineExceeded => "deadline exceeded",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::FrameTooLarge => "frame too large",
+            ErrorCode::ShuttingDown => "shutting down",
+            ErrorCode::Transport => "transport error",
+            ErrorCode::Protocol => "protocol error",
+            ErrorCode::BadResponse => "bad response",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::NoProvider => "no provider",
+            ErrorCode::Internal => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed call, as the caller sees it: a code plus a sentence that says what
+/// happened and, where it helps, what to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable explanation (never empty).
+    pub message: String,
+}
+
+impl RpcError {
+    /// Builds an error from a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// What a handler returns instead of a response. The provider sends it to the
+/// caller as a response frame with this code and message; the caller gets an
+/// [`RpcError`] with the same two fields.
+///
+/// Business outcomes that the caller should act on (wrong password, user not
+/// found) belong in the response message itself (`ResultCode` in the course's
+/// protos); `Status` is for "this call could not be served".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Code sent to the caller; handlers normally use
+    /// [`ErrorCode::HandlerError`].
+    pub code: ErrorCode,
+    /// Explanation sent to the caller.
+    pub message: String,
+}
+
+impl Status {
+    /// A handler error with this message.
+    pub fn handler(message: impl Into<String>) -> Status {
+        Status {
+            code: ErrorCode::HandlerError,
+            message: message.into(),
+        }
+    }
+
+    /// A status with an explicit code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// Errors of setup and lifecycle operations (config, binding, discovery), as
+/// opposed to errors of a single call.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading the config file or binding a socket failed.
+    Io {
+        /// What we were doing ("reading config file mprpc.toml", …).
+        context: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    Config(String),
+    /// The service registry (ZooKeeper) failed.
+    Registry(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with a sentence saying what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Config(msg) => write!(f, "configuration error: {msg}"),
+            Error::Registry(msg) => write!(f, "registry error: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

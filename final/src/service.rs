@@ -1,0 +1,92 @@
+//! The dispatch layer between the provider and generated service code.
+//!
+//! The course's provider kept a map `service name → (Service*, method name →
+//! MethodDescriptor*)` and called `service->CallMethod(method, ...)`, relying
+//! on protobuf's reflection to create the right request and response types.
+//! Here the generated `*Server<T>` adapters implement [`Service`]: they decode
+//! the request type of method `i`, call the user's `async fn`, and encode the
+//! response. The trait is object-safe (it returns a boxed future), so the
+//! provider can keep services of different types in one map.
+//!
+//! Why a boxed future and not an enum of all services: the provider is a
+//! library and cannot know the user's services. The box costs one allocation
+//! per call, which measured well below the cost of a task per request (see
+//! [`crate::provider`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use crate::error::{ErrorCode, Status};
+
+// ANCHOR: service_trait
+/// The future a [`Service`] returns for one call: the encoded response or a
+/// [`Status`].
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send + 'static>>;
+
+/// Names of a service and its methods, generated from the `.proto` file.
+#[derive(Debug)]
+pub struct ServiceDescriptor {
+    /// Short name used on the wire and in discovery ("UserServiceRpc"), as in
+    /// the course.
+    pub name: &'static str,
+    /// Fully qualified protobuf name ("fixbug.UserServiceRpc").
+    pub full_name: &'static str,
+    /// Method names in `.proto` order; a method's index is its position here.
+    pub methods: &'static [&'static str],
+}
+
+impl ServiceDescriptor {
+    /// Index of the method called `name`, compared as bytes because that is
+    /// what arrives on the wire. Services have a handful of methods, so a
+    /// linear scan beats hashing.
+    pub fn method_index(&self, name: &[u8]) -> Option<usize> {
+        self.methods.iter().position(|m| m.as_bytes() == name)
+    }
+}
+
+/// A service the provider can dispatch to; implemented by the generated
+/// `*Server<T>` adapters (the course's `google::protobuf::Service`).
+pub trait Service: Send + Sync + 'static {
+    /// The service's names.
+    fn descriptor(&self) -> &'static ServiceDescriptor;
+
+    /// Starts method number `method` with the serialized `request`.
+    fn call(&self, method: usize, ctx: CallContext, request: bytes::Bytes) -> ResponseFuture;
+}
+// ANCHOR_END: service_trait
+
+/// Facts about the call being served, handed to every handler.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Address of the caller.
+    pub peer: SocketAddr,
+    /// When the caller stops waiting, if it said so. Handlers doing long work
+    /// can check it and give up early; the provider also enforces it.
+    pub deadline: Option<Instant>,
+    /// Request id on its connection (0 for legacy one-shot calls).
+    pub call_id: u64,
+    /// True when the call arrived in the course's original format.
+    pub legacy: bool,
+}
+
+/// The ready error future for a request that failed to decode. Used by
+/// generated code.
+pub fn bad_request(method: &str, err: &prost::DecodeError) -> ResponseFuture {
+    let status = Status::new(
+        ErrorCode::BadRequest,
+        format!("request for {method} is not a valid protobuf message: {err}"),
+    );
+    Box::pin(std::future::ready(Err(status)))
+}
+
+/// The ready error future for a method index the service does not have. Used
+/// by generated code; the provider checks indexes first, so this is a guard.
+pub fn unknown_method(service: &ServiceDescriptor, index: usize) -> ResponseFuture {
+    let status = Status::new(
+        ErrorCode::UnknownMethod,
+        format!("service {} has no method number {index}", service.name),
+    );
+    Box::pin(std::future::ready(Err(status)))
+}

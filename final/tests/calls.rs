@@ -1,0 +1,412 @@
+//! Calls over the multiplexed protocol on real TCP: stubs, multiplexing,
+//! every error code, deadlines, cancellation and limits.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use mprpc::proto::fixbug::{
+    BlockingUserServiceRpcStub, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
+    LoginResponse, RegisterRequest, RegisterResponse, USER_SERVICE_RPC_DESCRIPTOR, UserServiceRpc,
+    UserServiceRpcServer, UserServiceRpcStub,
+};
+use mprpc::{
+    BlockingChannel, CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController,
+    RpcProvider, RunningProvider, ServiceDescriptor, StaticRegistry, Status,
+};
+
+/// A UserService whose Login sleeps `delay` and records who called;
+/// Register with id 0 fails with a handler error.
+#[derive(Default)]
+struct Slow {
+    delay: Duration,
+    peers: Mutex<HashSet<SocketAddr>>,
+}
+
+impl UserServiceRpc for Slow {
+    async fn login(
+        &self,
+        ctx: CallContext,
+        request: LoginRequest,
+    ) -> Result<LoginResponse, Status> {
+        self.peers.lock().map(|mut p| p.insert(ctx.peer)).ok();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        Ok(LoginResponse {
+            result: None,
+            success: request.name == b"ok",
+        })
+    }
+
+    async fn register(
+        &self,
+        _ctx: CallContext,
+        request: RegisterRequest,
+    ) -> Result<RegisterResponse, Status> {
+        if request.id == 0 {
+            return Err(Status::handler("id 0 is reserved"));
+        }
+        Ok(RegisterResponse::default())
+    }
+}
+
+async fn slow_provider(config: MprpcConfig, delay: Duration) -> (RunningProvider, Arc<Slow>) {
+    let slow = Arc::new(Slow {
+        delay,
+        ..Slow::default()
+    });
+    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
+    provider.notify_service(UserServiceRpcServer::from_arc(Arc::clone(&slow)));
+    match provider.start().await {
+        Ok(p) => (p, slow),
+        Err(e) => panic!("start: {e}"),
+    }
+}
+
+fn login(name: &str) -> LoginRequest {
+    LoginRequest {
+        name: name.as_bytes().to_vec(),
+        pwd: b"pw".to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn register_then_login_through_async_stubs() {
+    let p = common::demo_provider(common::local_config()).await;
+    let channel = MprpcChannel::direct(&p.local_addr().to_string());
+    let users = UserServiceRpcStub::new(channel.clone());
+    let reg = users
+        .register(&RegisterRequest {
+            id: 7,
+            name: b"zhang san".to_vec(),
+            pwd: b"123456".to_vec(),
+        })
+        .await;
+    assert!(matches!(reg, Ok(ref r) if r.success), "{reg:?}");
+    let ok = users
+        .login(&LoginRequest {
+            name: b"zhang san".to_vec(),
+            pwd: b"123456".to_vec(),
+        })
+        .await;
+    assert!(matches!(ok, Ok(ref r) if r.success), "{ok:?}");
+    let friends = FriendServiceRpcStub::new(channel)
+        .get_friends_list(&GetFriendsListRequest { userid: 1 })
+        .await;
+    assert!(
+        matches!(friends, Ok(ref r) if r.friends.len() == 3),
+        "{friends:?}"
+    );
+    p.shutdown().await.ok();
+}
+
+#[test]
+fn blocking_stub_works_without_a_runtime() {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let p = runtime.block_on(common::demo_provider(common::local_config()));
+    let channel = match BlockingChannel::direct(&p.local_addr().to_string()) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let stub = BlockingUserServiceRpcStub::new(channel);
+    let controller = MprpcController::with_timeout(Duration::from_secs(2));
+    let r = stub.login_with(&controller, &login("nobody"));
+    assert!(matches!(r, Ok(ref r) if !r.success));
+    assert!(!controller.failed());
+    drop(stub);
+    runtime.block_on(async {
+        // Inside a runtime the blocking stub refuses instead of panicking.
+        let inside = match BlockingChannel::direct(&p.local_addr().to_string()) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let r = BlockingUserServiceRpcStub::new(inside.clone()).login(&login("x"));
+        assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::Internal));
+        // Dropping a runtime inside a runtime panics: hand it to a thread.
+        std::thread::spawn(move || drop(inside)).join().ok();
+        p.shutdown().await.ok();
+    });
+}
+
+#[tokio::test]
+async fn many_concurrent_calls_share_one_connection() {
+    let (p, slow) = slow_provider(common::local_config(), Duration::from_millis(100)).await;
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    let started = Instant::now();
+    let calls = (0..500).map(|i| {
+        let stub = stub.clone();
+        tokio::spawn(async move {
+            stub.login(&login(if i % 2 == 0 { "ok" } else { "no" }))
+                .await
+        })
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(Ok(resp)) => assert_eq!(resp.success, i % 2 == 0),
+            other => panic!("call {i}: {other:?}"),
+        }
+    }
+    // 500 calls of 100 ms each finished together: they were in flight at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let peers = slow.peers.lock().map(|p| p.len()).unwrap_or(0);
+    assert_eq!(peers, 1, "all calls should use one connection");
+    p.shutdown().await.ok();
+}
+
+/// A descriptor naming a service or method the provider does not have.
+static NO_SUCH_SERVICE: ServiceDescriptor = ServiceDescriptor {
+    name: "NoSuchService",
+    full_name: "fixbug.NoSuchService",
+    methods: &["Login"],
+};
+static NO_SUCH_METHOD: ServiceDescriptor = ServiceDescriptor {
+    name: "UserServiceRpc",
+    full_name: "fixbug.UserServiceRpc",
+    methods: &["Logout"],
+};
+
+#[tokio::test]
+async fn every_provider_error_code_reaches_the_caller() {
+    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(300)).await;
+    let channel = MprpcChannel::direct(&p.local_addr().to_string());
+    let ctrl = MprpcController::new();
+
+    let r: Result<LoginResponse, _> = channel
+        .call(Some(&ctrl), &NO_SUCH_SERVICE, 0, &login("a"))
+        .await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::UnknownService));
+    assert!(
+        ctrl.failed() && ctrl.error_text().contains("NoSuchService"),
+        "{}",
+        ctrl.error_text()
+    );
+
+    let r: Result<LoginResponse, _> = channel
+        .call(Some(&ctrl), &NO_SUCH_METHOD, 0, &login("a"))
+        .await;
+    assert_eq!(ctrl.error_code(), ErrorCode::UnknownMethod);
+    assert!(ctrl.error_text().contains("Logout") && ctrl.error_text().contains("Login, Register"));
+    assert!(r.is_err());
+
+    // A RegisterRequest (field 1 = varint) is not a LoginRequest (field 1 = bytes).
+    let r: Result<LoginResponse, _> = channel
+        .call(
+            Some(&ctrl),
+            &USER_SERVICE_RPC_DESCRIPTOR,
+            0,
+            &RegisterRequest {
+                id: 5,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::BadRequest));
+
+    let stub = UserServiceRpcStub::new(channel.clone());
+    let r = stub.register_with(&ctrl, &RegisterRequest::default()).await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::HandlerError));
+    assert!(ctrl.error_text().contains("id 0 is reserved"));
+
+    ctrl.set_timeout(Duration::from_millis(50));
+    let r = stub.login_with(&ctrl, &login("ok")).await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::DeadlineExceeded));
+
+    // Success clears the recorded failure.
+    let r = stub
+        .register_with(
+            &ctrl,
+            &RegisterRequest {
+                id: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(r.is_ok() && !ctrl.failed());
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn provider_enforces_the_deadline_it_is_sent() {
+    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(500)).await;
+    // Raw request frame with timeout_ms = 50: the provider itself answers
+    // "deadline exceeded" without waiting for the 500 ms handler.
+    let mut s = TcpStream::connect(p.local_addr())
+        .await
+        .ok()
+        .unwrap_or_else(|| panic!("connect"));
+    let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
+    mprpc::frame::encode_request(
+        &mut out,
+        1,
+        50,
+        "UserServiceRpc",
+        "Login",
+        &login("ok"),
+        1 << 20,
+    )
+    .ok();
+    s.write_all(&out).await.ok();
+    let started = Instant::now();
+    let mut preamble = [0u8; 8];
+    s.read_exact(&mut preamble).await.ok();
+    assert_eq!(preamble, mprpc::frame::PREAMBLE);
+    let mut buf = bytes::BytesMut::new();
+    let frame = loop {
+        if let Ok(Some(f)) = mprpc::frame::try_decode(&mut buf, 1 << 20) {
+            break f;
+        }
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => panic!("connection closed"),
+            Ok(_) => {}
+        }
+    };
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert!(
+        matches!(
+            frame,
+            mprpc::frame::Frame::Response {
+                id: 1,
+                code: ErrorCode::DeadlineExceeded,
+                ..
+            }
+        ),
+        "{frame:?}"
+    );
+    // A raw client does not react to goaway: close it, or shutdown would
+    // wait out the drain timeout for it.
+    drop(s);
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn cancel_through_the_controller() {
+    let (p, _) = slow_provider(common::local_config(), Duration::from_secs(5)).await;
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    let ctrl = MprpcController::new();
+    let canceller = ctrl.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        canceller.start_cancel();
+    });
+    let started = Instant::now();
+    let r = stub.login_with(&ctrl, &login("ok")).await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::Cancelled));
+    assert!(ctrl.is_canceled() && started.elapsed() < Duration::from_secs(1));
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn in_flight_limit_answers_overloaded() {
+    let mut config = common::local_config();
+    config.limits.max_in_flight_per_connection = 4;
+    let (p, _) = slow_provider(config, Duration::from_millis(200)).await;
+    // The caller's own limit is higher, so it does send 20 at once.
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    let calls = (0..20).map(|_| {
+        let stub = stub.clone();
+        tokio::spawn(async move { stub.login(&login("ok")).await })
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let overloaded = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(e)) if e.code == ErrorCode::Overloaded))
+        .count();
+    assert_eq!((ok, overloaded), (4, 16));
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn connection_limit_answers_overloaded() {
+    let mut config = common::local_config();
+    config.limits.max_connections = 1;
+    let p = common::demo_provider(config).await;
+    let addr = p.local_addr().to_string();
+    let first = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
+    assert!(first.login(&login("a")).await.is_ok());
+    let second = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
+    let r = second.login(&login("a")).await;
+    let err = r
+        .err()
+        .unwrap_or_else(|| panic!("second connection should be refused"));
+    assert_eq!(err.code, ErrorCode::Overloaded);
+    assert!(err.message.contains("max_connections"), "{err}");
+    assert!(first.login(&login("a")).await.is_ok());
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn huge_length_prefix_gets_a_clear_error_and_provider_survives() {
+    let p = common::demo_provider(common::local_config()).await;
+    let mut s = match TcpStream::connect(p.local_addr()).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    s.write_all(&mprpc::frame::PREAMBLE).await.ok();
+    s.write_all(&[0xff, 0xff, 0xff, 0xf0, 1]).await.ok();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+    assert!(matches!(read, Ok(Ok(_))), "connection should be closed");
+    assert_eq!(&reply[..8], &mprpc::frame::PREAMBLE);
+    let mut rest = bytes::BytesMut::from(&reply[8..]);
+    match mprpc::frame::try_decode(&mut rest, 1 << 20) {
+        Ok(Some(mprpc::frame::Frame::ConnectionError { code, message })) => {
+            assert_eq!(code, ErrorCode::FrameTooLarge);
+            assert!(
+                message.contains("4294967280") && message.contains("max_frame_size"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a connection error frame, got {other:?}"),
+    }
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    assert!(stub.login(&login("a")).await.is_ok());
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn oversized_request_is_refused_locally() {
+    let p = common::demo_provider(common::local_config()).await;
+    let mut config = MprpcConfig::default();
+    config.limits.max_frame_size = 1024;
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct_with(
+        &config,
+        &p.local_addr().to_string(),
+    ));
+    let big = LoginRequest {
+        name: vec![b'x'; 4096],
+        pwd: Vec::new(),
+    };
+    assert_eq!(
+        stub.login(&big).await.err().map(|e| e.code),
+        Some(ErrorCode::FrameTooLarge)
+    );
+    p.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn unreachable_provider_is_a_transport_error() {
+    // Bind and drop to get a port nobody listens on.
+    let addr = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a,
+        Err(e) => panic!("{e}"),
+    };
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&addr.to_string()));
+    let err = stub.login(&login("a")).await.err();
+    assert_eq!(err.map(|e| e.code), Some(ErrorCode::Transport));
+}
