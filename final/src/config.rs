@@ -74,6 +74,9 @@ pub struct Timeouts {
     pub drain_ms: u64,
     /// How long a caller avoids a provider whose connection failed.
     pub eject_ms: u64,
+    /// How long to keep retrying (with backoff) when ZooKeeper is
+    /// unreachable at start.
+    pub zk_connect_ms: u64,
 }
 
 /// Load-balancing policy of [`crate::MprpcChannel`].
@@ -125,6 +128,7 @@ impl Default for Timeouts {
             handshake_ms: 5_000,
             drain_ms: 10_000,
             eject_ms: 5_000,
+            zk_connect_ms: 60_000,
         }
     }
 }

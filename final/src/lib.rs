@@ -17,6 +17,7 @@ pub mod proto;
 pub mod provider;
 pub mod registry;
 pub mod service;
+pub mod zk_client;
 
 pub use application::MprpcApplication;
 pub use channel::{BlockingChannel, MprpcChannel};
@@ -24,5 +25,6 @@ pub use config::{LoadBalance, MprpcConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
 pub use provider::{RpcProvider, RunningProvider};
-pub use registry::{ProviderList, Registry, StaticRegistry};
+pub use registry::{ProviderList, Registry, StaticRegistry, ZkRegistry};
 pub use service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
+pub use zk_client::ZkClient;

@@ -26,6 +26,10 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 
+pub mod zookeeper;
+
+pub use zookeeper::ZkRegistry;
+
 /// Provider addresses of one service ("ip:port" strings).
 pub type ProviderList = Arc<[String]>;
 
