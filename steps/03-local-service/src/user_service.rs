@@ -13,9 +13,18 @@ use std::sync::Mutex;
 /// A user account service. Nothing here knows about RPC yet.
 #[derive(Debug, Default)]
 pub struct UserService {
-    /// Registered users: id -> (name, password). A real service would keep
-    /// salted password hashes in a database, not plain text in memory.
-    users: Mutex<HashMap<u32, (Vec<u8>, Vec<u8>)>>,
+    /// Registered users by id.
+    users: Mutex<HashMap<u32, Account>>,
+}
+
+/// One registered user. A real service would keep a salted password hash
+/// in a database, not the plain password in memory.
+#[derive(Debug)]
+struct Account {
+    /// The login name.
+    name: Vec<u8>,
+    /// The password, as sent by the client.
+    pwd: Vec<u8>,
 }
 
 impl UserService {
@@ -27,7 +36,9 @@ impl UserService {
             .users
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        users.values().any(|(n, p)| n == name && p == pwd)
+        users
+            .values()
+            .any(|account| account.name == name && account.pwd == pwd)
     }
 
     /// Registers user `id`; false when the id is taken.
@@ -39,7 +50,13 @@ impl UserService {
         if users.contains_key(&id) {
             return false;
         }
-        users.insert(id, (name.to_vec(), pwd.to_vec()));
+        users.insert(
+            id,
+            Account {
+                name: name.to_vec(),
+                pwd: pwd.to_vec(),
+            },
+        );
         true
     }
 }

@@ -6,6 +6,7 @@
 //! test can run several providers with different configs in one process.
 
 use crate::config::{ConfigError, MprpcConfig};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The config file used when no `-i` is given: the one beside this step's
@@ -47,19 +48,24 @@ impl std::error::Error for InitError {}
 impl MprpcApplication {
     /// Reads the command line (without the program name) and loads the
     /// config file it names with `-i`, or [`DEFAULT_CONFIG`].
-    pub fn init<I>(args: I) -> Result<Self, InitError>
+    ///
+    /// Arguments are `OsString`s: a file name need not be UTF-8, and
+    /// `std::env::args()` would panic on one that is not.
+    pub fn init<I, A>(args: I) -> Result<Self, InitError>
     where
-        I: IntoIterator<Item = String>,
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
     {
         let mut config_path = PathBuf::from(DEFAULT_CONFIG);
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "-i" => match args.next() {
+            if arg == "-i" {
+                match args.next() {
                     Some(path) => config_path = PathBuf::from(path),
                     None => return Err(InitError::Usage("-i needs a config file".to_string())),
-                },
-                other => return Err(InitError::Usage(format!("unexpected argument {other:?}"))),
+                }
+            } else {
+                return Err(InitError::Usage(format!("unexpected argument {arg:?}")));
             }
         }
         let config = MprpcConfig::load(&config_path).map_err(InitError::Config)?;

@@ -7,7 +7,7 @@ use step::application::MprpcApplication;
 
 fn main() -> ExitCode {
     // ANCHOR: main
-    let app = match MprpcApplication::init(std::env::args().skip(1)) {
+    let app = match MprpcApplication::init(std::env::args_os().skip(1)) {
         Ok(app) => app,
         Err(error) => {
             eprintln!("error: {error}");

@@ -2,6 +2,7 @@
 //! the real binary.
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use step::application::{InitError, MprpcApplication};
 use step::config::{ConfigError, MprpcConfig};
@@ -14,8 +15,9 @@ zookeeperport = 2181
 "#;
 
 fn file_with(text: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+    let mut file = tempfile::NamedTempFile::new().expect("create a temp file");
+    file.write_all(text.as_bytes())
+        .expect("write the temp file");
     file
 }
 
@@ -29,7 +31,7 @@ fn init_with(text: &str) -> (tempfile::NamedTempFile, Result<MprpcApplication, I
 /// The message of a failed init, which must name the file.
 fn error_text(text: &str) -> String {
     let (file, result) = init_with(text);
-    let message = result.unwrap_err().to_string();
+    let message = result.expect_err("init must fail").to_string();
     assert!(
         message.contains(&file.path().display().to_string()),
         "{message}"
@@ -39,7 +41,7 @@ fn error_text(text: &str) -> String {
 
 #[test]
 fn default_config_is_the_steps_own_file() {
-    let app = MprpcApplication::init(Vec::new()).unwrap();
+    let app = MprpcApplication::init(Vec::<String>::new()).unwrap();
     assert!(app.config_path().ends_with("mprpc.toml"));
     assert_eq!(app.config().rpc_server_addr().to_string(), "127.0.0.1:8000");
 }
@@ -130,6 +132,20 @@ fn binary_exits_non_zero_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("rpcserverport"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A file name that is not UTF-8 is still just a file that does not exist.
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"/tmp/no-such-\xff.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_step-04"))
+        .arg("-i")
+        .arg(not_utf8)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config file /tmp/no-such-"),
+        "{stderr}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_step-04"))
         .output()
