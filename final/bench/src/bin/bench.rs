@@ -1,0 +1,144 @@
+//! `bench`: the benchmark's single executable.
+//!
+//! * `bench [--quick]` — the driver: starts servers and load generators as
+//!   child processes (this same executable), prints the table, writes
+//!   `final/bench/results/latest.{json,md}` and `book/src/images/benchmark.svg`.
+//! * `bench server --variant V` — one variant's server (started by the driver).
+//! * `bench load --variant V --addr A ...` — one load run (started by the driver).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mprpc_bench::driver::{self, Options};
+use mprpc_bench::load::{self, LoadSpec};
+use mprpc_bench::variant::Variant;
+use mprpc_bench::{BoxError, server};
+
+/// Loopback benchmark of `UserServiceRpc.Login`: mprpc vs tonic, tarpc, the
+/// course's design and a hand-written floor.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Started as a server or a load generator; absent means "drive the benchmark".
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Short run (1 round, 0.2 s warm-up, 0.5 s windows): a smoke test, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds (default 3, or 1 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Variants to measure, comma-separated (default: all available).
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<Variant>>,
+    /// Calls in flight, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,128")]
+    concurrency: Vec<usize>,
+    /// Where latest.json and latest.md go.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
+    results_dir: PathBuf,
+    /// Where the SVG chart goes.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/images/benchmark.svg"))]
+    svg: PathBuf,
+    /// Print and keep nothing on disk.
+    #[arg(long)]
+    no_write: bool,
+}
+
+/// The two child roles.
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Serve one variant until stdin closes.
+    Server {
+        /// Which implementation to serve.
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// Address to bind (port 0 = any free port; the chosen one is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
+    /// Run one load run and print its result as JSON.
+    Load {
+        /// Which client to use.
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// Server address.
+        #[arg(long)]
+        addr: SocketAddr,
+        /// Calls in flight.
+        #[arg(long)]
+        concurrency: usize,
+        /// Warm-up, milliseconds.
+        #[arg(long)]
+        warmup_ms: u64,
+        /// Measured window, milliseconds.
+        #[arg(long)]
+        window_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Dispatches on the role.
+fn real_main() -> Result<(), BoxError> {
+    let cli = Cli::parse();
+    match cli.role {
+        Some(Role::Server { variant, bind }) => {
+            tokio::runtime::Runtime::new()?.block_on(server::run(variant, bind))
+        }
+        Some(Role::Load {
+            variant,
+            addr,
+            concurrency,
+            warmup_ms,
+            window_ms,
+        }) => {
+            let spec = LoadSpec {
+                variant,
+                addr,
+                concurrency,
+                warmup: Duration::from_millis(warmup_ms),
+                window: Duration::from_millis(window_ms),
+            };
+            let result = tokio::runtime::Runtime::new()?.block_on(load::run(&spec))?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        None => {
+            let mut opts = Options::new(std::env::current_exe()?, cli.quick);
+            if let Some(rounds) = cli.rounds {
+                opts.rounds = rounds;
+            }
+            if let Some(variants) = cli.variants {
+                opts.variants = variants;
+            }
+            opts.concurrencies = cli.concurrency;
+            if !cli.no_write {
+                opts.results_dir = Some(cli.results_dir);
+                opts.svg = Some(cli.svg);
+            }
+            let report = driver::run(&opts)?;
+            println!("{}", report.to_markdown());
+            if let (Some(dir), Some(svg)) = (&opts.results_dir, &opts.svg) {
+                eprintln!(
+                    "wrote {}/latest.json, {}/latest.md and {}",
+                    dir.display(),
+                    dir.display(),
+                    svg.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The SVG chart for the book: throughput and p99 latency per variant,
+//! grouped by calls in flight, medians as bars and min–max as whiskers.
+//!
+//! plotters is built with only its SVG backend: text becomes `<text>`
+//! elements that the browser lays out, and plotters estimates text sizes
+//! itself, so no font files, font-kit or fontconfig are needed.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::BoxError;
+use crate::report::{Report, Stat, Summary};
+use crate::variant::Variant;
+
+/// Fill colour of a variant's bars.
+fn colour(variant: Variant) -> RGBColor {
+    match variant {
+        Variant::Final => RGBColor(0xd6, 0x27, 0x28),
+        Variant::Tonic => RGBColor(0x1f, 0x77, 0xb4),
+        Variant::Tarpc => RGBColor(0x2c, 0xa0, 0x2c),
+        Variant::Step => RGBColor(0x7f, 0x7f, 0x7f),
+        Variant::Floor => RGBColor(0x33, 0x33, 0x33),
+    }
+}
+
+/// Which metric a panel shows.
+#[derive(Debug, Clone, Copy)]
+enum Metric {
+    /// Calls per second, linear axis.
+    Throughput,
+    /// p99 latency, logarithmic axis.
+    P99,
+}
+
+impl Metric {
+    /// The metric's statistic in a cell.
+    fn stat(self, cell: &Summary) -> Stat {
+        match self {
+            Metric::Throughput => cell.calls_per_sec,
+            Metric::P99 => cell.p99_us,
+        }
+    }
+}
+
+/// Draws `report` as an SVG file at `path`.
+pub fn draw(report: &Report, path: &Path) -> Result<(), BoxError> {
+    let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "UserServiceRpc.Login over loopback, {} cores shared by server and load generator",
+        report.machine.nproc
+    );
+    let root = root.titled(&title, ("sans-serif", 18))?;
+    let (left, right) = root.split_horizontally(500);
+    panel(&left, report, Metric::Throughput)?;
+    panel(&right, report, Metric::P99)?;
+    root.present()?;
+    Ok(())
+}
+
+/// One panel: bars grouped by concurrency, one bar per variant.
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    report: &Report,
+    metric: Metric,
+) -> Result<(), BoxError> {
+    let concurrencies = &report.settings.concurrencies;
+    let variants: Vec<Variant> = report
+        .settings
+        .variants
+        .iter()
+        .copied()
+        .filter(|v| report.summary.iter().any(|s| s.variant == *v))
+        .collect();
+    let groups = concurrencies.len() as f64;
+    let top = report
+        .summary
+        .iter()
+        .map(|s| metric.stat(s).max)
+        .fold(0.0, f64::max);
+    let bottom = report
+        .summary
+        .iter()
+        .map(|s| metric.stat(s).min)
+        .fold(f64::INFINITY, f64::min);
+    let label_of = move |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < concurrencies.len() {
+            format!("{} in flight", concurrencies[i as usize])
+        } else {
+            String::new()
+        }
+    };
+    let bar_width = 0.8 / variants.len().max(1) as f64;
+    let slot = |group: usize, j: usize| {
+        let x0 = group as f64 - 0.4 + j as f64 * bar_width;
+        (x0 + bar_width * 0.08, x0 + bar_width * 0.92)
+    };
+
+    match metric {
+        Metric::Throughput => {
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    "Throughput, calls/s (bar: median, whisker: min–max)",
+                    ("sans-serif", 15),
+                )
+                .margin(12)
+                .x_label_area_size(28)
+                .y_label_area_size(56)
+                .build_cartesian_2d(-0.5f64..(groups - 0.5), 0f64..(top * 1.12).max(1.0))?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(concurrencies.len() * 2 + 1)
+                .x_label_formatter(&label_of)
+                .y_label_formatter(&|y| {
+                    if *y >= 1000.0 {
+                        format!("{:.0}k", y / 1000.0)
+                    } else {
+                        format!("{y:.0}")
+                    }
+                })
+                .draw()?;
+            for (j, &variant) in variants.iter().enumerate() {
+                let fill = colour(variant);
+                let cells: Vec<(usize, Stat)> = concurrencies
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(g, c)| {
+                        report
+                            .summary
+                            .iter()
+                            .find(|s| s.variant == variant && s.concurrency == *c)
+                            .map(|s| (g, metric.stat(s)))
+                    })
+                    .collect();
+                chart
+                    .draw_series(cells.iter().map(|(g, st)| {
+                        let (x0, x1) = slot(*g, j);
+                        Rectangle::new([(x0, 0.0), (x1, st.median)], fill.filled())
+                    }))?
+                    .label(variant.name())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
+                    });
+                chart.draw_series(cells.iter().map(|(g, st)| {
+                    let (x0, x1) = slot(*g, j);
+                    let mid = (x0 + x1) / 2.0;
+                    PathElement::new(vec![(mid, st.min), (mid, st.max)], BLACK.stroke_width(1))
+                }))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .border_style(BLACK.mix(0.3))
+                .background_style(WHITE.mix(0.9))
+                .label_font(("sans-serif", 13))
+                .draw()?;
+        }
+        Metric::P99 => {
+            let lo = (bottom / 2.0).max(1.0);
+            let hi = (top * 2.0).max(lo * 10.0);
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    "p99 latency, µs, log scale (lower is better)",
+                    ("sans-serif", 15),
+                )
+                .margin(12)
+                .x_label_area_size(28)
+                .y_label_area_size(56)
+                .build_cartesian_2d(-0.5f64..(groups - 0.5), (lo..hi).log_scale())?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(concurrencies.len() * 2 + 1)
+                .x_label_formatter(&label_of)
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .draw()?;
+            for (j, &variant) in variants.iter().enumerate() {
+                let fill = colour(variant);
+                let cells: Vec<(usize, Stat)> = concurrencies
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(g, c)| {
+                        report
+                            .summary
+                            .iter()
+                            .find(|s| s.variant == variant && s.concurrency == *c)
+                            .map(|s| (g, metric.stat(s)))
+                    })
+                    .collect();
+                chart
+                    .draw_series(cells.iter().map(|(g, st)| {
+                        let (x0, x1) = slot(*g, j);
+                        Rectangle::new([(x0, lo), (x1, st.median)], fill.filled())
+                    }))?
+                    .label(variant.name())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
+                    });
+                chart.draw_series(cells.iter().map(|(g, st)| {
+                    let (x0, x1) = slot(*g, j);
+                    let mid = (x0 + x1) / 2.0;
+                    PathElement::new(vec![(mid, st.min), (mid, st.max)], BLACK.stroke_width(1))
+                }))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .border_style(BLACK.mix(0.3))
+                .background_style(WHITE.mix(0.9))
+                .label_font(("sans-serif", 13))
+                .draw()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! The driver: starts one server process per variant, then for every round,
+//! every concurrency and every variant (order rotated each round so no
+//! variant always runs first or last) starts one load-generator process,
+//! and finally summarizes, prints and writes the report.
+//!
+//! It compiles nothing: the server and the load generator are this same
+//! executable started with `server` / `load`, so `cargo run --release` of the
+//! `bench` binary is all it takes.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::BoxError;
+use crate::load::LoadResult;
+use crate::report::{Failure, Machine, Report, Sample, Settings, loadavg, summarize};
+use crate::server::READY_PREFIX;
+use crate::variant::Variant;
+
+/// How long a server may take to print its address.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the driver should do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Executable that implements `server` and `load` (normally this one).
+    pub exe: PathBuf,
+    /// Variants, in report order.
+    pub variants: Vec<Variant>,
+    /// In-flight call counts.
+    pub concurrencies: Vec<usize>,
+    /// Rounds over all cells.
+    pub rounds: usize,
+    /// Warm-up per run.
+    pub warmup: Duration,
+    /// Measured window per run.
+    pub window: Duration,
+    /// Whether this is a `--quick` run (recorded in the report).
+    pub quick: bool,
+    /// Directory for `latest.json` and `latest.md`; nothing written if `None`.
+    pub results_dir: Option<PathBuf>,
+    /// Where the SVG chart goes; none drawn if `None`.
+    pub svg: Option<PathBuf>,
+    /// Progress lines on stderr.
+    pub verbose: bool,
+}
+
+impl Options {
+    /// The full benchmark (3 rounds, 1 s warm-up, 3 s window) or `--quick`
+    /// (1 round, 0.2 s warm-up, 0.5 s window), run by `exe`.
+    pub fn new(exe: PathBuf, quick: bool) -> Self {
+        let variants = Variant::ALL
+            .into_iter()
+            .filter(|v| *v != Variant::Final || crate::final_variant::AVAILABLE)
+            .collect();
+        Self {
+            exe,
+            variants,
+            concurrencies: vec![1, 16, 128],
+            rounds: if quick { 1 } else { 3 },
+            warmup: Duration::from_millis(if quick { 200 } else { 1000 }),
+            window: Duration::from_millis(if quick { 500 } else { 3000 }),
+            quick,
+            results_dir: None,
+            svg: None,
+            verbose: true,
+        }
+    }
+}
+
+/// A server child process; killed and reaped when dropped.
+#[derive(Debug)]
+struct ServerProcess {
+    /// The process (its stdin is a pipe we hold: closing it stops the server).
+    child: Child,
+    /// Where it listens.
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `exe server --variant <variant>` and waits for its address.
+    fn start(exe: &Path, variant: Variant) -> Result<Self, BoxError> {
+        let mut child = Command::new(exe)
+            .args([
+                "server",
+                "--variant",
+                variant.name(),
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {} server ({}): {e}", variant, exe.display()))?;
+        let stdout = child.stdout.take().ok_or("server stdout not captured")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the server can never block on a full pipe.
+            for _ in lines {}
+        });
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = match rx.recv_timeout(SERVER_START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => {
+                return Err(format!("{variant} server exited before announcing its address").into());
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{variant} server did not start within {SERVER_START_TIMEOUT:?}"
+                )
+                .into());
+            }
+        };
+        let addr = line
+            .strip_prefix(READY_PREFIX)
+            .ok_or_else(|| format!("{variant} server said {line:?}"))?;
+        server.addr = addr.parse()?;
+        Ok(server)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one load-generator process and parses its JSON line.
+fn run_load(
+    opts: &Options,
+    variant: Variant,
+    addr: SocketAddr,
+    concurrency: usize,
+) -> Result<LoadResult, BoxError> {
+    let output = Command::new(&opts.exe)
+        .args([
+            "load",
+            "--variant",
+            variant.name(),
+            "--addr",
+            &addr.to_string(),
+        ])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
+        .args(["--window-ms", &opts.window.as_millis().to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!(
+            "load generator failed ({}): {}",
+            output.status,
+            stderr.trim()
+        )
+        .into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout
+        .lines()
+        .last()
+        .ok_or("load generator printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Runs the whole benchmark as `opts` says; writes files if asked.
+pub fn run(opts: &Options) -> Result<Report, BoxError> {
+    if opts.variants.is_empty() || opts.concurrencies.is_empty() || opts.rounds == 0 {
+        return Err("nothing to measure".into());
+    }
+    let mut machine = Machine::probe();
+    let settings = Settings {
+        rounds: opts.rounds,
+        warmup_s: opts.warmup.as_secs_f64(),
+        window_s: opts.window.as_secs_f64(),
+        concurrencies: opts.concurrencies.clone(),
+        variants: opts.variants.clone(),
+        quick: opts.quick,
+    };
+
+    let mut servers = Vec::new();
+    for &variant in &opts.variants {
+        servers.push((variant, ServerProcess::start(&opts.exe, variant)?));
+    }
+
+    let mut samples = Vec::new();
+    let mut failures = Vec::new();
+    for round in 1..=opts.rounds {
+        let mut order = servers
+            .iter()
+            .map(|(v, s)| (*v, s.addr))
+            .collect::<Vec<_>>();
+        let shift = (round - 1) % order.len();
+        order.rotate_left(shift);
+        for &concurrency in &opts.concurrencies {
+            for &(variant, addr) in &order {
+                match run_load(opts, variant, addr, concurrency) {
+                    Ok(result) => {
+                        if opts.verbose {
+                            eprintln!(
+                                "round {round}/{}  {:>3} in flight  {:<5}  {:>9.0} calls/s  p50 {:>7.1} µs  p99 {:>8.1} µs  errors {}",
+                                opts.rounds,
+                                concurrency,
+                                variant,
+                                result.calls_per_sec,
+                                result.p50_us,
+                                result.p99_us,
+                                result.errors
+                            );
+                        }
+                        samples.push(Sample { round, result });
+                    }
+                    Err(err) => {
+                        if opts.verbose {
+                            eprintln!(
+                                "round {round}/{}  {concurrency:>3} in flight  {variant:<5}  FAILED: {err}",
+                                opts.rounds
+                            );
+                        }
+                        failures.push(Failure {
+                            round,
+                            variant,
+                            concurrency,
+                            error: err.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    drop(servers);
+    machine.loadavg_end = loadavg();
+
+    let (summary, ratios) = summarize(&settings, &samples);
+    let mut notes = vec![
+        "closed loop: each of the N in-flight slots sends its next call as soon as the previous one returns; \
+         calls/s counts calls completed inside the window, latency is per call as the caller sees it"
+            .to_owned(),
+        "the step variant runs without ZooKeeper (static address lookup); the course also opened a ZooKeeper \
+         session per call, so its real cost is higher"
+            .to_owned(),
+    ];
+    if !opts.variants.contains(&Variant::Final) {
+        notes.push(
+            "the final variant was not measured (not wired into this build), so its ratios are n/a"
+                .to_owned(),
+        );
+    }
+    let report = Report {
+        finished_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        machine,
+        settings,
+        descriptions: opts
+            .variants
+            .iter()
+            .map(|v| (*v, v.description().to_owned()))
+            .collect(),
+        summary,
+        ratios,
+        failures,
+        notes,
+        samples,
+    };
+
+    if let Some(dir) = &opts.results_dir {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("latest.json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        std::fs::write(dir.join("latest.md"), report.to_markdown())?;
+    }
+    if let Some(svg) = &opts.svg {
+        if let Some(parent) = svg.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        crate::chart::draw(&report, svg)?;
+    }
+    Ok(report)
+}

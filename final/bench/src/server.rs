@@ -1,0 +1,39 @@
+//! `bench server`: one variant's server in its own process.
+//!
+//! Protocol with the driver: the server binds, prints `LISTENING <addr>` on
+//! stdout, and serves until its stdin closes (the driver holds the other end,
+//! so a driver that dies takes its servers with it) or it is killed.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::variant::Variant;
+use crate::{BoxError, course, floor, grpc, rpc_tarpc};
+
+/// Line prefix the driver waits for.
+pub const READY_PREFIX: &str = "LISTENING ";
+
+/// Binds `bind`, announces the address, then serves `variant` forever.
+pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{READY_PREFIX}{addr}")?;
+        out.flush()?;
+    }
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        std::process::exit(0);
+    });
+    match variant {
+        Variant::Final => crate::final_variant::serve(listener).await,
+        Variant::Tonic => grpc::serve(listener).await,
+        Variant::Tarpc => rpc_tarpc::serve(listener).await,
+        Variant::Step => course::serve(listener).await,
+        Variant::Floor => floor::serve(listener).await,
+    }
+}
