@@ -10,8 +10,8 @@
 //!    ZooKeeper round trip on the call path);
 //! 2. a provider is chosen by the configured [`LoadBalance`] policy, skipping
 //!    providers whose connection recently failed or that are draining;
-//! 3. the call runs on the pooled, multiplexed [`Connection`] to that
-//!    provider, created on first use;
+//! 3. the call runs on the pooled, multiplexed connection to that provider
+//!    (private module `connection`), created on first use;
 //! 4. if the request provably never left (connect refused, connection already
 //!    closing) the next provider is tried — never after it may have been
 //!    sent, since the method might not be idempotent.

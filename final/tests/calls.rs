@@ -410,3 +410,26 @@ async fn unreachable_provider_is_a_transport_error() {
     let err = stub.login(&login("a")).await.err();
     assert_eq!(err.map(|e| e.code), Some(ErrorCode::Transport));
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_calls_in_flight() {
+    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(300)).await;
+    let addr = p.local_addr().to_string();
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let stub = stub.clone();
+            tokio::spawn(async move { stub.login(&login("ok")).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert!(p.shutdown().await.is_ok());
+    // Shutdown waited for the calls (not for the 10 s drain timeout).
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    for c in calls {
+        assert!(matches!(c.await, Ok(Ok(_))), "a call in flight failed during graceful shutdown");
+    }
+    // Afterwards nothing listens: new calls fail fast with a transport error.
+    assert_eq!(stub.login(&login("ok")).await.err().map(|e| e.code), Some(ErrorCode::Transport));
+}
