@@ -400,6 +400,44 @@ mod tests {
         assert_eq!(frames[1], Frame::Cancel { id: 7 });
     }
 
+    // ANCHOR: worked_example
+    /// The bytes the book walks through: Login{"zhang san", "123456"} as
+    /// call 1 with a 5 s deadline, and its answer `LoginResponse{result: {}}`.
+    #[test]
+    fn login_frame_bytes() {
+        let msg = crate::proto::fixbug::LoginRequest {
+            name: b"zhang san".to_vec(),
+            pwd: b"123456".to_vec(),
+        };
+        let mut wire = BytesMut::new();
+        let ok = encode_request(&mut wire, 1, 5000, "UserServiceRpc", "Login", &msg, 1 << 20);
+        assert!(ok.is_ok());
+        let response = crate::proto::fixbug::LoginResponse {
+            result: Some(Default::default()),
+            success: false,
+        };
+        encode_response(&mut wire, 1, ErrorCode::Ok, &prost::Message::encode_to_vec(&response));
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = [
+            "00000035",                               // length: 53 bytes follow
+            "01",                                     // kind: request
+            "0000000000000001",                       // call id 1
+            "00001388",                               // timeout 5000 ms
+            "0e",                                     // service name: 14 bytes
+            "5573657253657276696365527063",           // "UserServiceRpc"
+            "05",                                     // method name: 5 bytes
+            "4c6f67696e",                             // "Login"
+            "0a097a68616e672073616e1206313233343536", // LoginRequest, 19 bytes
+            "0000000c",                               // length: 12 bytes follow
+            "02",                                     // kind: response
+            "0000000000000001",                       // call id 1
+            "00",                                     // code: ok
+            "0a00",                                   // LoginResponse{result: {}}
+        ];
+        assert_eq!(hex, expected.concat());
+    }
+    // ANCHOR_END: worked_example
+
     #[test]
     fn oversized_length_is_rejected_before_allocation() {
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1][..]);
