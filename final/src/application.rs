@@ -31,8 +31,10 @@ pub struct MprpcApplication;
 
 impl MprpcApplication {
     /// Parses the process's command line (`-i <file>`, default
-    /// `default_config`), loads the config, installs the logger, and
-    /// returns the config. Calling it again returns the first config.
+    /// `default_config`), loads the config, installs the asynchronous file
+    /// logger (`log_dir`, `log_level`), and returns the config. Calling it
+    /// again returns the first config. Call [`crate::logger::flush`] before
+    /// `main` returns so no queued log line is lost.
     pub fn init(default_config: &str) -> Result<&'static MprpcConfig, Error> {
         Self::init_from(std::env::args_os(), default_config)
     }
@@ -50,8 +52,13 @@ impl MprpcApplication {
         let args = Args::try_parse_from(args).map_err(|e| Error::Config(e.render().to_string()))?;
         let path = args.config.unwrap_or_else(|| default_config.into());
         let config = MprpcConfig::load(&path)?;
-        crate::logger::init();
-        log::info!("mprpc: loaded {}", path.display());
+        // A second init (or another `log` backend) keeps the first logger.
+        if let Ok(guard) = crate::logger::Logger::init(&config.log_dir, config.log_level_filter()) {
+            // The guard would flush when dropped, but we return the config,
+            // not the guard: `main` calls `mprpc::logger::flush()` instead.
+            std::mem::forget(guard);
+        }
+        log::info!("loaded {}", path.display());
         Ok(CONFIG.get_or_init(|| config))
     }
 

@@ -223,7 +223,7 @@ impl MprpcChannel {
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
-                    log::warn!("mprpc: {e}; trying another provider of {}", service.name);
+                    log::warn!("{e}; trying another provider of {}", service.name);
                     self.inner.eject(addr);
                     last_err = Some(e);
                     continue;
@@ -375,7 +375,7 @@ impl ChannelInner {
     /// A connection reported draining or death: take its provider out now,
     /// without waiting for ZooKeeper to tell us.
     fn on_event(&self, addr: &str, serial: u64, event: ConnEvent) {
-        log::debug!("mprpc: connection {serial} to {addr}: {event:?}");
+        log::debug!("connection {serial} to {addr}: {event:?}");
         let mut pool = lock(&self.pool);
         if pool.get(addr).is_some_and(|c| c.serial() == serial) {
             pool.remove(addr);

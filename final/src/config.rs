@@ -35,6 +35,11 @@ pub struct MprpcConfig {
     pub zk_root: String,
     /// How callers choose among providers.
     pub load_balance: LoadBalance,
+    /// Directory of the daily log files written by [`crate::logger`].
+    pub log_dir: String,
+    /// Least severe level logged: "error", "warn", "info", "debug", "trace"
+    /// or "off".
+    pub log_level: String,
     /// Resource limits, enforced by providers and callers.
     pub limits: Limits,
     /// Timeouts.
@@ -103,6 +108,8 @@ impl Default for MprpcConfig {
             zk_session_timeout_ms: 30_000,
             zk_root: "/mprpc".into(),
             load_balance: LoadBalance::default(),
+            log_dir: "logs".into(),
+            log_level: "info".into(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             static_registry: BTreeMap::new(),
@@ -174,6 +181,12 @@ impl MprpcConfig {
                     .into(),
             ));
         }
+        if self.log_level.parse::<log::LevelFilter>().is_err() {
+            return Err(Error::Config(format!(
+                "log_level = {:?} is not one of off, error, warn, info, debug, trace",
+                self.log_level
+            )));
+        }
         if self.zookeeperport.is_some() && self.zookeeperip.is_none() {
             return Err(Error::Config(
                 "zookeeperport is set but zookeeperip is not".into(),
@@ -193,6 +206,12 @@ impl MprpcConfig {
         self.zookeeperip
             .as_ref()
             .map(|ip| format!("{ip}:{}", self.zookeeperport.unwrap_or(2181)))
+    }
+
+    /// [`log_level`](Self::log_level) parsed (validated on load; `Info` if
+    /// the field was changed to something invalid afterwards).
+    pub fn log_level_filter(&self) -> log::LevelFilter {
+        self.log_level.parse().unwrap_or(log::LevelFilter::Info)
     }
 
     /// ZooKeeper session timeout as a duration.

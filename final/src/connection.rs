@@ -325,7 +325,7 @@ async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
                 break;
             }
             if let Err(e) = wr.write_all(&batch).await {
-                log::warn!("mprpc: writing to {} failed: {e}", shared.addr);
+                log::warn!("writing to {} failed: {e}", shared.addr);
                 fail_connection(
                     &shared,
                     RpcError::new(
@@ -417,7 +417,7 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<RpcError> {
             None
         }
         Frame::GoAway => {
-            log::info!("mprpc: {} is draining; new calls go elsewhere", shared.addr);
+            log::info!("{} is draining; new calls go elsewhere", shared.addr);
             let _ = shared.state.compare_exchange(
                 state::OPEN,
                 state::DRAINING,
@@ -445,11 +445,7 @@ fn fail_connection(shared: &Shared, err: RpcError) {
     let previous = shared.state.swap(state::DEAD, Ordering::SeqCst);
     let pending: Vec<_> = lock(&shared.pending).drain().collect();
     if !pending.is_empty() {
-        log::warn!(
-            "mprpc: {} calls to {} failed: {err}",
-            pending.len(),
-            shared.addr
-        );
+        log::warn!("{} calls to {} failed: {err}", pending.len(), shared.addr);
     }
     for (_, tx) in pending {
         let _ = tx.send(Err(err.clone()));

@@ -416,7 +416,12 @@ mod tests {
             result: Some(Default::default()),
             success: false,
         };
-        encode_response(&mut wire, 1, ErrorCode::Ok, &prost::Message::encode_to_vec(&response));
+        encode_response(
+            &mut wire,
+            1,
+            ErrorCode::Ok,
+            &prost::Message::encode_to_vec(&response),
+        );
         let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
         let expected = [
             "00000035",                               // length: 53 bytes follow

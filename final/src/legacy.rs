@@ -199,7 +199,7 @@ pub(crate) async fn serve(
     match svc.call(index, ctx, request.args).await {
         Ok(response) => {
             if let Err(e) = stream.write_all(&response).await {
-                log::debug!("mprpc: legacy {peer}: writing the response failed: {e}");
+                log::debug!("legacy {peer}: writing the response failed: {e}");
             }
             let _ = stream.shutdown().await;
         }
@@ -209,8 +209,6 @@ pub(crate) async fn serve(
 
 /// Logs why a legacy call gets no reply, and closes.
 async fn close(mut stream: TcpStream, peer: SocketAddr, why: &str) {
-    log::warn!(
-        "mprpc: legacy caller {peer}: {why}; closing (the course format cannot carry errors)"
-    );
+    log::warn!("legacy caller {peer}: {why}; closing (the course format cannot carry errors)");
     let _ = stream.shutdown().await;
 }

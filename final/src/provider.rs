@@ -127,9 +127,9 @@ impl RpcProvider {
             .insert(name.as_bytes().to_vec(), Arc::new(service))
             .is_some()
         {
-            log::warn!("mprpc: service {name} published twice; the last one wins");
+            log::warn!("service {name} published twice; the last one wins");
         }
-        log::info!("mprpc: published {name}");
+        log::info!("published {name}");
         self
     }
 
@@ -182,10 +182,7 @@ impl RpcProvider {
         for name in &names {
             registry.register(name, &advertised).await?;
         }
-        log::info!(
-            "mprpc: provider serving {} on {advertised}",
-            names.join(", ")
-        );
+        log::info!("provider serving {} on {advertised}", names.join(", "));
         Ok(RunningProvider {
             local_addr,
             advertised,
@@ -202,7 +199,7 @@ impl RpcProvider {
     pub async fn run(self) -> Result<(), Error> {
         let running = self.start().await?;
         wait_for_signal().await;
-        log::info!("mprpc: shutdown requested");
+        log::info!("shutdown requested");
         running.shutdown().await
     }
 }
@@ -274,9 +271,7 @@ impl RunningProvider {
         let mut first_err = None;
         for name in &self.services {
             if let Err(e) = self.registry.deregister(name, &self.advertised).await {
-                log::warn!(
-                    "mprpc: deregistering {name} failed: {e}; callers will learn from goaway"
-                );
+                log::warn!("deregistering {name} failed: {e}; callers will learn from goaway");
                 first_err.get_or_insert(e);
             }
         }
@@ -284,7 +279,7 @@ impl RunningProvider {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        log::info!("mprpc: provider {} stopped", self.advertised);
+        log::info!("provider {} stopped", self.advertised);
         first_err.map_or(Ok(()), Err)
     }
     // ANCHOR_END: shutdown
@@ -331,14 +326,14 @@ async fn accept_loop(
                         // slow peer cannot stall accepting; the handshake
                         // timeout bounds how long each one lives.
                         Err(_) => {
-                            log::warn!("mprpc: refusing {peer}: max_connections = {max_connections} reached");
+                            log::warn!("refusing {peer}: max_connections = {max_connections} reached");
                             conns.spawn(refuse(stream, Arc::clone(&shared), max_connections));
                         }
                     }
                 }
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.
-                    log::warn!("mprpc: accept failed: {e}");
+                    log::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -353,7 +348,7 @@ async fn accept_loop(
         tokio::select! {
             next = conns.join_next() => if next.is_none() { break },
             _ = &mut drain => {
-                log::warn!("mprpc: drain timeout: closing {} connections that are still busy", conns.len());
+                log::warn!("drain timeout: closing {} connections that are still busy", conns.len());
                 conns.abort_all();
                 break;
             }
@@ -406,12 +401,9 @@ async fn serve_connection(
     match first {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return, // connected and left (port probes)
-        Ok(Err(e)) => return log::debug!("mprpc: {peer}: read failed before the first frame: {e}"),
+        Ok(Err(e)) => return log::debug!("{peer}: read failed before the first frame: {e}"),
         Err(_) => {
-            return log::warn!(
-                "mprpc: {peer} sent nothing within {:?}; closing",
-                shared.handshake
-            );
+            return log::warn!("{peer} sent nothing within {:?}; closing", shared.handshake);
         }
     }
     // ANCHOR: detect
@@ -499,7 +491,7 @@ async fn serve_mprpc(
                 Ok(Some(f)) => st.on_frame(f).await,
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("mprpc: {peer}: {e}");
+                    log::warn!("{peer}: {e}");
                     frame::encode_connection_error(&mut st.out, e.code(), &e.to_string());
                     let _ = wr.write_all(&st.out).await;
                     let _ = wr.shutdown().await;
@@ -516,7 +508,7 @@ async fn serve_mprpc(
                 Ok(0) => read_closed = true,
                 Ok(_) => {}
                 Err(e) => {
-                    log::debug!("mprpc: {peer}: read failed: {e}");
+                    log::debug!("{peer}: read failed: {e}");
                     return;
                 }
             },
@@ -528,7 +520,7 @@ async fn serve_mprpc(
             }
             r = wr.write_buf(&mut st.out), if !st.out.is_empty() => {
                 if let Err(e) = r {
-                    log::debug!("mprpc: {peer}: write failed: {e}");
+                    log::debug!("{peer}: write failed: {e}");
                     return;
                 }
             }
@@ -565,7 +557,7 @@ impl ConnState<'_> {
             }
             Frame::Response { .. } | Frame::GoAway | Frame::ConnectionError { .. } => {
                 log::warn!(
-                    "mprpc: {}: ignoring a provider-side frame sent by a caller",
+                    "{}: ignoring a provider-side frame sent by a caller",
                     self.peer
                 );
             }
@@ -671,7 +663,7 @@ impl ConnState<'_> {
                     body.len(),
                     self.shared.max_frame_size
                 );
-                log::warn!("mprpc: {}: call {id}: {msg}", self.peer);
+                log::warn!("{}: call {id}: {msg}", self.peer);
                 frame::encode_response(&mut self.out, id, ErrorCode::FrameTooLarge, msg.as_bytes());
             }
             Err(status) => {
@@ -683,6 +675,6 @@ impl ConnState<'_> {
 
 /// The status reported for a handler that panicked.
 fn panicked(service: &str, method: &str) -> Status {
-    log::error!("mprpc: handler {service}.{method} panicked");
+    log::error!("handler {service}.{method} panicked");
     Status::handler(format!("handler {service}.{method} panicked"))
 }

@@ -426,10 +426,20 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
     let started = Instant::now();
     assert!(p.shutdown().await.is_ok());
     // Shutdown waited for the calls (not for the 10 s drain timeout).
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     for c in calls {
-        assert!(matches!(c.await, Ok(Ok(_))), "a call in flight failed during graceful shutdown");
+        assert!(
+            matches!(c.await, Ok(Ok(_))),
+            "a call in flight failed during graceful shutdown"
+        );
     }
     // Afterwards nothing listens: new calls fail fast with a transport error.
-    assert_eq!(stub.login(&login("ok")).await.err().map(|e| e.code), Some(ErrorCode::Transport));
+    assert_eq!(
+        stub.login(&login("ok")).await.err().map(|e| e.code),
+        Some(ErrorCode::Transport)
+    );
 }

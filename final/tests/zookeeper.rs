@@ -339,3 +339,28 @@ fn zookeeper_coming_up_late_is_waited_for() -> TestResult {
     assert_ne!(registry.session_id(), 0);
     Ok(())
 }
+
+#[test]
+fn config_driven_provider_and_caller_meet_through_zookeeper() -> TestResult {
+    let server = ZkServer::start()?;
+    let text = format!(
+        "rpcserverip = \"127.0.0.1\"\nrpcserverport = 0\nzookeeperip = \"127.0.0.1\"\nzookeeperport = {}\n\
+         zk_session_timeout_ms = 2000\nzk_root = \"/configured\"\n",
+        server.port()
+    );
+    let config = MprpcConfig::from_toml(&text)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut provider = RpcProvider::new(config.clone());
+        provider.notify_service(UserServiceRpcServer::new(
+            mprpc::demo::UserService::default(),
+        ));
+        let running = provider.start().await?;
+        let channel = MprpcChannel::from_config(&config).await?;
+        let reply = UserServiceRpcStub::new(channel).login(&login()).await;
+        assert!(matches!(reply, Ok(ref r) if !r.success), "{reply:?}");
+        running.shutdown().await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}

@@ -100,7 +100,7 @@ impl Registry for StaticRegistry {
     fn register<'a>(&'a self, service: &'a str, addr: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         // Nothing to announce: callers read the same config file. A real
         // deployment without ZooKeeper would use DNS or a load balancer here.
-        log::debug!("mprpc: static registry: {service} at {addr} (not announced)");
+        log::debug!("static registry: {service} at {addr} (not announced)");
         Box::pin(async { Ok(()) })
     }
 
@@ -139,9 +139,7 @@ impl Registry for StaticRegistry {
 /// else the `[static_registry]` table.
 pub async fn from_config(config: &crate::MprpcConfig) -> Result<Arc<dyn Registry>, Error> {
     match config.zookeeper_address() {
-        Some(addr) => Err(Error::Registry(format!(
-            "ZooKeeper at {addr}: not supported yet"
-        ))),
+        Some(_) => Ok(Arc::new(ZkRegistry::from_config(config).await?)),
         None => Ok(Arc::new(StaticRegistry::new(
             config.static_registry.clone(),
         ))),

@@ -215,9 +215,7 @@ async fn connect_with_backoff(
         match result {
             Ok(client) => {
                 if attempt > 1 {
-                    log::info!(
-                        "mprpc: connected to ZooKeeper at {connect} after {attempt} attempts"
-                    );
+                    log::info!("connected to ZooKeeper at {connect} after {attempt} attempts");
                 }
                 return Ok(client);
             }
@@ -229,7 +227,7 @@ async fn connect_with_backoff(
                     )));
                 }
                 log::warn!(
-                    "mprpc: ZooKeeper at {connect} unreachable (attempt {attempt}): {e}; retrying in {delay:?}"
+                    "ZooKeeper at {connect} unreachable (attempt {attempt}): {e}; retrying in {delay:?}"
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_BACKOFF);
@@ -246,7 +244,7 @@ async fn supervise(inner: Arc<Inner>) {
         let client = inner.client();
         let end = client.session_ended().await;
         log::warn!(
-            "mprpc: ZooKeeper session {:#x} ended ({end:?}); opening a new one",
+            "ZooKeeper session {:#x} ended ({end:?}); opening a new one",
             client.session_id()
         );
         drop(client);
@@ -254,18 +252,18 @@ async fn supervise(inner: Arc<Inner>) {
             Ok(c) => c,
             Err(e) => {
                 // Unreachable with no deadline; keep the loop total anyway.
-                log::error!("mprpc: {e}");
+                log::error!("{e}");
                 continue;
             }
         };
-        log::info!("mprpc: new ZooKeeper session {:#x}", fresh.session_id());
+        log::info!("new ZooKeeper session {:#x}", fresh.session_id());
         *lock(&inner.client) = Arc::new(fresh);
         inner.generation.send_modify(|g| *g += 1);
         let registrations: Vec<_> = lock(&inner.registrations).iter().cloned().collect();
         for (service, addr) in &registrations {
             match inner.create_provider_node(service, addr).await {
-                Ok(()) => log::info!("mprpc: re-registered {service} at {addr}"),
-                Err(e) => log::error!("mprpc: re-registering {service} at {addr} failed: {e}"),
+                Ok(()) => log::info!("re-registered {service} at {addr}"),
+                Err(e) => log::error!("re-registering {service} at {addr} failed: {e}"),
             }
         }
     }
@@ -286,7 +284,7 @@ async fn follow(inner: Arc<Inner>, service: String, tx: watch::Sender<ProviderLi
                 children.sort();
                 let list: ProviderList = children.into();
                 if **tx.borrow() != *list {
-                    log::info!("mprpc: providers of {service}: [{}]", list.join(", "));
+                    log::info!("providers of {service}: [{}]", list.join(", "));
                 }
                 tx.send_replace(list);
                 delay = FIRST_BACKOFF;
@@ -304,9 +302,7 @@ async fn follow(inner: Arc<Inner>, service: String, tx: watch::Sender<ProviderLi
             }
             Err(e) => {
                 // Keep the last list: a ZooKeeper hiccup must not stop calls.
-                log::warn!(
-                    "mprpc: watching providers of {service} failed: {e}; retrying in {delay:?}"
-                );
+                log::warn!("watching providers of {service} failed: {e}; retrying in {delay:?}");
                 tokio::select! {
                     _ = generation.changed() => {}
                     _ = tokio::time::sleep(delay) => {}
@@ -328,7 +324,7 @@ impl Registry for ZkRegistry {
                 .create_provider_node(service, addr)
                 .await
                 .map_err(|e| Error::Registry(format!("registering {service} at {addr}: {e}")))?;
-            log::info!("mprpc: registered {service} at {addr} in ZooKeeper");
+            log::info!("registered {service} at {addr} in ZooKeeper");
             Ok(())
         })
     }
@@ -374,7 +370,7 @@ impl Registry for ZkRegistry {
             let wait = self.inner.session_timeout.max(Duration::from_secs(1));
             if tokio::time::timeout(wait, rx.changed()).await.is_err() {
                 log::warn!(
-                    "mprpc: no provider list for {service} from ZooKeeper within {wait:?}; using an empty one for now"
+                    "no provider list for {service} from ZooKeeper within {wait:?}; using an empty one for now"
                 );
             }
             Ok(rx)
