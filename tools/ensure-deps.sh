@@ -7,6 +7,8 @@
 #   zookeeper      Debian's package (3.8, on the installed Java 17); tests
 #                  start their own server from its jars
 #   chromium       Debian's package, for the book's browser check
+#   graphviz       Debian's package, for tools/diagrams.sh --check; with
+#                  fonts-liberation2, the fonts the diagrams are measured in
 
 MDBOOK_VERSION=0.5.4
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -39,4 +41,9 @@ fi
 
 if [ -x tools/check_browser.sh ] && [ -z "${SKIP_BROWSER_CHECK:-}" ] && ! command -v chromium >/dev/null; then
     need_root_for chromium
+fi
+
+if [ -x tools/diagrams.sh ] && { ! command -v dot >/dev/null ||
+    [ "$(fc-match -f '%{family}' 'Liberation Sans')" != "Liberation Sans" ]; }; then
+    need_root_for "graphviz fonts-liberation2"
 fi
