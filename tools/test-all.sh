@@ -16,6 +16,7 @@ stage "clippy";     cargo clippy --workspace --all-targets --quiet -- -D warning
 stage "tests";      cargo test --workspace
 stage "generated book files (step diffs, run outputs)"
 python3 tools/gen.py --check
+stage "diagrams";   tools/diagrams.sh --check
 stage "book";       mdbook build book
 python3 tools/check_book.py
 if [ -x tools/check_browser.sh ] && [ -z "${SKIP_BROWSER_CHECK:-}" ]; then
