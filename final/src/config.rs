@@ -75,6 +75,13 @@ pub struct Timeouts {
     /// How long a new connection may take to send its first bytes, and a
     /// legacy caller its whole request.
     pub handshake_ms: u64,
+    /// How long an mprpc connection may make no progress (no byte read or
+    /// written, no call running) before the provider acts: a connection
+    /// stalled in the middle of a frame, or not reading its responses, is
+    /// closed; an idle one is sent goaway, and closed if it is still there
+    /// after another `idle_ms`. 0 = never. Without this a caller that sends
+    /// half a frame and goes silent holds a connection slot forever.
+    pub idle_ms: u64,
     /// How long graceful shutdown waits for callers to finish.
     pub drain_ms: u64,
     /// How long a caller avoids a provider whose connection failed.
@@ -133,6 +140,7 @@ impl Default for Timeouts {
             call_ms: 5_000,
             connect_ms: 1_000,
             handshake_ms: 5_000,
+            idle_ms: 60_000,
             drain_ms: 10_000,
             eject_ms: 5_000,
             zk_connect_ms: 60_000,

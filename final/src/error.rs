@@ -32,8 +32,6 @@ pub enum ErrorCode {
     Overloaded = 6,
     /// A frame was larger than the receiver's `max_frame_size`.
     FrameTooLarge = 7,
-    /// The provider is shutting down and accepts no new calls.
-    ShuttingDown = 8,
     /// Caller side: connecting, writing or reading failed, or the connection
     /// closed while the call was in flight.
     Transport = 100,
@@ -64,7 +62,6 @@ impl ErrorCode {
             5 => ErrorCode::DeadlineExceeded,
             6 => ErrorCode::Overloaded,
             7 => ErrorCode::FrameTooLarge,
-            8 => ErrorCode::ShuttingDown,
             _ => ErrorCode::Protocol,
         }
     }
@@ -80,7 +77,6 @@ impl ErrorCode {
             ErrorCode::DeadlineExceeded => "deadline exceeded",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::FrameTooLarge => "frame too large",
-            ErrorCode::ShuttingDown => "shutting down",
             ErrorCode::Transport => "transport error",
             ErrorCode::Protocol => "protocol error",
             ErrorCode::BadResponse => "bad response",

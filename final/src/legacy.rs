@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -90,29 +91,49 @@ pub async fn call<Req: Message, Resp: Message + Default>(
 }
 
 /// A parsed legacy request.
-struct Request {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
     /// Service name bytes.
-    service: Vec<u8>,
+    pub service: Vec<u8>,
     /// Method name bytes.
-    method: Vec<u8>,
+    pub method: Vec<u8>,
     /// Serialized request message.
-    args: bytes::Bytes,
+    pub args: bytes::Bytes,
 }
 
-// ANCHOR: legacy_read
-/// Reads one legacy request; `buf` already holds at least the first four bytes.
-async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<Request, String> {
+/// What [`try_decode`] found at the front of the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// The request is not complete: the buffer must hold at least this many
+    /// bytes before it is worth calling [`try_decode`] again. The number was
+    /// already checked against the limit.
+    NeedBytes(usize),
+    /// A whole request; its bytes were taken off the buffer.
+    Request(Request),
+}
+
+// ANCHOR: legacy_decode
+/// Decodes one legacy request from the front of `buf`, without any I/O, so
+/// that it can be tested and fuzzed on its own.
+///
+/// Both peer-controlled lengths are checked against `max` before anything
+/// is reserved: first `header_size` (the 4-byte prefix), then `args_size`
+/// (inside the RpcHeader). Once a size is accepted the buffer is reserved to
+/// it in one go. On error nothing is consumed; the caller closes.
+pub fn try_decode(buf: &mut BytesMut, max: usize) -> Result<Decoded, String> {
+    if buf.len() < 4 {
+        return Ok(Decoded::NeedBytes(4));
+    }
     let header_size = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     if 4 + header_size > max {
         return Err(format!(
             "header_size {header_size} exceeds max_frame_size {max}"
         ));
     }
-    fill(stream, buf, 4 + header_size).await?;
+    if buf.len() < 4 + header_size {
+        buf.reserve(4 + header_size - buf.len());
+        return Ok(Decoded::NeedBytes(4 + header_size));
+    }
     let header =
         RpcHeader::decode(&buf[4..4 + header_size]).map_err(|e| format!("bad RpcHeader: {e}"))?;
     let total = 4 + header_size + header.args_size as usize;
@@ -122,36 +143,48 @@ async fn read_request(
             header.args_size
         ));
     }
-    fill(stream, buf, total).await?;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(Decoded::NeedBytes(total));
+    }
     buf.advance(4 + header_size);
-    Ok(Request {
+    Ok(Decoded::Request(Request {
         service: header.service_name,
         method: header.method_name,
         args: buf.split_to(header.args_size as usize).freeze(),
-    })
+    }))
 }
-// ANCHOR_END: legacy_read
+// ANCHOR_END: legacy_decode
 
-/// Reads until `buf` holds `n` bytes (`n` was already checked against the
-/// limit, so reserving it is safe).
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<(), String> {
-    if buf.len() < n {
-        buf.reserve(n - buf.len());
-    }
-    while buf.len() < n {
-        match stream.read_buf(buf).await {
-            Ok(0) => {
-                return Err(format!(
-                    "connection closed after {} of {n} bytes",
-                    buf.len()
-                ));
+// ANCHOR: legacy_read
+/// Reads one legacy request. Decoding is retried only once the buffer holds
+/// the size [`try_decode`] asked for, so a peer trickling a large header one
+/// byte at a time does not make us re-parse it on every read.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Request, String> {
+    loop {
+        let needed = match try_decode(buf, max)? {
+            Decoded::Request(r) => return Ok(r),
+            Decoded::NeedBytes(n) => n,
+        };
+        while buf.len() < needed {
+            match stream.read_buf(buf).await {
+                Ok(0) => {
+                    return Err(format!(
+                        "connection closed after {} of {needed} bytes",
+                        buf.len()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("read failed: {e}")),
             }
-            Ok(_) => {}
-            Err(e) => return Err(format!("read failed: {e}")),
         }
     }
-    Ok(())
 }
+// ANCHOR_END: legacy_read
 
 /// Serves one legacy call on `stream`, then closes it.
 pub(crate) async fn serve(
@@ -196,10 +229,19 @@ pub(crate) async fn serve(
         call_id: 0,
         legacy: true,
     };
-    match svc.call(index, ctx, request.args).await {
+    // A panicking handler fails this call only, as on the framed path.
+    let result = std::panic::AssertUnwindSafe(svc.call(index, ctx, request.args))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(crate::Status::handler("handler panicked")));
+    match result {
         Ok(response) => {
-            if let Err(e) = stream.write_all(&response).await {
-                log::debug!("legacy {peer}: writing the response failed: {e}");
+            // Bounded like the read: a caller that never reads must not
+            // hold the connection forever.
+            match tokio::time::timeout(read_timeout, stream.write_all(&response)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("legacy {peer}: writing the response failed: {e}"),
+                Err(_) => log::warn!("legacy {peer}: response not taken within {read_timeout:?}"),
             }
             let _ = stream.shutdown().await;
         }

@@ -98,6 +98,8 @@ struct Shared {
     max_in_flight: usize,
     /// Time allowed for a connection's first bytes / a legacy request.
     handshake: Duration,
+    /// Longest time an mprpc connection may make no progress; `None` = no limit.
+    idle: Option<Duration>,
     /// How long shutdown waits for callers.
     drain: Duration,
 }
@@ -168,6 +170,7 @@ impl RpcProvider {
             max_frame_size: self.config.limits.max_frame_size,
             max_in_flight: self.config.limits.max_in_flight_per_connection,
             handshake: Duration::from_millis(self.config.timeouts.handshake_ms.max(1)),
+            idle: crate::config::Timeouts::opt(self.config.timeouts.idle_ms),
             drain: Duration::from_millis(self.config.timeouts.drain_ms),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -484,6 +487,11 @@ async fn serve_mprpc(
     let (mut rd, mut wr) = stream.split();
     let mut read_closed = false;
     let mut draining = false;
+    // Idle detection costs one timestamp per event: the timer is only
+    // re-armed when it fires, from the last sign of progress.
+    let mut progress = Instant::now();
+    let idle_timer = tokio::time::sleep(shared.idle.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(idle_timer);
     loop {
         // Handle every complete frame already received.
         loop {
@@ -506,7 +514,7 @@ async fn serve_mprpc(
         tokio::select! {
             r = rd.read_buf(&mut inbuf), if can_read => match r {
                 Ok(0) => read_closed = true,
-                Ok(_) => {}
+                Ok(_) => progress = Instant::now(),
                 Err(e) => {
                     log::debug!("{peer}: read failed: {e}");
                     return;
@@ -514,6 +522,7 @@ async fn serve_mprpc(
             },
             Some((id, result)) = st.in_flight.next(), if !st.in_flight.is_empty() => {
                 st.aborts.remove(&id);
+                progress = Instant::now();
                 if let Some(result) = result {
                     st.respond(id, result);
                 }
@@ -523,6 +532,7 @@ async fn serve_mprpc(
                     log::debug!("{peer}: write failed: {e}");
                     return;
                 }
+                progress = Instant::now();
             }
             _ = stopped(&mut shutdown), if !draining => {
                 // Keep reading: calls the caller sent before it saw goaway
@@ -530,6 +540,34 @@ async fn serve_mprpc(
                 draining = true;
                 frame::encode_goaway(&mut st.out);
             }
+            // ANCHOR: idle
+            () = &mut idle_timer, if shared.idle.is_some() => {
+                let idle = shared.idle.unwrap_or(Duration::MAX / 4);
+                if !st.in_flight.is_empty() || progress.elapsed() < idle {
+                    // Busy, or progress since the timer was armed.
+                    let from = if st.in_flight.is_empty() { progress } else { Instant::now() };
+                    idle_timer.as_mut().reset((from + idle).into());
+                } else if !inbuf.is_empty() || !st.out.is_empty() {
+                    // Half a frame, or responses the caller does not read:
+                    // a well-behaved caller never stalls like this.
+                    return log::warn!(
+                        "{peer}: no progress for {idle:?} with {} bytes of a frame received and {} bytes unsent; closing",
+                        inbuf.len(),
+                        st.out.len()
+                    );
+                } else if !draining {
+                    // Idle: ask the caller to go elsewhere, as in a
+                    // shutdown, so a call racing with this is still served.
+                    draining = true;
+                    frame::encode_goaway(&mut st.out);
+                    progress = Instant::now();
+                    idle_timer.as_mut().reset((progress + idle).into());
+                } else {
+                    log::debug!("{peer}: still idle {idle:?} after goaway; closing");
+                    break;
+                }
+            }
+            // ANCHOR_END: idle
         }
     }
     let _ = wr.shutdown().await;

@@ -27,6 +27,7 @@ use mprpc::{
 struct Slow {
     delay: Duration,
     peers: Mutex<HashSet<SocketAddr>>,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl UserServiceRpc for Slow {
@@ -36,6 +37,7 @@ impl UserServiceRpc for Slow {
         request: LoginRequest,
     ) -> Result<LoginResponse, Status> {
         self.peers.lock().map(|mut p| p.insert(ctx.peer)).ok();
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -442,4 +444,100 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
         stub.login(&login("ok")).await.err().map(|e| e.code),
         Some(ErrorCode::Transport)
     );
+}
+
+#[tokio::test]
+async fn caller_side_error_codes() {
+    // NoProvider: the registry knows no address for the service.
+    let empty = MprpcChannel::new(&MprpcConfig::default(), Arc::new(StaticRegistry::default()));
+    let r = UserServiceRpcStub::new(empty).login(&login("a")).await;
+    let err = r.err().unwrap_or_else(|| panic!("expected NoProvider"));
+    assert_eq!(err.code, ErrorCode::NoProvider);
+    assert!(err.message.contains("UserServiceRpc"), "{err}");
+
+    // BadResponse: decode the LoginResponse `0a00` as a RegisterRequest
+    // (field 1 is a varint there, a message here).
+    let p = common::demo_provider(common::local_config()).await;
+    let channel = MprpcChannel::direct(&p.local_addr().to_string());
+    let r: Result<RegisterRequest, _> = channel
+        .call(None, &USER_SERVICE_RPC_DESCRIPTOR, 0, &login("a"))
+        .await;
+    assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::BadResponse));
+    p.shutdown().await.ok();
+
+    // Protocol: something that is not an mprpc provider answers.
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await.ok();
+        }
+    });
+    let r = UserServiceRpcStub::new(MprpcChannel::direct(&addr))
+        .login(&login("a"))
+        .await;
+    let err = r.err().unwrap_or_else(|| panic!("expected Protocol"));
+    assert_eq!(err.code, ErrorCode::Protocol);
+    assert!(err.message.contains("preamble"), "{err}");
+}
+
+/// Counts calls per provider for the load-balancing tests.
+async fn spread(policy: mprpc::LoadBalance, delays: [Duration; 2]) -> [usize; 2] {
+    let mut providers = Vec::new();
+    for delay in delays {
+        providers.push(slow_provider(common::local_config(), delay).await);
+    }
+    let addrs: Vec<String> = providers
+        .iter()
+        .map(|(p, _)| p.local_addr().to_string())
+        .collect();
+    let config = MprpcConfig {
+        load_balance: policy,
+        ..MprpcConfig::default()
+    };
+    let registry = StaticRegistry::new([("UserServiceRpc", addrs)]);
+    let stub = UserServiceRpcStub::new(MprpcChannel::new(&config, Arc::new(registry)));
+    let workers = (0..16).map(|_| {
+        let stub = stub.clone();
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_millis(600);
+            while Instant::now() < until {
+                assert!(stub.login(&login("ok")).await.is_ok());
+            }
+        })
+    });
+    for w in futures_util::future::join_all(workers).await {
+        assert!(w.is_ok(), "a call failed");
+    }
+    let mut counts = [0; 2];
+    for (i, (p, slow)) in providers.into_iter().enumerate() {
+        counts[i] = slow.calls.load(std::sync::atomic::Ordering::SeqCst);
+        p.shutdown().await.ok();
+    }
+    counts
+}
+
+#[tokio::test]
+async fn round_robin_alternates_and_p2c_avoids_the_slow_provider() {
+    let even = spread(
+        mprpc::LoadBalance::RoundRobin,
+        [Duration::from_millis(5); 2],
+    )
+    .await;
+    assert!(even[0].abs_diff(even[1]) <= 16, "round robin: {even:?}");
+    // Provider 0 takes 50 ms per call, provider 1 is instant: calls pile up
+    // on 0, so power of two choices sends nearly everything to 1.
+    let skewed = spread(
+        mprpc::LoadBalance::P2c,
+        [Duration::from_millis(50), Duration::ZERO],
+    )
+    .await;
+    eprintln!("round robin {even:?}, p2c with one slow provider {skewed:?}");
+    assert!(skewed[1] > 10 * skewed[0], "p2c: {skewed:?}");
 }
