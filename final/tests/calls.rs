@@ -28,6 +28,19 @@ struct Slow {
     delay: Duration,
     peers: Mutex<HashSet<SocketAddr>>,
     calls: std::sync::atomic::AtomicUsize,
+    /// Handlers dropped before they finished (cancelled or timed out).
+    abandoned: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a handler as abandoned unless it reaches its end.
+struct Unfinished<'a>(&'a std::sync::atomic::AtomicUsize, bool);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 impl UserServiceRpc for Slow {
@@ -38,9 +51,11 @@ impl UserServiceRpc for Slow {
     ) -> Result<LoginResponse, Status> {
         self.peers.lock().map(|mut p| p.insert(ctx.peer)).ok();
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut unfinished = Unfinished(&self.abandoned, false);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
+        unfinished.1 = true;
         Ok(LoginResponse {
             result: None,
             success: request.name == b"ok",
@@ -297,7 +312,7 @@ async fn provider_enforces_the_deadline_it_is_sent() {
 
 #[tokio::test]
 async fn cancel_through_the_controller() {
-    let (p, _) = slow_provider(common::local_config(), Duration::from_secs(5)).await;
+    let (p, slow) = slow_provider(common::local_config(), Duration::from_secs(5)).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let ctrl = MprpcController::new();
     let canceller = ctrl.clone();
@@ -309,6 +324,9 @@ async fn cancel_through_the_controller() {
     let r = stub.login_with(&ctrl, &login("ok")).await;
     assert_eq!(r.err().map(|e| e.code), Some(ErrorCode::Cancelled));
     assert!(ctrl.is_canceled() && started.elapsed() < Duration::from_secs(1));
+    // The cancel frame made the provider drop the 5 s handler.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(slow.abandoned.load(std::sync::atomic::Ordering::SeqCst), 1);
     p.shutdown().await.ok();
 }
 
