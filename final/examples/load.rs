@@ -24,7 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..MprpcConfig::default()
     };
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(mprpc::demo::UserService::default()));
+    provider.notify_service(UserServiceRpcServer::new(
+        mprpc::demo::UserService::default(),
+    ));
     let running = provider.start().await?;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
     let done = Arc::new(AtomicU64::new(0));
