@@ -26,6 +26,8 @@ pub struct MprpcConfig {
     /// Port the provider listens on; 0 picks a free port (tests).
     pub rpcserverport: u16,
     /// ZooKeeper host. When absent, discovery uses `[static_registry]`.
+    /// An ensemble is a comma-separated list ("10.0.0.1:2181,10.0.0.2:2181");
+    /// entries without a port get `zookeeperport`.
     pub zookeeperip: Option<String>,
     /// ZooKeeper port (2181 when only the host is given).
     pub zookeeperport: Option<u16>,
@@ -209,11 +211,25 @@ impl MprpcConfig {
         Ok(())
     }
 
-    /// "host:port" of ZooKeeper, if configured.
+    /// ZooKeeper's connect string ("host:port", or "h1:p1,h2:p2,..." for an
+    /// ensemble), if configured.
     pub fn zookeeper_address(&self) -> Option<String> {
-        self.zookeeperip
-            .as_ref()
-            .map(|ip| format!("{ip}:{}", self.zookeeperport.unwrap_or(2181)))
+        let port = self.zookeeperport.unwrap_or(2181);
+        // Without the split, an ensemble list came out as "a:1,b:2:2181",
+        // which no client can parse.
+        self.zookeeperip.as_ref().map(|ips| {
+            ips.split(',')
+                .map(str::trim)
+                .map(|host| {
+                    if host.contains(':') {
+                        host.to_string()
+                    } else {
+                        format!("{host}:{port}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     }
 
     /// [`log_level`](Self::log_level) parsed (validated on load; `Info` if
@@ -246,6 +262,21 @@ mod tests {
         assert_eq!(c.limits.max_frame_size, 4096);
         assert_eq!(c.zookeeper_address().as_deref(), Some("127.0.0.1:2181"));
         assert_eq!(c.static_registry["UserServiceRpc"], vec!["127.0.0.1:9000"]);
+    }
+
+    #[test]
+    fn an_ensemble_is_a_comma_separated_zookeeperip() {
+        let c = MprpcConfig::from_toml(
+            "zookeeperip = \"10.0.0.1:2181, 10.0.0.2:2182,10.0.0.3\"\nzookeeperport = 2183\n",
+        );
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            c.zookeeper_address().as_deref(),
+            Some("10.0.0.1:2181,10.0.0.2:2182,10.0.0.3:2183")
+        );
     }
 
     #[test]
