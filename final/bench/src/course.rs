@@ -105,6 +105,7 @@ impl Client {
         frame.extend_from_slice(&header);
         frame.extend_from_slice(&args);
 
+        // ANCHOR: per_call_connection
         let mut stream = TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
         stream.write_all(&frame).await?;
@@ -113,6 +114,7 @@ impl Client {
             .take(MAX_BODY as u64 + 1)
             .read_to_end(&mut response)
             .await?;
+        // ANCHOR_END: per_call_connection
         if response.len() > MAX_BODY {
             return Err("response too large".into());
         }

@@ -112,7 +112,9 @@ impl ServerProcess {
         let line = match rx.recv_timeout(SERVER_START_TIMEOUT) {
             Ok(Some(Ok(line))) => line,
             Ok(_) => {
-                return Err(format!("{variant} server exited before announcing its address").into());
+                return Err(
+                    format!("{variant} server exited before announcing its address").into(),
+                );
             }
             Err(_) => {
                 return Err(format!(

@@ -68,6 +68,7 @@ pub async fn serve(listener: TcpListener) -> Result<(), BoxError> {
     }
 }
 
+// ANCHOR: floor_server
 /// One connection of [`serve`].
 async fn serve_connection(mut stream: TcpStream) -> Result<(), BoxError> {
     stream.set_nodelay(true)?;
@@ -87,6 +88,7 @@ async fn serve_connection(mut stream: TcpStream) -> Result<(), BoxError> {
         }
     }
 }
+// ANCHOR_END: floor_server
 
 /// Calls waiting for their response, by call id.
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<BytesMut>>>>;

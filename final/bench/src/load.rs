@@ -93,7 +93,7 @@ impl Caller {
         request: &LoginRequest,
     ) -> Result<Self, BoxError> {
         Ok(match variant {
-            Variant::Final => Caller::Final(final_variant::Client::connect(addr).await?),
+            Variant::Final => Caller::Final(final_variant::Client::new(addr, request)),
             Variant::Tonic => Caller::Tonic(grpc::Client::connect(addr).await?),
             Variant::Tarpc => Caller::Tarpc(rpc_tarpc::Client::connect(addr, request).await?),
             Variant::Step => Caller::Step(course::Client::new(addr)),
@@ -104,7 +104,7 @@ impl Caller {
     /// One `Login` call.
     async fn call(&mut self, request: &LoginRequest) -> Result<LoginResponse, BoxError> {
         match self {
-            Caller::Final(client) => client.login(request).await,
+            Caller::Final(client) => client.login().await,
             Caller::Tonic(client) => client.login(request).await,
             Caller::Tarpc(client) => client.login().await,
             Caller::Step(client) => client.login(request).await,
@@ -148,6 +148,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
         return Err("first call returned success = false".into());
     }
 
+    // ANCHOR: closed_loop
     let from = Instant::now() + spec.warmup;
     let until = from + spec.window;
     let mut tasks = JoinSet::new();
@@ -191,6 +192,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
             }
         });
     }
+    // ANCHOR_END: closed_loop
     drop(caller);
 
     let deadline = until + GRACE;

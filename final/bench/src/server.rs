@@ -17,8 +17,27 @@ pub const READY_PREFIX: &str = "LISTENING ";
 
 /// Binds `bind`, announces the address, then serves `variant` forever.
 pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
+    if variant == Variant::Final {
+        // mprpc's provider binds its own listener (from its config).
+        let running = crate::final_variant::start(bind).await?;
+        announce(running.local_addr())?;
+        std::future::pending::<()>().await;
+        drop(running);
+        return Ok(());
+    }
     let listener = TcpListener::bind(bind).await?;
-    let addr = listener.local_addr()?;
+    announce(listener.local_addr()?)?;
+    match variant {
+        Variant::Tonic => grpc::serve(listener).await,
+        Variant::Tarpc => rpc_tarpc::serve(listener).await,
+        Variant::Step => course::serve(listener).await,
+        Variant::Floor => floor::serve(listener).await,
+        Variant::Final => Err("final is served by mprpc's own provider, above".into()),
+    }
+}
+
+/// Prints the ready line and arranges for the process to exit when stdin closes.
+fn announce(addr: SocketAddr) -> Result<(), BoxError> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{READY_PREFIX}{addr}")?;
@@ -29,11 +48,5 @@ pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
         let _ = std::io::stdin().read_to_end(&mut sink);
         std::process::exit(0);
     });
-    match variant {
-        Variant::Final => crate::final_variant::serve(listener).await,
-        Variant::Tonic => grpc::serve(listener).await,
-        Variant::Tarpc => rpc_tarpc::serve(listener).await,
-        Variant::Step => course::serve(listener).await,
-        Variant::Floor => floor::serve(listener).await,
-    }
+    Ok(())
 }
