@@ -35,6 +35,7 @@ fn show(lines: &mpsc::Receiver<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts a provider, plays the client, stops the provider.
 fn demo() -> Result<(), String> {
     let app = MprpcApplication::init(std::env::args_os().skip(1)).map_err(|e| e.to_string())?;
 

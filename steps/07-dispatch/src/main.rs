@@ -88,6 +88,7 @@ fn exchange(
     }
 }
 
+/// Starts a provider with the example services and sends it requests.
 fn demo() -> Result<(), String> {
     let app = MprpcApplication::init(std::env::args_os().skip(1)).map_err(|e| e.to_string())?;
     let mut provider = RpcProvider::new(app.config());

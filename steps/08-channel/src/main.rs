@@ -53,6 +53,7 @@ fn start_provider(app: &MprpcApplication, with_friends: bool) -> Result<RpcProvi
     Ok(provider)
 }
 
+/// Runs the example calls against a provider in this process.
 fn demo() -> Result<(), String> {
     let app = MprpcApplication::init(std::env::args_os().skip(1)).map_err(|e| e.to_string())?;
     let any_port = "127.0.0.1:0".parse().map_err(|_| "bad address")?;

@@ -17,6 +17,7 @@ use step::user_service::UserService;
 use step::wire::encode_request;
 use support::{capture, config, scripted_provider, start_provider_with, start_services};
 
+/// The course's login request for zhang san with `pwd`.
 fn login(pwd: &[u8]) -> LoginRequest {
     LoginRequest {
         name: b"zhang san".to_vec(),
@@ -24,6 +25,7 @@ fn login(pwd: &[u8]) -> LoginRequest {
     }
 }
 
+/// The course's register request: id 4099, zhang san, 888888.
 fn register() -> RegisterRequest {
     RegisterRequest {
         id: 4099,
@@ -32,6 +34,7 @@ fn register() -> RegisterRequest {
     }
 }
 
+/// A channel to the provider at `addr`.
 fn channel_to(addr: std::net::SocketAddr) -> MprpcChannel {
     MprpcChannel::new(&config(addr.port()))
 }

@@ -12,6 +12,7 @@ use step::provider::{NotifyError, RpcProvider};
 use step::user_service::{FriendService, UserService};
 use support::{Recorder, config};
 
+/// An encoded `RegisterRequest` for user `id`.
 fn register(id: u32) -> Vec<u8> {
     RegisterRequest {
         id,

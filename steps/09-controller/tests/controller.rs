@@ -16,6 +16,7 @@ use step::rpc::RpcController;
 use step::user_service::UserService;
 use support::{capture, config, scripted_provider, start_provider_with, start_services};
 
+/// A channel to the provider at `addr`.
 fn channel_to(addr: SocketAddr) -> MprpcChannel {
     MprpcChannel::new(&config(addr.port()))
 }
