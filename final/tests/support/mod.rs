@@ -1,3 +1,6 @@
-//! Test support: a real, throw-away ZooKeeper server.
+//! Test support: real, throw-away ZooKeeper servers (standalone and
+//! ensemble) and providers running as child processes.
 
+pub mod provider_process;
+pub mod zk_ensemble;
 pub mod zk_server;
