@@ -117,13 +117,17 @@ fn bad_arguments_are_a_usage_error() {
     );
 }
 
+/// This step's own program: the binary named like the package, so this test
+/// needs no change from one step to the next.
+const PROGRAM: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
+
 /// The real program: a bad file gives a message and exit status 1, never a
-/// panic.
+/// panic; with the default file it runs and exits 0.
 #[test]
 fn binary_exits_non_zero_with_a_clear_message() {
     let file =
         file_with(&GOOD.replace("rpcserverport = 8000", "rpcserverport = \"eight thousand\""));
-    let output = Command::new(env!("CARGO_BIN_EXE_step-04"))
+    let output = Command::new(PROGRAM)
         .arg("-i")
         .arg(file.path())
         .output()
@@ -135,7 +139,7 @@ fn binary_exits_non_zero_with_a_clear_message() {
 
     // A file name that is not UTF-8 is still just a file that does not exist.
     let not_utf8 = std::ffi::OsStr::from_bytes(b"/tmp/no-such-\xff.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_step-04"))
+    let output = Command::new(PROGRAM)
         .arg("-i")
         .arg(not_utf8)
         .output()
@@ -147,9 +151,7 @@ fn binary_exits_non_zero_with_a_clear_message() {
         "{stderr}"
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_step-04"))
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("rpcserverport: 8000"));
+    let output = Command::new(PROGRAM).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
 }
