@@ -150,8 +150,12 @@ impl MprpcChannel {
         let timeout = controller
             .and_then(|c| c.timeout())
             .or(self.inner.default_timeout);
+        // The connection the request went out on, and when.
+        let sent_on = Mutex::new(None);
         let work = async {
-            let payload = self.send(service, method, timeout, request).await?;
+            let payload = self
+                .send(service, method, timeout, request, &sent_on)
+                .await?;
             Resp::decode(payload).map_err(|e| {
                 RpcError::new(
                     ErrorCode::BadResponse,
@@ -188,6 +192,9 @@ impl MprpcChannel {
                 format!("{}.{} was cancelled by its controller", service.name, method_name(service, method)),
             )),
         };
+        if matches!(&result, Err(e) if e.code == ErrorCode::DeadlineExceeded) {
+            self.inner.after_deadline(&sent_on);
+        }
         if let Some(c) = controller {
             c.record(&result);
         }
@@ -203,6 +210,7 @@ impl MprpcChannel {
         method: usize,
         timeout: Option<Duration>,
         request: &Req,
+        sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>,
     ) -> Result<Bytes, RpcError> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(RpcError::new(
@@ -229,6 +237,7 @@ impl MprpcChannel {
                     continue;
                 }
             };
+            *lock(sent_on) = Some((Arc::clone(&conn), Instant::now()));
             match conn
                 .call(service.name, method_name, timeout_ms, request)
                 .await
@@ -371,6 +380,28 @@ impl ChannelInner {
         ejected.retain(|_, until| *until > now);
         ejected.insert(addr.to_string(), now + self.eject_for);
     }
+
+    // ANCHOR: after_deadline
+    /// A call missed its deadline. If its provider sent nothing at all on
+    /// that connection since the call went out, it is silent — a frozen
+    /// process or a host gone from the network resets no connection, and
+    /// ZooKeeper drops it only a whole session timeout later. Avoid it now,
+    /// as after a failed connection. A provider merely too slow to answer
+    /// anything within a deadline is avoided too; a real system would send
+    /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
+    fn after_deadline(&self, sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>) {
+        if let Some((conn, sent_at)) = lock(sent_on).take() {
+            if conn.silent_since(sent_at) {
+                log::warn!(
+                    "{} sent nothing for {:?}; avoiding it",
+                    conn.addr(),
+                    sent_at.elapsed()
+                );
+                self.eject(conn.addr());
+            }
+        }
+    }
+    // ANCHOR_END: after_deadline
 
     /// A connection reported draining or death: take its provider out now,
     /// without waiting for ZooKeeper to tell us.

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,6 +95,12 @@ struct Shared {
     max_frame_size: usize,
     /// Tells the channel about draining/death.
     events: EventSink,
+    /// When the connection was made; `last_received` counts from here.
+    opened: Instant,
+    /// Nanoseconds after `opened` at which bytes last arrived (0: never).
+    /// A deadline passing with nothing received since the call was sent
+    /// means a silent provider (see [`Connection::silent_since`]).
+    last_received: AtomicU64,
 }
 // ANCHOR_END: conn_shared
 
@@ -180,6 +186,8 @@ impl Connection {
             slots: Semaphore::new(settings.max_in_flight),
             max_frame_size: settings.max_frame_size,
             events,
+            opened: Instant::now(),
+            last_received: AtomicU64::new(0),
         });
         shared.writer_wake.notify_one();
         tokio::spawn(writer(wr, Arc::clone(&shared)));
@@ -195,6 +203,18 @@ impl Connection {
     /// Calls in flight (for power-of-two-choices).
     pub(crate) fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Provider address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// True if no byte has arrived on this connection since `since`: the
+    /// provider answered nothing at all, not even another call's response.
+    pub(crate) fn silent_since(&self, since: Instant) -> bool {
+        let nanos = self.shared.last_received.load(Ordering::Relaxed);
+        self.shared.opened + Duration::from_nanos(nanos) < since
     }
 
     /// True while new calls may use this connection.
@@ -387,7 +407,11 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => return closed_error(&shared.addr),
-            Ok(_) => {}
+            Ok(_) => {
+                let nanos = shared.opened.elapsed().as_nanos();
+                let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+                shared.last_received.store(nanos, Ordering::Relaxed);
+            }
             Err(e) => {
                 return RpcError::new(
                     ErrorCode::Transport,

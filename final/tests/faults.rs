@@ -493,3 +493,63 @@ fn provider_frozen_past_its_session_timeout_reregisters_within_one_timeout() -> 
     assert!(late.is_empty(), "calls failed after it came back: {late:?}");
     Ok(())
 }
+
+// ANCHOR: silent_test
+#[test]
+fn frozen_provider_is_avoided_after_one_deadline_not_one_session() -> TestResult {
+    // A frozen process (or a host that dropped off the network) resets
+    // nothing: only deadlines tell the caller, and ZooKeeper only after a
+    // whole session timeout. The caller must not wait for ZooKeeper.
+    const DEADLINE: Duration = Duration::from_millis(500);
+    let zk = ZkServer::start()?;
+    let root = "/faults-silent";
+    let session = Duration::from_secs(6);
+    let frozen = ProviderProcess::start(&zk.addr(), root, session)?;
+    let _healthy = ProviderProcess::start(&zk.addr(), root, session)?;
+    let rt = runtime()?;
+    let config = MprpcConfig {
+        zk_session_timeout_ms: session.as_millis() as u64,
+        timeouts: Timeouts {
+            call_ms: DEADLINE.as_millis() as u64,
+            ..Timeouts::default()
+        },
+        ..MprpcConfig::default()
+    };
+    let (stub, _registry) = caller(&rt, &zk.addr(), root, &config, 2)?;
+
+    let load = Load::start(&rt, &stub, 16);
+    std::thread::sleep(Duration::from_millis(500));
+    let paused_at = Instant::now();
+    frozen.pause()?;
+    std::thread::sleep(Duration::from_secs(3));
+    let calls = load.finish(&rt);
+    frozen.resume()?;
+    // ANCHOR_END: silent_test
+
+    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
+    let last_failure = failed
+        .iter()
+        .map(|c| c.end.saturating_duration_since(paused_at))
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "SIGSTOP of 1 of 2 providers, session {} ms, deadline {} ms, 16 callers: {} calls, \
+         {} failed, last failure {} ms after the pause",
+        ms(session),
+        ms(DEADLINE),
+        calls.len(),
+        failed.len(),
+        ms(last_failure)
+    );
+    assert!(
+        last_failure < DEADLINE * 2 + Duration::from_millis(300),
+        "calls kept failing for {last_failure:?} after the provider froze \
+         (deadline {DEADLINE:?}, session {session:?})"
+    );
+    assert!(
+        failed.len() <= 32,
+        "{} calls failed; at most the ones in flight on it",
+        failed.len()
+    );
+    Ok(())
+}
