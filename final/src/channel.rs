@@ -392,12 +392,19 @@ impl ChannelInner {
     fn after_deadline(&self, sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>) {
         if let Some((conn, sent_at)) = lock(sent_on).take() {
             if conn.silent_since(sent_at) {
-                log::warn!(
-                    "{} sent nothing for {:?}; avoiding it",
-                    conn.addr(),
-                    sent_at.elapsed()
-                );
-                self.eject(conn.addr());
+                let addr = conn.addr();
+                // Every call stuck there ends at about the same time: log once.
+                let now = Instant::now();
+                if lock(&self.ejected)
+                    .get(addr)
+                    .is_none_or(|until| *until <= now)
+                {
+                    log::warn!(
+                        "{addr} sent nothing for {:?}; avoiding it",
+                        sent_at.elapsed()
+                    );
+                }
+                self.eject(addr);
             }
         }
     }

@@ -463,7 +463,13 @@ fn provider_frozen_past_its_session_timeout_reregisters_within_one_timeout() -> 
         per_second(&calls, t0)
     );
 
-    assert!(expired_after >= session, "expired after {expired_after:?}");
+    // ZooKeeper counts from the last ping it heard (the client pings every
+    // 3/20 of the timeout) and expires sessions on its 500 ms ticks, so the
+    // znode may go a little before a full timeout after the pause.
+    assert!(
+        expired_after + Duration::from_millis(500) >= session,
+        "expired after {expired_after:?}"
+    );
     assert_ne!(new_session, old_session, "a new session owns the znode");
     assert!(
         back_after < session,
