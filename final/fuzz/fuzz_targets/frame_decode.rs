@@ -1,0 +1,8 @@
+//! libFuzzer target: the properties of `oracle::check_frame_decoder` (shared with the
+//! seeded smoke test `tests/decoders.rs`) on coverage-guided inputs.
+#![no_main]
+
+#[path = "../../tests/decoder_oracle/mod.rs"]
+mod oracle;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oracle::check_frame_decoder(data));

@@ -1,0 +1,297 @@
+//! The CI smoke run of the decoder properties in `decoder_oracle`: a few
+//! thousand seeded random and mutated inputs per decoder, plus round trips
+//! of valid frames. The same properties run under libFuzzer, coverage-guided
+//! and by the million, in `final/fuzz` (see `fuzz/README.md`).
+//!
+//! Inputs come from a fixed-seed xorshift generator, so a failure reproduces
+//! exactly; the failing input is printed in hex. Set `MPRPC_DECODER_SEED`
+//! to explore other seeds.
+
+mod common;
+mod decoder_oracle;
+
+use bytes::BytesMut;
+use mprpc::ErrorCode;
+use mprpc::frame::{self, Frame, FrameError};
+use mprpc::legacy::{self, Decoded};
+use mprpc::proto::fixbug::LoginRequest;
+use mprpc::proto::mprpc::RpcHeader;
+use prost::Message;
+
+/// Random inputs per decoder and test.
+const CASES: usize = 3_000;
+
+/// Small deterministic generator (xorshift64*): no dependency, same inputs
+/// on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("MPRPC_DECODER_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x6d70_7270_635f_6675);
+        Rng(seed | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn bytes_upto(&mut self, max: usize) -> Vec<u8> {
+        let n = self.below(max);
+        self.bytes(n)
+    }
+}
+
+/// Lengths worth writing into a length field: around the limits and the
+/// boundaries the decoders test.
+const INTERESTING: [u32; 10] = [
+    0,
+    8,
+    9,
+    13,
+    255,
+    2104,
+    2105,
+    16 << 20,
+    (16 << 20) + 1,
+    u32::MAX,
+];
+
+/// A copy of `seed` with a few random edits: flipped bits, overwritten
+/// bytes, a length field set to an interesting value, truncation,
+/// duplication, or splicing.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(7) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] = rng.next() as u8;
+            }
+            2 if v.len() >= 4 => {
+                let i = rng.below(v.len() - 3);
+                let n = INTERESTING[rng.below(INTERESTING.len())];
+                let b = if rng.below(2) == 0 {
+                    n.to_be_bytes()
+                } else {
+                    n.to_le_bytes()
+                };
+                v[i..i + 4].copy_from_slice(&b);
+            }
+            3 => v.truncate(rng.below(v.len() + 1)),
+            4 => {
+                let copy = v.clone();
+                v.extend_from_slice(&copy);
+            }
+            5 => {
+                let at = rng.below(v.len() + 1);
+                let extra = rng.bytes_upto(16);
+                v.splice(at..at, extra);
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Runs `check` on `CASES` inputs: random bytes, and mutations of `seeds`.
+/// The first byte of every input selects the limit (see the oracle).
+fn drive(check: fn(&[u8]), seeds: &[Vec<u8>]) {
+    let mut rng = Rng::new();
+    for case in 0..CASES {
+        let mut input = vec![rng.next() as u8];
+        if case % 3 == 0 || seeds.is_empty() {
+            input.extend(rng.bytes_upto(300));
+        } else {
+            let seed = &seeds[rng.below(seeds.len())];
+            input.extend(mutate(&mut rng, seed));
+        }
+        if std::panic::catch_unwind(|| check(&input)).is_err() {
+            let shown: String = input.iter().map(|b| format!("{b:02x}")).collect();
+            panic!("case {case} failed; input (hex): {shown}");
+        }
+    }
+}
+
+fn login(name: &[u8], pwd: &[u8]) -> LoginRequest {
+    LoginRequest {
+        name: name.to_vec(),
+        pwd: pwd.to_vec(),
+    }
+}
+
+/// A stream of valid frames of every kind.
+fn valid_frames(rng: &mut Rng) -> Vec<u8> {
+    let mut wire = BytesMut::new();
+    let msg = login(&rng.bytes_upto(40), &rng.bytes_upto(10));
+    let id = rng.next();
+    let ok = frame::encode_request(
+        &mut wire,
+        id,
+        rng.next() as u32,
+        "UserServiceRpc",
+        "Login",
+        &msg,
+        1 << 20,
+    );
+    assert!(ok.is_ok());
+    frame::encode_response(&mut wire, id, ErrorCode::Ok, &rng.bytes_upto(30));
+    frame::encode_response(
+        &mut wire,
+        id ^ 1,
+        ErrorCode::UnknownMethod,
+        b"no such method",
+    );
+    frame::encode_cancel(&mut wire, id);
+    frame::encode_goaway(&mut wire);
+    frame::encode_connection_error(&mut wire, ErrorCode::Overloaded, "busy");
+    wire.to_vec()
+}
+
+/// The course's captured requests plus a few encoded here.
+fn legacy_seeds(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = [
+        "request.hex",
+        "register_request.hex",
+        "login_request_lisi.hex",
+    ]
+    .iter()
+    .map(|name| common::capture(name))
+    .collect();
+    for _ in 0..5 {
+        let msg = login(&rng.bytes_upto(40), &rng.bytes_upto(10));
+        seeds.push(legacy::encode_request("UserServiceRpc", "Login", &msg));
+    }
+    seeds
+}
+
+#[test]
+fn frame_decoder_survives_random_and_mutated_input() {
+    let mut rng = Rng::new();
+    let seeds: Vec<Vec<u8>> = (0..8).map(|_| valid_frames(&mut rng)).collect();
+    drive(decoder_oracle::check_frame_decoder, &seeds);
+}
+
+#[test]
+fn legacy_decoder_survives_random_and_mutated_input() {
+    let mut rng = Rng::new();
+    let seeds = legacy_seeds(&mut rng);
+    drive(decoder_oracle::check_legacy_decoder, &seeds);
+}
+
+#[test]
+fn rpc_header_parse_survives_random_and_mutated_input() {
+    let mut rng = Rng::new();
+    // The header part of each legacy seed.
+    let seeds: Vec<Vec<u8>> = legacy_seeds(&mut rng)
+        .into_iter()
+        .map(|r| {
+            let n = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize;
+            r[4..4 + n].to_vec()
+        })
+        .collect();
+    // The oracle's RpcHeader check takes the whole input: drop the limit
+    // selector byte the driver adds.
+    drive(|d| decoder_oracle::check_rpc_header(&d[1..]), &seeds);
+}
+
+#[test]
+fn valid_frames_round_trip_in_any_split() {
+    let mut rng = Rng::new();
+    for _ in 0..300 {
+        let name = rng.bytes_upto(200);
+        let msg = login(&name, b"pw");
+        let (id, timeout) = (rng.next(), rng.next() as u32);
+        let mut wire = BytesMut::new();
+        let ok = frame::encode_request(&mut wire, id, timeout, "S", "M", &msg, 4096);
+        assert!(ok.is_ok());
+        let bytes = wire.to_vec();
+        let run = decoder_oracle::frames_byte_by_byte(&bytes, 4096);
+        assert_eq!(run.error, None);
+        assert_eq!(run.frames.len(), 1);
+        assert_eq!(run.frames[0].1, bytes);
+        match &run.frames[0].0 {
+            Frame::Request {
+                id: i,
+                timeout_ms,
+                service,
+                method,
+                payload,
+            } => {
+                assert_eq!((*i, *timeout_ms), (id, timeout));
+                assert_eq!((&service[..], &method[..]), (&b"S"[..], &b"M"[..]));
+                assert_eq!(LoginRequest::decode(&payload[..]).ok(), Some(msg));
+            }
+            other => panic!("decoded {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn valid_legacy_requests_round_trip_in_any_split() {
+    let mut rng = Rng::new();
+    for _ in 0..300 {
+        let msg = login(&rng.bytes_upto(200), &rng.bytes_upto(20));
+        let bytes = legacy::encode_request("UserServiceRpc", "Register", &msg);
+        let chunk = 1 + rng.below(bytes.len());
+        let run = decoder_oracle::legacy_run(&bytes, 4096, chunk);
+        assert_eq!((run.need, run.error), (Some(4), None));
+        assert_eq!(run.requests.len(), 1);
+        let r = &run.requests[0];
+        assert_eq!(r.service, b"UserServiceRpc");
+        assert_eq!(r.method, b"Register");
+        assert_eq!(LoginRequest::decode(&r.args[..]).ok(), Some(msg));
+    }
+}
+
+/// The two lengths a peer controls most directly, at their worst: refused
+/// before any reservation, in both formats.
+#[test]
+fn length_prefix_of_4_gib_reserves_nothing() {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.extend_from_slice(&[0xff; 9]);
+    let cap = buf.capacity();
+    assert!(matches!(
+        frame::try_decode(&mut buf, decoder_oracle::DEFAULT_MAX),
+        Err(FrameError::TooLarge { len, .. }) if len == u32::MAX as usize
+    ));
+    assert!(legacy::try_decode(&mut buf, decoder_oracle::DEFAULT_MAX).is_err());
+    assert_eq!(buf.capacity(), cap);
+
+    // A legacy header that is small but announces 4 GiB of args.
+    let header = RpcHeader {
+        service_name: b"UserServiceRpc".to_vec(),
+        method_name: b"Login".to_vec(),
+        args_size: u32::MAX,
+    }
+    .encode_to_vec();
+    let mut buf = BytesMut::with_capacity(64);
+    buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&header);
+    let cap = buf.capacity();
+    match legacy::try_decode(&mut buf, decoder_oracle::DEFAULT_MAX) {
+        Err(e) => assert!(e.contains("exceeds max_frame_size"), "{e}"),
+        Ok(d) => panic!("accepted {d:?}"),
+    }
+    assert_eq!(buf.capacity(), cap);
+    // And a legal size is reserved once, in full.
+    let mut buf = BytesMut::from(&(1000u32.to_le_bytes())[..]);
+    assert_eq!(
+        legacy::try_decode(&mut buf, 4096),
+        Ok(Decoded::NeedBytes(1004))
+    );
+    assert!(buf.capacity() >= 1004);
+}
