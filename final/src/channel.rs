@@ -373,12 +373,14 @@ impl ChannelInner {
         lock(&self.pool).get(addr).filter(|c| c.is_open()).cloned()
     }
 
-    /// Avoids `addr` for a while.
-    fn eject(&self, addr: &str) {
+    /// Avoids `addr` for a while; `true` if it was not avoided already.
+    fn eject(&self, addr: &str) -> bool {
         let mut ejected = lock(&self.ejected);
         let now = Instant::now();
         ejected.retain(|_, until| *until > now);
-        ejected.insert(addr.to_string(), now + self.eject_for);
+        ejected
+            .insert(addr.to_string(), now + self.eject_for)
+            .is_none()
     }
 
     // ANCHOR: after_deadline
@@ -392,19 +394,14 @@ impl ChannelInner {
     fn after_deadline(&self, sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>) {
         if let Some((conn, sent_at)) = lock(sent_on).take() {
             if conn.silent_since(sent_at) {
-                let addr = conn.addr();
                 // Every call stuck there ends at about the same time: log once.
-                let now = Instant::now();
-                if lock(&self.ejected)
-                    .get(addr)
-                    .is_none_or(|until| *until <= now)
-                {
+                if self.eject(conn.addr()) {
                     log::warn!(
-                        "{addr} sent nothing for {:?}; avoiding it",
+                        "{} sent nothing for {:?}; avoiding it",
+                        conn.addr(),
                         sent_at.elapsed()
                     );
                 }
-                self.eject(addr);
             }
         }
     }
