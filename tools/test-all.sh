@@ -13,7 +13,17 @@ stage() {
 stage "format";     cargo fmt --all -- --check
 stage "clippy";     cargo clippy --workspace --all-targets --quiet -- -D warnings
 # ZooKeeper tests start and stop their own server; nothing runs beforehand.
-stage "tests";      cargo test --workspace
+# One package at a time: steps 08-12 each have binaries named `callee` and
+# `caller` (the course's names), and in one workspace-wide build they would
+# overwrite each other in target/debug, so a step's test could run another
+# step's program. Built per package, each test sees its own.
+stage "tests"
+packages=$(cargo metadata --no-deps --format-version 1 |
+    python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+for package in $packages; do
+    echo "--> cargo test -p $package"
+    cargo test -p "$package"
+done
 stage "generated book files (step diffs, run outputs)"
 python3 tools/gen.py --check
 stage "diagrams";   tools/diagrams.sh --check
