@@ -1,0 +1,93 @@
+//! The step's program (`cargo run -p step-11`) end to end: it uses a
+//! ZooKeeper that answers at the configured address, and without one and
+//! without Java it says how to get one and exits with status 1.
+
+use std::process::{Command, Output};
+use step::zk_server::{ZkServer, free_port};
+
+/// This step's own program.
+const PROGRAM: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
+
+/// Runs the program in a temporary directory (its log goes there) with a
+/// config naming ZooKeeper at 127.0.0.1:`zk_port`; `env` adjusts its
+/// environment.
+fn run(zk_port: u16, env: impl FnOnce(&mut Command)) -> Output {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("mprpc.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "rpcserverip = \"127.0.0.1\"\nrpcserverport = 8000\n\
+             zookeeperip = \"127.0.0.1\"\nzookeeperport = {zk_port}\n\
+             zk_session_timeout_ms = 10000\n"
+        ),
+    )
+    .expect("write the config file");
+    let mut command = Command::new(PROGRAM);
+    command.arg("-i").arg(&file).current_dir(dir.path());
+    env(&mut command);
+    command.output().expect("run the program")
+}
+
+#[test]
+fn the_program_uses_the_configured_zookeeper_and_shows_the_ephemeral_node_go() {
+    let server = ZkServer::start().unwrap();
+    let output = run(server.port(), |_| {});
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "using the ZooKeeper that answers at {}",
+            server.addr()
+        )),
+        "{stderr}"
+    );
+    for line in [
+        "timeout 10000 ms",
+        "create /demo \"made by step-11\": persistent",
+        "create -e /demo/node \"127.0.0.1:8000\": ephemeral",
+        "create /nowhere/node: cannot create znode /nowhere/node: its parent znode does not exist",
+        "get /demo/node -> \"127.0.0.1:8000\"",
+        "stat /demo -> ephemeralOwner = 0x0, persistent; dataLength = 15; numChildren = 1",
+        ", this session; dataLength = 14; numChildren = 0",
+        "get /UserServiceRpc/Login -> error: znode /UserServiceRpc/Login does not exist",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    // After the close, from a second session: the ephemeral node is gone,
+    // the persistent one stays.
+    let after = stdout
+        .split("== ZkClient::close")
+        .nth(1)
+        .expect("the close section");
+    assert!(after.contains("ls /demo -> []"), "{after}");
+    assert!(
+        after.contains("get /demo/node -> error: znode /demo/node does not exist"),
+        "{after}"
+    );
+    assert!(
+        after.contains("get /demo -> \"made by step-11\""),
+        "{after}"
+    );
+}
+
+#[test]
+fn without_zookeeper_and_java_the_program_says_what_to_install() {
+    // Nothing listens on the configured port, and no `java` can be found:
+    // the program cannot start a ZooKeeper either.
+    let port = free_port().unwrap();
+    let output = run(port, |command| {
+        command.env_remove("JAVA_HOME").env("PATH", "");
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no ZooKeeper answers at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("apt-get install -y zookeeper"), "{stderr}");
+    assert!(stderr.contains("QuorumPeerMain"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
