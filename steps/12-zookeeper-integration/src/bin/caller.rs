@@ -1,0 +1,34 @@
+//! The course's caller (`example/caller/calluserservice.cc`): calls the
+//! example services of whichever provider the ZooKeeper at the config's
+//! `zookeeperip:zookeeperport` names (start `callee` first) and prints the
+//! results.
+//!
+//!     cargo run -p step-12 --bin caller [-- -i <configfile>]
+
+use std::process::ExitCode;
+use step::application::MprpcApplication;
+use step::channel::MprpcChannel;
+use step::logger::{self, Logger};
+use step::user_client::call_examples;
+
+// ANCHOR: caller
+fn main() -> ExitCode {
+    // The channel logs failures nobody passed a controller for.
+    let _guard = match Logger::init(logger::DEFAULT_DIR) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match MprpcApplication::init(std::env::args_os().skip(1)) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    call_examples(&MprpcChannel::new(app.config()));
+    ExitCode::SUCCESS
+}
+// ANCHOR_END: caller

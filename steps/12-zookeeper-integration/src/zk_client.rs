@@ -1,0 +1,469 @@
+//! `ZkClient`: the course's small ZooKeeper wrapper (`zookeeperutil.h`), in async Rust.
+//!
+//! The C++ course wraps the ZooKeeper C API in a class with three jobs: open a
+//! session (`Start`), create a znode (`Create`) and read one (`GetData`). This
+//! module keeps those three jobs and names, on top of the `zookeeper-client`
+//! crate (feature `tokio`), and adds what the C++ version leaves out: every
+//! wait is bounded and every failure comes back as a [`ZkError`] that names the
+//! ZooKeeper address or the znode path involved.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use zookeeper_client as zk;
+
+/// Metadata of a znode, as ZooKeeper reports it (version, owner, sizes, ...).
+///
+/// Re-exported so callers can read [`Stat::ephemeral_owner`] without naming
+/// the client crate: it is the owning session id for an ephemeral node and 0
+/// for a persistent one.
+pub use zookeeper_client::Stat;
+
+/// The session timeout `zookeeper-client` asks for when given `Duration::ZERO`.
+const CRATE_DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Extra time [`ZkClient::start`] allows on top of the session timeout.
+///
+/// The client crate already gives up after about one session timeout; this
+/// outer limit only guarantees that a bug below us cannot turn into a hang.
+const CONNECT_GRACE: Duration = Duration::from_secs(1);
+
+/// What kind of znode [`ZkClient::create`] makes.
+///
+/// The course passes the C API's flag (`0` or `ZOO_EPHEMERAL`); a two-value
+/// enum says the same thing without magic numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Stays until someone deletes it. The course uses it for the
+    /// `/ServiceName` parent nodes, which outlive any one provider.
+    Persistent,
+    /// Lives as long as the session that created it: ZooKeeper deletes it when
+    /// the session is closed or expires. The course uses it for the
+    /// `/ServiceName/MethodName` nodes that hold a provider's `ip:port`, so a
+    /// provider that dies disappears from the registry by itself.
+    Ephemeral,
+}
+
+/// Everything that can go wrong talking to ZooKeeper.
+///
+/// Each variant names the address or the path involved, so the message alone
+/// tells an operator where to look.
+#[derive(Debug)]
+pub enum ZkError {
+    /// ZooKeeper (or the client crate) rejected the session itself, for
+    /// example a malformed `ip:port` string.
+    Connect {
+        /// The connect string that was used.
+        addr: String,
+        /// What the client crate reported.
+        source: zk::Error,
+    },
+    /// No session could be opened in time: usually nothing listens at `addr`.
+    ConnectTimeout {
+        /// The connect string that was used.
+        addr: String,
+        /// How long [`ZkClient::start`] kept trying.
+        waited: Duration,
+    },
+    /// The znode does not exist.
+    NoNode {
+        /// The path that was asked for.
+        path: String,
+    },
+    /// A znode could not be created because its parent does not exist
+    /// (ZooKeeper never creates parents implicitly).
+    NoParent {
+        /// The path that was to be created.
+        path: String,
+    },
+    /// The session is gone or cut off: the connection was lost, the session
+    /// expired, or ZooKeeper is down. A later call will not succeed on this
+    /// client once the session has expired.
+    Unavailable {
+        /// The ZooKeeper address of this client.
+        addr: String,
+        /// The operation that failed (`"create"`, `"get_data"`, ...).
+        op: &'static str,
+        /// The znode path of that operation.
+        path: String,
+        /// What the client crate reported.
+        source: zk::Error,
+    },
+    /// ZooKeeper gave no answer within the client's operation limit.
+    Timeout {
+        /// The ZooKeeper address of this client.
+        addr: String,
+        /// The operation that was waiting.
+        op: &'static str,
+        /// The znode path of that operation.
+        path: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// [`ZkClient::close`] could not confirm that the session was closed.
+    CloseTimeout {
+        /// The ZooKeeper address of this client.
+        addr: String,
+        /// How long it waited for the confirmation.
+        waited: Duration,
+    },
+    /// ZooKeeper refused the request for another reason (an invalid path, a
+    /// node that still has children, missing permissions, ...).
+    Request {
+        /// The ZooKeeper address of this client.
+        addr: String,
+        /// The operation that was refused.
+        op: &'static str,
+        /// The znode path of that operation.
+        path: String,
+        /// What the client crate reported.
+        source: zk::Error,
+    },
+}
+
+impl fmt::Display for ZkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZkError::Connect { addr, source } => {
+                // Quoted: a malformed address may be empty or contain spaces.
+                write!(f, "cannot open a ZooKeeper session at {addr:?}: {source}")
+            }
+            ZkError::ConnectTimeout { addr, waited } => write!(
+                f,
+                "no ZooKeeper session at {addr} after {} ms: is ZooKeeper running there?",
+                waited.as_millis()
+            ),
+            ZkError::NoNode { path } => write!(f, "znode {path} does not exist"),
+            ZkError::NoParent { path } => {
+                write!(
+                    f,
+                    "cannot create znode {path}: its parent znode does not exist"
+                )
+            }
+            ZkError::Unavailable {
+                addr,
+                op,
+                path,
+                source,
+            } => write!(
+                f,
+                "ZooKeeper at {addr} is unavailable ({op} {path}): {source}"
+            ),
+            ZkError::Timeout {
+                addr,
+                op,
+                path,
+                waited,
+            } => write!(
+                f,
+                "ZooKeeper at {addr} did not answer {op} {path} within {} ms",
+                waited.as_millis()
+            ),
+            ZkError::CloseTimeout { addr, waited } => write!(
+                f,
+                "ZooKeeper at {addr} did not confirm the session close within {} ms; \
+                 its ephemeral znodes stay until the session times out",
+                waited.as_millis()
+            ),
+            ZkError::Request {
+                addr,
+                op,
+                path,
+                source,
+                // Quoted: a malformed path may be empty or contain spaces.
+            } => write!(f, "ZooKeeper at {addr} refused {op} {path:?}: {source}"),
+        }
+    }
+}
+
+impl Error for ZkError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ZkError::Connect { source, .. }
+            | ZkError::Unavailable { source, .. }
+            | ZkError::Request { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// One ZooKeeper session, with the course's `Start` / `Create` / `GetData`.
+///
+/// Must be used inside a tokio runtime: the client crate runs the session
+/// (pings, reconnects, replies) as a background task on it.
+///
+/// Ephemeral znodes belong to the session. Dropping the last `ZkClient` asks
+/// the background task to close the session, but only a runtime that keeps
+/// running gets to send that request: a program that drops its client and
+/// returns from `main` straight away leaves its ephemeral znodes behind until
+/// ZooKeeper expires the session, one session timeout later (the same as a
+/// crash). [`ZkClient::close`] closes the session and waits for ZooKeeper to
+/// confirm, so the ephemeral znodes are gone when it returns.
+#[derive(Debug)]
+pub struct ZkClient {
+    /// The session handle from `zookeeper-client`.
+    client: zk::Client,
+    /// The `ip:port` this client was started with, for error messages.
+    addr: String,
+    /// Upper bound on any single request, derived from the session timeout.
+    op_timeout: Duration,
+}
+
+impl ZkClient {
+    // ANCHOR: start
+    /// Opens a ZooKeeper session at `connect` (`"ip:port"`, or a comma-separated
+    /// list of them) asking for `session_timeout`.
+    ///
+    /// ZooKeeper expires a session it has not heard from for the session
+    /// timeout, and then deletes that session's ephemeral znodes. To stay
+    /// alive, the client pings whenever it has been quiet for a while. (The
+    /// course notes first claim the C API sends no heartbeat, then correct it:
+    /// the C client pings at 1/3 of the timeout. `zookeeper-client` pings after
+    /// 3/20 of it and treats the connection as lost after 2/5 without an
+    /// answer, which leaves time to reconnect before the session expires.)
+    ///
+    /// The server may adjust the timeout (by default to between 2 and 20 of
+    /// its `tickTime`s); [`ZkClient::session_timeout`] reports what was agreed.
+    ///
+    /// If nothing answers at `connect`, the client crate keeps retrying with
+    /// backoff for about one session timeout and then gives up; this returns
+    /// [`ZkError::ConnectTimeout`] at the latest one second after that. A real
+    /// service would retry on its own schedule or let its supervisor restart it.
+    pub async fn start(connect: &str, session_timeout: Duration) -> Result<ZkClient, ZkError> {
+        let budget = if session_timeout.is_zero() {
+            CRATE_DEFAULT_SESSION_TIMEOUT
+        } else {
+            session_timeout
+        };
+        let started = Instant::now();
+        let connecting = zk::Client::connector()
+            .with_session_timeout(session_timeout)
+            .connect(connect);
+        let client = match tokio::time::timeout(budget + CONNECT_GRACE, connecting).await {
+            Ok(Ok(client)) => client,
+            // The crate's own deadline (about one session timeout) passed.
+            Ok(Err(zk::Error::Timeout)) | Err(_) => {
+                return Err(ZkError::ConnectTimeout {
+                    addr: connect.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(ZkError::Connect {
+                    addr: connect.to_string(),
+                    source,
+                });
+            }
+        };
+        // While disconnected the crate queues requests and fails them once the
+        // session is declared expired, 7/5 of the session timeout after the
+        // last answer. Twice the session timeout is therefore never reached
+        // unless something below us is broken.
+        let op_timeout = client.session_timeout() * 2;
+        Ok(ZkClient {
+            client,
+            addr: connect.to_string(),
+            op_timeout,
+        })
+    }
+    // ANCHOR_END: start
+
+    // ANCHOR: create
+    /// Creates the znode `path` holding `data`; a node that already exists is
+    /// fine, as in the course.
+    ///
+    /// The course asks `zoo_exists` first and creates only if the node is
+    /// missing; between the two calls another client may create it. Creating
+    /// straight away and treating "node exists" as success has no such gap.
+    ///
+    /// An existing persistent node keeps its data. An existing *ephemeral* node
+    /// that belongs to another session is replaced: typically it is left over
+    /// from this same provider's previous run, whose session ZooKeeper has not
+    /// expired yet. Keeping it would make our registration vanish when that old
+    /// session expires, although we are still running.
+    ///
+    /// The parent must exist ([`ZkError::NoParent`] otherwise): create
+    /// `/Service` before `/Service/Method`.
+    pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(), ZkError> {
+        let options = match mode {
+            CreateMode::Persistent => zk::CreateMode::Persistent,
+            CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
+        }
+        // Open ACL, like the course's ZOO_OPEN_ACL_UNSAFE; a shared ZooKeeper
+        // would restrict writes to the service's own identity.
+        .with_acls(zk::Acls::anyone_all());
+        match self
+            .bounded("create", path, self.client.create(path, data, &options))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) if mode == CreateMode::Persistent => Ok(()),
+            Err(zk::Error::NodeExists) => self.claim_ephemeral(path, data, &options).await,
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
+
+    /// Makes sure the existing ephemeral znode `path` is owned by this session,
+    /// replacing it if another session owns it.
+    async fn claim_ephemeral(
+        &self,
+        path: &str,
+        data: &[u8],
+        options: &zk::CreateOptions<'_>,
+    ) -> Result<(), ZkError> {
+        let existing = self
+            .bounded("create", path, self.client.check_stat(path))
+            .await?
+            .map_err(|source| self.failed("create", path, source))?;
+        // `None`: deleted in the meantime (its session just ended), so simply
+        // create it below.
+        if let Some(stat) = existing {
+            if stat.ephemeral_owner == self.client.session_id().0 {
+                return Ok(());
+            }
+            // Delete only the version we looked at; if it changed meanwhile,
+            // someone else is registering and the create below sorts it out.
+            match self
+                .bounded("create", path, self.client.delete(path, Some(stat.version)))
+                .await?
+            {
+                Ok(()) | Err(zk::Error::NoNode) | Err(zk::Error::BadVersion) => {}
+                Err(source) => return Err(self.failed("create", path, source)),
+            }
+        }
+        match self
+            .bounded("create", path, self.client.create(path, data, options))
+            .await?
+        {
+            // Another session won the race: the node exists, as asked.
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
+    // ANCHOR_END: create
+
+    // ANCHOR: get_data
+    /// Reads the data of znode `path` (in the course: a provider's `ip:port`).
+    ///
+    /// A missing node is [`ZkError::NoNode`] naming the path, which for a
+    /// caller means "nobody provides this method right now".
+    pub async fn get_data(&self, path: &str) -> Result<Vec<u8>, ZkError> {
+        match self
+            .bounded("get_data", path, self.client.get_data(path))
+            .await?
+        {
+            Ok((data, _stat)) => Ok(data),
+            Err(source) => Err(self.failed("get_data", path, source)),
+        }
+    }
+    // ANCHOR_END: get_data
+
+    /// Returns the [`Stat`] of znode `path`, or `None` if it does not exist.
+    pub async fn exists(&self, path: &str) -> Result<Option<Stat>, ZkError> {
+        self.bounded("exists", path, self.client.check_stat(path))
+            .await?
+            .map_err(|source| self.failed("exists", path, source))
+    }
+
+    /// Lists the names (not full paths) of the children of znode `path`, in
+    /// no particular order.
+    pub async fn get_children(&self, path: &str) -> Result<Vec<String>, ZkError> {
+        self.bounded("get_children", path, self.client.list_children(path))
+            .await?
+            .map_err(|source| self.failed("get_children", path, source))
+    }
+
+    /// The connect string this client was started with.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The session id; ephemeral znodes of this session carry it as
+    /// [`Stat::ephemeral_owner`].
+    pub fn session_id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    /// The session timeout agreed with the server.
+    pub fn session_timeout(&self) -> Duration {
+        self.client.session_timeout()
+    }
+
+    /// Closes the session and waits until ZooKeeper has confirmed it, so this
+    /// session's ephemeral znodes are gone when it returns `Ok`.
+    pub async fn close(self) -> Result<(), ZkError> {
+        let ZkClient {
+            client,
+            addr,
+            op_timeout,
+        } = self;
+        let mut state = client.state_watcher();
+        // Dropping the last handle is how `zookeeper-client` closes a session:
+        // its background task then sends ZooKeeper a close request.
+        drop(client);
+        let closed = async {
+            let mut current = state.peek_state();
+            while !current.is_terminated() {
+                current = state.changed().await;
+            }
+        };
+        tokio::time::timeout(op_timeout, closed)
+            .await
+            .map_err(|_| ZkError::CloseTimeout {
+                addr,
+                waited: op_timeout,
+            })
+    }
+
+    /// Runs one request under the client's operation limit.
+    ///
+    /// The outer `Result` is the limit, the inner one ZooKeeper's answer, so
+    /// callers can handle specific answers (like "node exists") themselves.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        request: impl Future<Output = Result<T, zk::Error>>,
+    ) -> Result<Result<T, zk::Error>, ZkError> {
+        tokio::time::timeout(self.op_timeout, request)
+            .await
+            .map_err(|_| ZkError::Timeout {
+                addr: self.addr.clone(),
+                op,
+                path: path.to_string(),
+                waited: self.op_timeout,
+            })
+    }
+
+    /// Turns an error from the client crate into a [`ZkError`] for `op` on `path`.
+    fn failed(&self, op: &'static str, path: &str, source: zk::Error) -> ZkError {
+        let path = path.to_string();
+        let addr = self.addr.clone();
+        match source {
+            zk::Error::NoNode => ZkError::NoNode { path },
+            zk::Error::ConnectionLoss
+            | zk::Error::SessionExpired
+            | zk::Error::ClientClosed
+            | zk::Error::Timeout => ZkError::Unavailable {
+                addr,
+                op,
+                path,
+                source,
+            },
+            source => ZkError::Request {
+                addr,
+                op,
+                path,
+                source,
+            },
+        }
+    }
+}
