@@ -46,6 +46,7 @@ pub enum CreateMode {
     Ephemeral,
 }
 
+// ANCHOR: errors
 /// Everything that can go wrong talking to ZooKeeper.
 ///
 /// Each variant names the address or the path involved, so the message alone
@@ -122,6 +123,8 @@ pub enum ZkError {
         source: zk::Error,
     },
 }
+
+// ANCHOR_END: errors
 
 impl fmt::Display for ZkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -397,6 +400,7 @@ impl ZkClient {
         self.client.session_timeout()
     }
 
+    // ANCHOR: close
     /// Closes the session and waits until ZooKeeper has confirmed it, so this
     /// session's ephemeral znodes are gone when it returns `Ok`.
     pub async fn close(self) -> Result<(), ZkError> {
@@ -422,6 +426,7 @@ impl ZkClient {
                 waited: op_timeout,
             })
     }
+    // ANCHOR_END: close
 
     /// Runs one request under the client's operation limit.
     ///
