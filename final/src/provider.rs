@@ -151,7 +151,7 @@ impl RpcProvider {
     /// in the background. Returns a handle for the address and for shutdown.
     pub async fn start(self) -> Result<RunningProvider, Error> {
         let bind = format!("{}:{}", self.config.rpcserverip, self.config.rpcserverport);
-        let listener = TcpListener::bind(&bind)
+        let listener = listen(&bind)
             .await
             .map_err(|e| Error::io(format!("binding the provider to {bind}"), e))?;
         let local_addr = listener
@@ -206,6 +206,42 @@ impl RpcProvider {
         running.shutdown().await
     }
 }
+
+// ANCHOR: listen
+/// Pending connections the kernel queues for `accept` (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). `TcpListener::bind` uses 128, as
+/// the standard library does: a burst of more than 128 connections (a
+/// restart of many callers, or a flood) then overflows the queue, the kernel
+/// drops the excess SYNs and those callers retry only after 1 s — longer
+/// than the default `connect_ms`. Measured in `tests/hostile_clients.rs`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` ("ip:port", or "host:port" resolved once) and listens with
+/// [`LISTEN_BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As TcpListener::bind does: a restarted provider can rebind while
+        // old connections linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolves to nothing",
+        )
+    }))
+}
+// ANCHOR_END: listen
 
 /// Waits for Ctrl-C or SIGTERM.
 async fn wait_for_signal() {
