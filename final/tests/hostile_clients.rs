@@ -59,6 +59,12 @@ const RSS_BOUND_MIB: u64 = 128;
 /// (a log file rotated in, a late close racing the count).
 const FD_SLACK: usize = 3;
 
+/// The tests of this file run one after the other: each measures a
+/// provider's descriptors and the kernel's accept-queue overflows, which a
+/// concurrent attack would disturb.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ANCHOR: hostile_kinds
 /// The kinds of misbehaviour, assigned round-robin to connections.
 #[derive(Debug, Clone, Copy)]
 enum Hostile {
@@ -88,6 +94,7 @@ enum Hostile {
     /// mprpc: 200 pipelined requests, then read nothing for a while.
     FloodNoRead,
 }
+// ANCHOR_END: hostile_kinds
 
 const KINDS: [Hostile; 12] = [
     Hostile::Garbage,
@@ -116,7 +123,10 @@ struct Provider {
 }
 
 impl Provider {
-    fn start() -> Provider {
+    /// Starts the provider. With `max_fds`, it runs under `ulimit -n
+    /// max_fds` (set by `sh`, which then `exec`s it: same pid) and logs
+    /// warnings too.
+    fn start(max_fds: Option<u32>) -> Provider {
         let binary = match support::provider_process::example_binary("callee") {
             Ok(b) => b,
             Err(e) => panic!("building the callee example: {e}"),
@@ -135,7 +145,7 @@ impl Provider {
              rpcserverport = {port}\n\
              log_dir = \"{logs}\"\n\
              # 10,000 refused connections would be 10,000 warnings.\n\
-             log_level = \"error\"\n\
+             log_level = \"{level}\"\n\
              [limits]\n\
              max_connections = 2000\n\
              [timeouts]\n\
@@ -143,6 +153,7 @@ impl Provider {
              idle_ms = {TIMEOUT_MS}\n\
              drain_ms = 1000\n",
             logs = dir.path().join("logs").display(),
+            level = if max_fds.is_some() { "warn" } else { "error" },
         );
         let config_path = dir.path().join("mprpc.toml");
         if let Err(e) = fs::write(&config_path, config) {
@@ -156,9 +167,22 @@ impl Provider {
             Ok(f) => f,
             Err(e) => panic!("output file: {e}"),
         };
-        let child = Command::new(binary)
-            .arg("-i")
-            .arg(&config_path)
+        let mut command = match max_fds {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" -i \"$1\""))
+                    .arg(binary)
+                    .arg(&config_path);
+                c
+            }
+            None => {
+                let mut c = Command::new(binary);
+                c.arg("-i").arg(&config_path);
+                c
+            }
+        };
+        let child = command
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(output)
@@ -407,7 +431,8 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(TOTAL);
-    let mut provider = Provider::start();
+    let _serial = SERIAL.lock().await;
+    let mut provider = Provider::start(None);
     provider.wait_ready().await;
     tokio::time::sleep(Duration::from_millis(2 * TIMEOUT_MS)).await;
     let fd_baseline = provider.open_fds();
@@ -516,5 +541,64 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
         provider.output().is_empty() || !provider.output().contains("panicked"),
         "provider panicked:\n{}",
         provider.output()
+    );
+}
+
+/// File descriptors run out: the provider runs under `ulimit -n 64`, and 300
+/// silent connections arrive at once. `accept` fails with EMFILE; the
+/// provider logs it, backs off 50 ms instead of spinning, and accepts the
+/// waiting connections as the handshake timeout closes the silent ones.
+/// Good calls made meanwhile succeed (late, but within their deadline), and
+/// the descriptors return to the baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptor_exhaustion_delays_calls_but_fails_none() {
+    const LIMIT: u32 = 64;
+    const SILENT: usize = 300;
+    let _serial = SERIAL.lock().await;
+    let mut provider = Provider::start(Some(LIMIT));
+    provider.wait_ready().await;
+    tokio::time::sleep(Duration::from_millis(2 * TIMEOUT_MS)).await;
+    let fd_baseline = provider.open_fds();
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&provider.addr));
+
+    let mut clients = tokio::task::JoinSet::new();
+    for n in 0..SILENT {
+        clients.spawn(hostile(provider.addr.clone(), Hostile::Nothing, n as u64));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let peak_fds = provider.open_fds();
+    let started = Instant::now();
+    let (failed, first) = good_calls(&stub, &provider.addr).await;
+    let good_took = started.elapsed();
+    assert_eq!(
+        failed, 0,
+        "good calls failed while descriptors ran out: {first:?}"
+    );
+    let mut hung = 0;
+    while let Some(closed) = clients.join_next().await {
+        if !matches!(closed, Ok(None)) {
+            hung += 1;
+        }
+    }
+    drop(stub);
+    let wait = Instant::now();
+    let mut fds = provider.open_fds();
+    while fds > fd_baseline && wait.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fds = provider.open_fds();
+    }
+    let output = provider.output();
+    let emfile = output.matches("accept failed").count();
+    println!(
+        "ulimit -n {LIMIT}: {SILENT} silent connections; provider fds: baseline {fd_baseline}, \
+         peak {peak_fds}, end {fds}; {emfile} accept failures logged; \
+         {} good calls all ok in {good_took:?}; silent connections left open: {hung}",
+        GOOD_CALLS + GOOD_LEGACY_CALLS
+    );
+    assert!(emfile > 0, "descriptors never ran out; output:\n{output}");
+    assert_eq!(hung, 0, "silent connections were left open");
+    assert!(
+        fds <= fd_baseline + FD_SLACK,
+        "{fds} descriptors at the end, baseline {fd_baseline}"
     );
 }

@@ -179,6 +179,7 @@ pub fn reencode(f: &Frame) -> Option<Vec<u8>> {
     Some(out.to_vec())
 }
 
+// ANCHOR: check_frame
 /// All properties of the framed decoder for one input. The first byte picks
 /// the limit; the rest is the stream.
 pub fn check_frame_decoder(data: &[u8]) {
@@ -205,6 +206,7 @@ pub fn check_frame_decoder(data: &[u8]) {
         }
     }
 }
+// ANCHOR_END: check_frame
 
 /// Everything the legacy decoder produced for one stream.
 #[derive(Debug, PartialEq)]
