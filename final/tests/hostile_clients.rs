@@ -34,8 +34,8 @@ use mprpc::{MprpcChannel, frame};
 /// Hostile connections in total.
 const TOTAL: usize = 10_000;
 /// Hostile connections open at once (the provider allows 2,000; this
-/// process and the provider each need one descriptor per connection, well
-/// under `ulimit -n`, which the test checks).
+/// process and the provider each need one descriptor per connection, so the
+/// test uses fewer if `ulimit -n` is low).
 const BATCH: usize = 1_000;
 /// Connections opened between two 5 ms pauses.
 const PACE_EVERY: usize = 25;
@@ -421,11 +421,11 @@ fn ulimit_nofile() -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_intact() {
-    let nofile = ulimit_nofile().unwrap_or(1024);
-    assert!(
-        nofile as usize > BATCH + 200,
-        "ulimit -n is {nofile}; this test keeps {BATCH} connections open at once"
-    );
+    // Both this process and the provider hold one descriptor per open
+    // connection: keep 200 spare under `ulimit -n` (smaller batches, same
+    // total, if the limit is low).
+    let nofile = ulimit_nofile().unwrap_or(1024) as usize;
+    let batch_size = BATCH.min(nofile.saturating_sub(200)).max(50);
     // MPRPC_HOSTILE_TOTAL=100000 turns the test into a longer soak.
     let total = std::env::var("MPRPC_HOSTILE_TOTAL")
         .ok()
@@ -447,10 +447,10 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
     let (mut good_ok, mut hung, mut peak_rss, mut peak_fds) = (0usize, 0usize, 0u64, 0usize);
     // Silent connections the provider may never have seen (see below).
     let mut limbo = 0u64;
-    for batch in 0..total / BATCH {
+    for batch in 0..total.div_ceil(batch_size) {
         let mut clients = tokio::task::JoinSet::new();
-        for i in 0..BATCH {
-            let n = batch * BATCH + i;
+        for i in 0..batch_size.min(total - batch * batch_size) {
+            let n = batch * batch_size + i;
             clients.spawn(hostile(
                 provider.addr.clone(),
                 KINDS[n % KINDS.len()],
