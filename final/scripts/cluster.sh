@@ -105,6 +105,7 @@ if [ -z "$CALLEE" ] || [ -z "$LOAD" ]; then
   LOAD=$TARGET/release/examples/cluster_load
 fi
 [ -x "$CALLEE" ] && [ -x "$LOAD" ] || die "binaries not found: $CALLEE $LOAD"
+T0=$(date +%s%N) # the clock of the report starts with the cluster
 
 # --- network ---------------------------------------------------------------
 # ANCHOR: network

@@ -211,6 +211,7 @@ impl MprpcConfig {
         Ok(())
     }
 
+    // ANCHOR: zookeeper_address
     /// ZooKeeper's connect string ("host:port", or "h1:p1,h2:p2,..." for an
     /// ensemble), if configured.
     pub fn zookeeper_address(&self) -> Option<String> {
@@ -231,6 +232,7 @@ impl MprpcConfig {
                 .join(",")
         })
     }
+    // ANCHOR_END: zookeeper_address
 
     /// [`log_level`](Self::log_level) parsed (validated on load; `Info` if
     /// the field was changed to something invalid afterwards).
