@@ -91,9 +91,10 @@ fn cluster_script_smoke_run() -> TestResult {
     // 1: a killed process resets its connections: failures end at once.
     assert!(last1 < 1_000, "kill -9: calls failed until {last1} ms");
     // 2: a host gone silent is avoided after one missed deadline (1 s),
-    // not after its ZooKeeper session (4 s) expires.
+    // not after its ZooKeeper session (4 s) expires. Calls sent to it before
+    // that first deadline still wait out their own: up to two deadlines.
     assert!(
-        last2 < 2_000,
+        last2 < 2_500,
         "host off the network: failures until {last2} ms"
     );
     // 3: calls never touch ZooKeeper.

@@ -548,7 +548,8 @@ fn frozen_provider_is_avoided_after_one_deadline_not_one_session() -> TestResult
         ms(last_failure)
     );
     assert!(
-        last_failure < DEADLINE * 2 + Duration::from_millis(300),
+        // Calls sent before the first deadline passed wait out their own.
+        last_failure < DEADLINE * 2 + Duration::from_millis(500),
         "calls kept failing for {last_failure:?} after the provider froze \
          (deadline {DEADLINE:?}, session {session:?})"
     );
