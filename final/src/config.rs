@@ -8,13 +8,15 @@
 //! end up not being limits.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::frame::MAX_FRAME_SIZE_CAP;
+use crate::zk_client::ZkAuth;
 
 // ANCHOR: config
 /// Everything the framework reads from its config file.
@@ -35,6 +37,18 @@ pub struct MprpcConfig {
     pub zk_session_timeout_ms: u64,
     /// Root znode under which services register (see [`crate::registry`]).
     pub zk_root: String,
+    /// ZooKeeper digest credential, `"user:password"`. When set (here or
+    /// through `zk_auth_file`), the registry's sessions authenticate with it
+    /// and every znode they create may be changed only by this identity,
+    /// read by everyone. Absent: open ACLs, as in the course. The credential
+    /// crosses the network in clear text unless the ZooKeeper connection
+    /// uses TLS or SASL; in production prefer `zk_auth_file`, so the
+    /// password is not in a file that is copied around.
+    pub zk_auth: Option<Secret>,
+    /// A file whose content (trailing newline ignored) is the
+    /// `"user:password"` credential, e.g. a mounted secret. Read when the
+    /// registry connects. Not together with `zk_auth`.
+    pub zk_auth_file: Option<PathBuf>,
     /// How callers choose among providers.
     pub load_balance: LoadBalance,
     /// Directory of the daily log files written by [`crate::logger`].
@@ -49,6 +63,30 @@ pub struct MprpcConfig {
     /// Static discovery: service name → provider addresses ("ip:port"). Used
     /// when no ZooKeeper is configured, so the demo runs without one.
     pub static_registry: BTreeMap<String, Vec<String>>,
+}
+
+/// A config value that must not appear in logs: `Debug` prints
+/// `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Limits that bound what a peer can make us allocate or hold.
@@ -116,6 +154,8 @@ impl Default for MprpcConfig {
             zookeeperport: None,
             zk_session_timeout_ms: 30_000,
             zk_root: "/mprpc".into(),
+            zk_auth: None,
+            zk_auth_file: None,
             load_balance: LoadBalance::default(),
             log_dir: "logs".into(),
             log_level: "info".into(),
@@ -208,8 +248,47 @@ impl MprpcConfig {
                 self.zk_root
             )));
         }
+        if self.zk_auth.is_some() && self.zk_auth_file.is_some() {
+            return Err(Error::Config(
+                "zk_auth and zk_auth_file are both set; use one".into(),
+            ));
+        }
+        if (self.zk_auth.is_some() || self.zk_auth_file.is_some()) && self.zookeeperip.is_none() {
+            return Err(Error::Config(
+                "zk_auth or zk_auth_file is set but zookeeperip is not".into(),
+            ));
+        }
+        if let Some(secret) = &self.zk_auth {
+            // The message never repeats the value: it holds the password.
+            ZkAuth::digest(secret.expose()).map_err(|e| Error::Config(format!("zk_auth: {e}")))?;
+        }
         Ok(())
     }
+
+    // ANCHOR: zk_credential
+    /// The ZooKeeper credential from `zk_auth` or `zk_auth_file`, if any.
+    ///
+    /// The file is read here, when the registry connects, so a credential
+    /// mounted by the deployment (a Kubernetes secret, systemd's
+    /// `LoadCredential=`) is used as it is at start. A file that others may
+    /// read is accepted with a warning.
+    pub fn zk_credential(&self) -> Result<Option<ZkAuth>, Error> {
+        if let Some(secret) = &self.zk_auth {
+            return ZkAuth::digest(secret.expose())
+                .map(Some)
+                .map_err(|e| Error::Config(format!("zk_auth: {e}")));
+        }
+        let Some(path) = &self.zk_auth_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading zk_auth_file {}", path.display()), e))?;
+        warn_if_others_can_read(path);
+        ZkAuth::digest(&text)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("zk_auth_file {}: {e}", path.display())))
+    }
+    // ANCHOR_END: zk_credential
 
     // ANCHOR: zookeeper_address
     /// ZooKeeper's connect string ("host:port", or "h1:p1,h2:p2,..." for an
@@ -245,6 +324,26 @@ impl MprpcConfig {
         Duration::from_millis(self.zk_session_timeout_ms)
     }
 }
+
+/// Logs a warning if users other than the owner may read `path`.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o044 != 0 {
+            log::warn!(
+                "zk_auth_file {} can be read by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+}
+
+/// Permissions are not checked on other systems.
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_path: &Path) {}
 
 #[cfg(test)]
 mod tests {
@@ -285,5 +384,82 @@ mod tests {
     fn typos_and_bad_limits_are_errors() {
         assert!(MprpcConfig::from_toml("rpcserverprot = 1\n").is_err());
         assert!(MprpcConfig::from_toml("[limits]\nmax_frame_size = 5000000000\n").is_err());
+    }
+
+    #[test]
+    fn zk_auth_is_checked_and_never_printed() {
+        let text = "zookeeperip = \"127.0.0.1\"\nzk_auth = \"mprpc:s3cret\"\n";
+        let c = match MprpcConfig::from_toml(text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let auth = match c.zk_credential() {
+            Ok(Some(a)) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(auth.user(), Some("mprpc"));
+        assert!(!format!("{auth:?}").contains("s3cret"));
+
+        for bad in ["nocolon", ":pw", "someone:"] {
+            let text = format!("zookeeperip = \"127.0.0.1\"\nzk_auth = \"{bad}\"\n");
+            match MprpcConfig::from_toml(&text) {
+                Ok(_) => panic!("{bad:?} accepted"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("user:password"), "{msg}");
+                    assert!(!msg.contains(bad), "the error repeats the secret: {msg}");
+                }
+            }
+        }
+        assert!(
+            MprpcConfig::from_toml("zk_auth = \"a:b\"\n").is_err(),
+            "zk_auth without ZooKeeper"
+        );
+        assert!(
+            MprpcConfig::from_toml(
+                "zookeeperip = \"h\"\nzk_auth = \"a:b\"\nzk_auth_file = \"/x\"\n"
+            )
+            .is_err(),
+            "both sources"
+        );
+    }
+
+    #[test]
+    fn zk_auth_file_is_read_without_its_newline() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("zk.secret");
+        std::fs::write(&path, "mprpc:from-file\n")?;
+        let c = MprpcConfig {
+            zookeeperip: Some("127.0.0.1".into()),
+            zk_auth_file: Some(path.clone()),
+            ..MprpcConfig::default()
+        };
+        c.validate()?;
+        let auth = c.zk_credential()?.ok_or("no credential")?;
+        assert_eq!(auth.user(), Some("mprpc"));
+
+        std::fs::write(&path, "no-colon\n")?;
+        let err = c
+            .zk_credential()
+            .err()
+            .ok_or("bad file accepted")?
+            .to_string();
+        assert!(
+            err.contains("zk_auth_file") && !err.contains("no-colon"),
+            "{err}"
+        );
+
+        let missing = MprpcConfig {
+            zk_auth_file: Some(dir.path().join("absent")),
+            ..c
+        };
+        let err = missing
+            .zk_credential()
+            .err()
+            .ok_or("missing file accepted")?
+            .to_string();
+        assert!(err.contains("absent"), "{err}");
+        Ok(())
     }
 }

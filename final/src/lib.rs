@@ -98,4 +98,4 @@ pub use error::{Error, ErrorCode, RpcError, Status};
 pub use provider::{RpcProvider, RunningProvider};
 pub use registry::{ProviderList, Registry, StaticRegistry, ZkRegistry};
 pub use service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
-pub use zk_client::ZkClient;
+pub use zk_client::{ZkAuth, ZkClient};

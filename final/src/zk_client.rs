@@ -2,8 +2,10 @@
 //!
 //! The same wrapper as in step 11, plus what [`crate::registry::ZkRegistry`]
 //! needs on top: deleting znodes, listing children *with a watch*, creating
-//! a path with its parents, and observing the session state (to notice
-//! expiry and open a new session).
+//! a path with its parents, observing the session state (to notice expiry
+//! and open a new session), and optional authentication with ACLs that keep
+//! other ZooKeeper clients from changing what this one created
+//! ([`ZkAuth`], [`ZkClient::start_with_auth`]).
 //!
 //! The C++ course wraps the ZooKeeper C API in a class with three jobs: open a
 //! session (`Start`), create a znode (`Create`) and read one (`GetData`). This
@@ -26,6 +28,11 @@ use zookeeper_client as zk;
 /// for a persistent one.
 pub use zookeeper_client::Stat;
 
+/// One entry of a znode's ACL (scheme, id, permissions), as returned by
+/// [`ZkClient::get_acl`]; re-exported with [`Permission`] for the same
+/// reason as [`Stat`].
+pub use zookeeper_client::{Acl, Permission};
+
 /// The session timeout `zookeeper-client` asks for when given `Duration::ZERO`.
 const CRATE_DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -34,6 +41,115 @@ const CRATE_DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// The client crate already gives up after about one session timeout; this
 /// outer limit only guarantees that a bug below us cannot turn into a hang.
 const CONNECT_GRACE: Duration = Duration::from_secs(1);
+
+// ANCHOR: registry_acl
+/// The ACL of every znode an authenticated client creates: everything for the
+/// identity that created it, read (get data, list children, watch) for
+/// everyone.
+///
+/// `auth` is ZooKeeper's placeholder for "the identities this session has
+/// authenticated as"; the server replaces it by the real id
+/// (`digest:user:<base64 sha1>`) when it stores the node. Read for everyone
+/// keeps discovery working for callers that carry no credential; ALL for
+/// the creator alone means only holders of the same credential can add
+/// children (fake providers), delete them (unregister a live provider),
+/// overwrite data or change the ACL. A deployment that must hide the
+/// provider list would give READ to a callers' identity instead of to
+/// `world:anyone`.
+pub static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+// ANCHOR_END: registry_acl
+
+/// How often [`ZkClient::restrict_open_acl`] re-reads an ACL that another
+/// client changed between our read and our write.
+const ACL_ATTEMPTS: usize = 3;
+
+/// A credential a ZooKeeper session authenticates with (see
+/// [`ZkClient::start_with_auth`]).
+///
+/// `Debug` never shows the secret part, so a config or client printed with
+/// `{:?}` does not leak it into a log.
+#[derive(Clone)]
+pub struct ZkAuth {
+    /// The authentication scheme: `"digest"` for user and password.
+    scheme: String,
+    /// What the scheme checks; for `digest`, `"user:password"`.
+    credential: Vec<u8>,
+}
+
+impl ZkAuth {
+    /// A `digest` credential from `"user:password"`.
+    ///
+    /// ZooKeeper's digest scheme accepts any user and password: it stores
+    /// `user:base64(sha1("user:password"))` as the session's identity and
+    /// compares that with the ids in a znode's ACL. A wrong password is
+    /// therefore not refused at connect time; the session simply has a
+    /// different identity, and gets `NoAuth` on nodes of the right one.
+    ///
+    /// The user is everything before the first `:` and must not be empty;
+    /// the password is the rest and must not be empty either. Errors never
+    /// repeat the text, since it holds the password.
+    pub fn digest(user_password: &str) -> Result<ZkAuth, ZkError> {
+        let user_password = user_password.trim_end_matches(['\r', '\n']);
+        match user_password.split_once(':') {
+            Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(ZkAuth {
+                scheme: "digest".into(),
+                credential: user_password.as_bytes().to_vec(),
+            }),
+            _ => Err(ZkError::BadCredential {
+                reason: "a digest credential must look like \"user:password\", both non-empty",
+            }),
+        }
+    }
+
+    /// A credential for another scheme the server has an authentication
+    /// provider for (ZooKeeper's `AuthenticationProvider` plug-ins). A scheme
+    /// the server does not know ends the session with "authentication
+    /// failed".
+    pub fn new(scheme: &str, credential: &[u8]) -> ZkAuth {
+        ZkAuth {
+            scheme: scheme.to_string(),
+            credential: credential.to_vec(),
+        }
+    }
+
+    /// The scheme (`"digest"`, ...).
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The user of a `digest` credential (the part before `:`), for log
+    /// and error messages; `None` for other schemes.
+    pub fn user(&self) -> Option<&str> {
+        if self.scheme != "digest" {
+            return None;
+        }
+        std::str::from_utf8(&self.credential)
+            .ok()
+            .and_then(|c| c.split_once(':'))
+            .map(|(user, _)| user)
+    }
+
+    /// `scheme` or `scheme:user`, never the secret.
+    fn describe(&self) -> String {
+        match self.user() {
+            Some(user) => format!("{}:{user}", self.scheme),
+            None => self.scheme.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ZkAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZkAuth")
+            .field("scheme", &self.scheme)
+            .field("user", &self.user())
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
 
 /// What kind of znode [`ZkClient::create`] makes.
 ///
@@ -64,6 +180,33 @@ pub enum ZkError {
         addr: String,
         /// What the client crate reported.
         source: zk::Error,
+    },
+    /// ZooKeeper refused the session's credential (an unknown scheme, or a
+    /// server that enforces SASL). Retrying with the same credential cannot
+    /// help.
+    AuthFailed {
+        /// The connect string that was used.
+        addr: String,
+        /// The scheme and, for `digest`, the user (never the password).
+        identity: String,
+    },
+    /// A credential that cannot be used (for example `digest` without `:`).
+    BadCredential {
+        /// What is wrong with it (without repeating it: it holds a secret).
+        reason: &'static str,
+    },
+    /// The znode's ACL does not allow this session to do `op`: it has no
+    /// credential, or another identity owns the node.
+    NoAuth {
+        /// The ZooKeeper address of this client.
+        addr: String,
+        /// The operation that was refused.
+        op: &'static str,
+        /// The znode path of that operation.
+        path: String,
+        /// The identity this session authenticated as (scheme and user),
+        /// `None` without a credential.
+        identity: Option<String>,
     },
     /// No session could be opened in time: usually nothing listens at `addr`.
     ConnectTimeout {
@@ -140,6 +283,31 @@ impl fmt::Display for ZkError {
                 "no ZooKeeper session at {addr} after {} ms: is ZooKeeper running there?",
                 waited.as_millis()
             ),
+            ZkError::AuthFailed { addr, identity } => write!(
+                f,
+                "ZooKeeper at {addr} refused authentication as {identity}: \
+                 check the scheme and the server's authentication providers"
+            ),
+            ZkError::BadCredential { reason } => {
+                write!(f, "unusable ZooKeeper credential: {reason}")
+            }
+            ZkError::NoAuth {
+                addr,
+                op,
+                path,
+                identity,
+            } => match identity {
+                Some(identity) => write!(
+                    f,
+                    "ZooKeeper at {addr} refused {op} {path:?}: not authorized for {identity} \
+                     (the znode's ACL grants it to another identity: check zk_auth)"
+                ),
+                None => write!(
+                    f,
+                    "ZooKeeper at {addr} refused {op} {path:?}: not authorized \
+                     (the znode's ACL requires a credential and this session has none: set zk_auth)"
+                ),
+            },
             ZkError::NoNode { path } => write!(f, "znode {path} does not exist"),
             ZkError::NoParent { path } => {
                 write!(
@@ -214,6 +382,12 @@ pub struct ZkClient {
     addr: String,
     /// Upper bound on any single request, derived from the session timeout.
     op_timeout: Duration,
+    /// Scheme and user this session authenticated as, for error messages;
+    /// `None` without a credential.
+    identity: Option<String>,
+    /// ACL given to every znode this client creates: open without a
+    /// credential (as in the course), [`CREATOR_ALL_WORLD_READ`] with one.
+    acls: zk::Acls<'static>,
 }
 
 impl ZkClient {
@@ -236,16 +410,44 @@ impl ZkClient {
     /// backoff for about one session timeout and then gives up; this returns
     /// [`ZkError::ConnectTimeout`] at the latest one second after that. A real
     /// service would retry on its own schedule or let its supervisor restart it.
+    ///
+    /// The session carries no credential and creates znodes with the open
+    /// ACL, as the course does; see [`ZkClient::start_with_auth`].
     pub async fn start(connect: &str, session_timeout: Duration) -> Result<ZkClient, ZkError> {
+        ZkClient::start_with_auth(connect, session_timeout, None).await
+    }
+    // ANCHOR_END: start
+
+    // ANCHOR: start_with_auth
+    /// Like [`ZkClient::start`], and with `Some(auth)` the session
+    /// authenticates with that credential and every znode it creates gets
+    /// the ACL "all rights for this identity, read for everyone"
+    /// ([`CREATOR_ALL_WORLD_READ`]).
+    ///
+    /// The credential is part of the connect request, so the client crate
+    /// sends it again on every reconnection of this session; a new session
+    /// (after expiry) must be started with it again.
+    ///
+    /// A credential the server refuses is [`ZkError::AuthFailed`], at once:
+    /// no retrying helps. (The `digest` scheme never refuses: a wrong
+    /// password only makes a different identity, which then meets
+    /// [`ZkError::NoAuth`] on the nodes of the right one.)
+    pub async fn start_with_auth(
+        connect: &str,
+        session_timeout: Duration,
+        auth: Option<&ZkAuth>,
+    ) -> Result<ZkClient, ZkError> {
         let budget = if session_timeout.is_zero() {
             CRATE_DEFAULT_SESSION_TIMEOUT
         } else {
             session_timeout
         };
         let started = Instant::now();
-        let connecting = zk::Client::connector()
-            .with_session_timeout(session_timeout)
-            .connect(connect);
+        let mut connector = zk::Client::connector().with_session_timeout(session_timeout);
+        if let Some(auth) = auth {
+            connector = connector.with_auth(&auth.scheme, &auth.credential);
+        }
+        let connecting = connector.connect(connect);
         let client = match tokio::time::timeout(budget + CONNECT_GRACE, connecting).await {
             Ok(Ok(client)) => client,
             // The crate's own deadline (about one session timeout) passed.
@@ -253,6 +455,12 @@ impl ZkClient {
                 return Err(ZkError::ConnectTimeout {
                     addr: connect.to_string(),
                     waited: started.elapsed(),
+                });
+            }
+            Ok(Err(zk::Error::AuthFailed)) => {
+                return Err(ZkError::AuthFailed {
+                    addr: connect.to_string(),
+                    identity: auth.map_or_else(|| "nobody".into(), ZkAuth::describe),
                 });
             }
             Ok(Err(source)) => {
@@ -267,13 +475,20 @@ impl ZkClient {
         // last answer. Twice the session timeout is therefore never reached
         // unless something below us is broken.
         let op_timeout = client.session_timeout() * 2;
+        let acls = match auth {
+            // The course's ZOO_OPEN_ACL_UNSAFE: anyone may do anything.
+            None => zk::Acls::anyone_all(),
+            Some(_) => zk::Acls::new(&CREATOR_ALL_WORLD_READ),
+        };
         Ok(ZkClient {
             client,
             addr: connect.to_string(),
             op_timeout,
+            identity: auth.map(ZkAuth::describe),
+            acls,
         })
     }
-    // ANCHOR_END: start
+    // ANCHOR_END: start_with_auth
 
     // ANCHOR: create
     /// Creates the znode `path` holding `data`; a node that already exists is
@@ -296,9 +511,9 @@ impl ZkClient {
             CreateMode::Persistent => zk::CreateMode::Persistent,
             CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
         }
-        // Open ACL, like the course's ZOO_OPEN_ACL_UNSAFE; a shared ZooKeeper
-        // would restrict writes to the service's own identity.
-        .with_acls(zk::Acls::anyone_all());
+        // Open without a credential, creator-all plus world-read with one
+        // (see `start_with_auth`).
+        .with_acls(self.acls);
         match self
             .bounded("create", path, self.client.create(path, data, &options))
             .await?
@@ -398,6 +613,67 @@ impl ZkClient {
         Ok(())
     }
 
+    /// The ACL of znode `path`: who may do what with it.
+    pub async fn get_acl(&self, path: &str) -> Result<Vec<Acl>, ZkError> {
+        self.bounded("get_acl", path, self.client.get_acl(path))
+            .await?
+            .map(|(acl, _stat)| acl)
+            .map_err(|source| self.failed("get_acl", path, source))
+    }
+
+    // ANCHOR: restrict_open_acl
+    /// Gives the existing znode `path` this client's ACL if it is open to
+    /// everyone, and reports whether it changed anything.
+    ///
+    /// [`ZkClient::create`] leaves an existing node alone, so a registry
+    /// created before authentication was switched on (or by a provider
+    /// without a credential) would stay writable by anyone. "Open" means
+    /// `world:anyone` may do more than read; a node that already belongs to
+    /// an identity is not touched (if it is another identity, writing under
+    /// it fails with [`ZkError::NoAuth`] anyway). Without a credential this
+    /// does nothing: there is no identity to hand the node to.
+    pub async fn restrict_open_acl(&self, path: &str) -> Result<bool, ZkError> {
+        if self.identity.is_none() {
+            return Ok(false);
+        }
+        for _ in 0..ACL_ATTEMPTS {
+            let (acl, stat) = self
+                .bounded("get_acl", path, self.client.get_acl(path))
+                .await?
+                .map_err(|source| self.failed("get_acl", path, source))?;
+            let open = acl.iter().any(|entry| {
+                entry.scheme() == "world"
+                    && entry.id() == "anyone"
+                    && entry.permission() != (entry.permission() & zk::Permission::READ)
+            });
+            if !open {
+                return Ok(false);
+            }
+            // Only the ACL version we looked at: if another client changed
+            // the ACL in between, look again instead of overwriting theirs.
+            match self
+                .bounded(
+                    "set_acl",
+                    path,
+                    self.client
+                        .set_acl(path, &CREATOR_ALL_WORLD_READ, Some(stat.aversion)),
+                )
+                .await?
+            {
+                Ok(_) => return Ok(true),
+                Err(zk::Error::BadVersion) => continue,
+                Err(source) => return Err(self.failed("set_acl", path, source)),
+            }
+        }
+        Err(ZkError::Request {
+            addr: self.addr.clone(),
+            op: "set_acl",
+            path: path.to_string(),
+            source: zk::Error::BadVersion,
+        })
+    }
+    // ANCHOR_END: restrict_open_acl
+
     /// Deletes znode `path`; a node that is already gone is fine.
     pub async fn delete(&self, path: &str) -> Result<(), ZkError> {
         match self
@@ -487,6 +763,7 @@ impl ZkClient {
             client,
             addr,
             op_timeout,
+            ..
         } = self;
         let mut state = client.state_watcher();
         // Dropping the last handle is how `zookeeper-client` closes a session:
@@ -532,6 +809,12 @@ impl ZkClient {
         let addr = self.addr.clone();
         match source {
             zk::Error::NoNode => ZkError::NoNode { path },
+            zk::Error::NoAuth => ZkError::NoAuth {
+                addr,
+                op,
+                path,
+                identity: self.identity.clone(),
+            },
             zk::Error::ConnectionLoss
             | zk::Error::SessionExpired
             | zk::Error::ClientClosed

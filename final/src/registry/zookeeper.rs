@@ -44,6 +44,20 @@
 //! away longer than the session timeout, so its ephemeral znodes are gone),
 //! it opens a new session, retrying forever, and re-creates every
 //! registration; the per-service watch tasks re-arm on the new session.
+//!
+//! # Authentication and ACLs
+//!
+//! Without `zk_auth` every znode gets the open ACL, as in the course: any
+//! client of the ensemble may delete a registration or add a fake one. With
+//! `zk_auth = "user:password"` (or `zk_auth_file`) every session of the
+//! registry authenticates with that digest credential, every znode it
+//! creates (root, service, `providers`, the ephemeral provider nodes) gets
+//! "all rights for this identity, read for everyone", and existing nodes of
+//! the tree that are still open are switched to that ACL on registration.
+//! Callers need no credential: reading, listing and watching are allowed to
+//! everyone. Only holders of the credential can register, unregister or
+//! change anything. The digest credential crosses the network in clear text
+//! unless the ZooKeeper connection is protected (TLS or SASL).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,7 +68,7 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::registry::{ProviderList, Registry};
-use crate::zk_client::{CreateMode, ZkClient, ZkError};
+use crate::zk_client::{CreateMode, ZkAuth, ZkClient, ZkError};
 
 /// First retry delay after a failed ZooKeeper operation or connect.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -86,6 +100,9 @@ struct Inner {
     root: String,
     /// Requested session timeout.
     session_timeout: Duration,
+    /// Credential every session authenticates with (`zk_auth`); `None`
+    /// means open ACLs, as in the course.
+    auth: Option<ZkAuth>,
     /// The current session; replaced after expiry.
     client: Mutex<Arc<ZkClient>>,
     /// Bumped each time a new session replaces an expired one.
@@ -99,31 +116,49 @@ struct Inner {
 
 impl ZkRegistry {
     /// Connects using the config's `zookeeperip`/`zookeeperport`,
-    /// `zk_root`, `zk_session_timeout_ms` and `timeouts.zk_connect_ms`.
+    /// `zk_root`, `zk_session_timeout_ms`, `timeouts.zk_connect_ms` and
+    /// `zk_auth`/`zk_auth_file`.
     pub async fn from_config(config: &crate::MprpcConfig) -> Result<ZkRegistry, Error> {
         let addr = config
             .zookeeper_address()
             .ok_or_else(|| Error::Config("zookeeperip is not set".into()))?;
-        ZkRegistry::connect(
+        let auth = config.zk_credential()?;
+        ZkRegistry::connect_with_auth(
             &addr,
             &config.zk_root,
             config.zk_session_timeout(),
             Duration::from_millis(config.timeouts.zk_connect_ms),
+            auth,
         )
         .await
     }
 
     /// Connects to ZooKeeper at `connect` ("ip:port"), retrying with backoff
-    /// for up to `connect_budget`.
+    /// for up to `connect_budget`, without a credential (open ACLs).
     pub async fn connect(
         connect: &str,
         root: &str,
         session_timeout: Duration,
         connect_budget: Duration,
     ) -> Result<ZkRegistry, Error> {
+        ZkRegistry::connect_with_auth(connect, root, session_timeout, connect_budget, None).await
+    }
+
+    /// Like [`ZkRegistry::connect`]; with `Some(auth)` every session
+    /// authenticates with it and the registry's znodes are protected (see
+    /// the module docs). A credential the server refuses fails at once,
+    /// without retrying.
+    pub async fn connect_with_auth(
+        connect: &str,
+        root: &str,
+        session_timeout: Duration,
+        connect_budget: Duration,
+        auth: Option<ZkAuth>,
+    ) -> Result<ZkRegistry, Error> {
         let client = connect_with_backoff(
             connect,
             session_timeout,
+            auth.as_ref(),
             Some(Instant::now() + connect_budget),
         )
         .await?;
@@ -131,6 +166,7 @@ impl ZkRegistry {
             connect: connect.to_string(),
             root: root.trim_end_matches('/').to_string(),
             session_timeout,
+            auth,
             client: Mutex::new(Arc::new(client)),
             generation: watch::channel(0).0,
             registrations: Mutex::new(BTreeSet::new()),
@@ -179,6 +215,9 @@ impl Inner {
         let client = self.client();
         let parent = self.providers_path(service);
         client.create_path(&parent).await?;
+        if self.auth.is_some() {
+            self.restrict_tree(&client, service).await?;
+        }
         client
             .create(
                 &format!("{parent}/{addr}"),
@@ -188,13 +227,35 @@ impl Inner {
             .await
     }
     // ANCHOR_END: zk_register
+
+    // ANCHOR: restrict_tree
+    /// Switches the root, the service node and its `providers` node to the
+    /// protected ACL if they are still open (created before `zk_auth` was
+    /// set, or by a process without it). Nodes above the root are not ours
+    /// and are left alone.
+    async fn restrict_tree(&self, client: &ZkClient, service: &str) -> Result<(), ZkError> {
+        let service_path = format!("{}/{service}", self.root);
+        for path in [
+            self.root.clone(),
+            service_path,
+            self.providers_path(service),
+        ] {
+            if client.restrict_open_acl(&path).await? {
+                log::warn!("znode {path} was open to everyone; its ACL now protects it");
+            }
+        }
+        Ok(())
+    }
+    // ANCHOR_END: restrict_tree
 }
 
 /// Opens a session, retrying with exponential backoff until `deadline`
-/// (forever if `None`), logging every failed attempt.
+/// (forever if `None`), logging every failed attempt. A refused credential
+/// is not retried: the same credential will be refused again.
 async fn connect_with_backoff(
     connect: &str,
     session_timeout: Duration,
+    auth: Option<&ZkAuth>,
     deadline: Option<Instant>,
 ) -> Result<ZkClient, Error> {
     let mut delay = FIRST_BACKOFF;
@@ -205,10 +266,13 @@ async fn connect_with_backoff(
         });
         let result = match tokio::time::timeout(
             budget.max(Duration::from_millis(1)),
-            ZkClient::start(connect, session_timeout),
+            ZkClient::start_with_auth(connect, session_timeout, auth),
         )
         .await
         {
+            Ok(Err(e @ (ZkError::AuthFailed { .. } | ZkError::BadCredential { .. }))) => {
+                return Err(Error::Registry(e.to_string()));
+            }
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no session within {budget:?}")),
         };
@@ -248,11 +312,22 @@ async fn supervise(inner: Arc<Inner>) {
             client.session_id()
         );
         drop(client);
-        let fresh = match connect_with_backoff(&inner.connect, inner.session_timeout, None).await {
+        let fresh = match connect_with_backoff(
+            &inner.connect,
+            inner.session_timeout,
+            inner.auth.as_ref(),
+            None,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
-                // Unreachable with no deadline; keep the loop total anyway.
-                log::error!("{e}");
+                // Only a refused credential ends the retrying. The server's
+                // configuration may be fixed while we run: try again later
+                // (the old session has ended, so the loop comes straight
+                // back here).
+                log::error!("{e}; trying again in {MAX_BACKOFF:?}");
+                tokio::time::sleep(MAX_BACKOFF).await;
                 continue;
             }
         };
