@@ -18,19 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cargo:rerun-if-changed={}",
         proto_dir.join("common.proto").display()
     );
-    println!(
-        "cargo:rerun-if-changed={}",
-        proto_dir.join("rpcheader.proto").display()
-    );
 
     // protoc comes from a crate, so nothing has to be installed on the machine.
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure().compile_with_config(
-        config,
-        &[user, proto_dir.join("rpcheader.proto")],
-        &[proto_dir],
-    )?;
+    tonic_prost_build::configure().compile_with_config(config, &[user], &[proto_dir])?;
 
     // `RUSTC` is the compiler cargo is using for this very build.
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());

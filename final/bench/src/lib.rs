@@ -5,7 +5,7 @@
 //! | `final` | this tutorial's finished framework (`mprpc`, crate in `final/`) |
 //! | `tonic` | gRPC over HTTP/2 with tonic, one shared `Channel` |
 //! | `tarpc` | tarpc over TCP with bincode, one shared client |
-//! | `step`  | the course's design: a new TCP connection per call |
+//! | `step`  | the course's design (`steps/12-…`): a new TCP connection per call |
 //! | `floor` | raw tokio + prost: length-prefixed frames with a request id on one connection |
 //!
 //! Servers and the load generator are separate processes (the same `bench`
@@ -14,7 +14,6 @@
 //! *Performance* for how to run it and how to read the results.
 
 pub mod chart;
-pub mod course;
 pub mod driver;
 pub mod final_variant;
 pub mod floor;
@@ -25,6 +24,7 @@ pub mod report;
 pub mod rpc_tarpc;
 pub mod server;
 pub mod service;
+pub mod step_variant;
 pub mod variant;
 
 /// Error type used across the benchmark: any error, sendable between tasks.

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::pb::fixbug::{LoginRequest, LoginResponse};
 use crate::variant::Variant;
-use crate::{BoxError, course, final_variant, floor, grpc, rpc_tarpc};
+use crate::{BoxError, final_variant, floor, grpc, rpc_tarpc, step_variant};
 
 /// How long connecting may take before the run is declared failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,8 +69,8 @@ pub struct LoadResult {
     pub first_error: Option<String>,
 }
 
-/// A connected client of any variant. Cloning shares the underlying
-/// connection (or, for `step`, just the address).
+/// A connected asynchronous client. Cloning shares the underlying
+/// connection. (`step`'s client is blocking and runs on threads instead.)
 #[derive(Debug, Clone)]
 enum Caller {
     /// mprpc.
@@ -79,8 +79,6 @@ enum Caller {
     Tonic(grpc::Client),
     /// tarpc.
     Tarpc(rpc_tarpc::Client),
-    /// Course design.
-    Step(course::Client),
     /// Hand-written floor.
     Floor(floor::Client),
 }
@@ -96,7 +94,7 @@ impl Caller {
             Variant::Final => Caller::Final(final_variant::Client::new(addr, request)),
             Variant::Tonic => Caller::Tonic(grpc::Client::connect(addr).await?),
             Variant::Tarpc => Caller::Tarpc(rpc_tarpc::Client::connect(addr, request).await?),
-            Variant::Step => Caller::Step(course::Client::new(addr)),
+            Variant::Step => return Err("the step client is blocking: run it on threads".into()),
             Variant::Floor => Caller::Floor(floor::Client::connect(addr).await?),
         })
     }
@@ -107,13 +105,12 @@ impl Caller {
             Caller::Final(client) => client.login().await,
             Caller::Tonic(client) => client.login(request).await,
             Caller::Tarpc(client) => client.login().await,
-            Caller::Step(client) => client.login(request).await,
             Caller::Floor(client) => client.login(request).await,
         }
     }
 }
 
-/// What one caller task brings back.
+/// What one caller task (or thread) brings back.
 struct TaskResult {
     /// Latencies of successful calls in the window, nanoseconds.
     histogram: Histogram<u64>,
@@ -123,9 +120,48 @@ struct TaskResult {
     first_error: Option<String>,
 }
 
-/// A histogram covering 1 ns to a minute at 3 significant digits.
-fn new_histogram() -> Result<Histogram<u64>, BoxError> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).map_err(|e| format!("histogram: {e:?}").into())
+impl TaskResult {
+    /// Nothing booked yet; the histogram covers 1 ns to a minute at 3
+    /// significant digits.
+    fn new() -> Result<Self, BoxError> {
+        let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+            .map_err(|e| format!("histogram: {e:?}"))?;
+        Ok(Self {
+            histogram,
+            errors: 0,
+            first_error: None,
+        })
+    }
+
+    /// Books one finished call. Only calls that *complete* inside the
+    /// window `[from, until]` count.
+    fn book(
+        &mut self,
+        start: Instant,
+        end: Instant,
+        from: Instant,
+        until: Instant,
+        outcome: Result<LoginResponse, BoxError>,
+    ) {
+        if end < from || end > until {
+            return;
+        }
+        match outcome {
+            Ok(response) if response.success => {
+                let nanos = u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX);
+                self.histogram.saturating_record(nanos.max(1));
+            }
+            Ok(_) => {
+                self.errors += 1;
+                self.first_error
+                    .get_or_insert_with(|| "response with success = false".to_owned());
+            }
+            Err(err) => {
+                self.errors += 1;
+                self.first_error.get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
 }
 
 /// Runs one load run as described by `spec`.
@@ -133,6 +169,17 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
     if spec.concurrency == 0 {
         return Err("concurrency must be at least 1".into());
     }
+    let results = if spec.variant == Variant::Step {
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || run_threads(&spec)).await??
+    } else {
+        run_tasks(spec).await?
+    };
+    summarize(spec, results)
+}
+
+/// The closed loop on tokio tasks, for the asynchronous clients.
+async fn run_tasks(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
     let request = crate::service::sample_request();
     let mut caller = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -155,78 +202,91 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
     for _ in 0..spec.concurrency {
         let mut caller = caller.clone();
         let request = request.clone();
-        let mut histogram = new_histogram()?;
+        let mut booked = TaskResult::new()?;
         tasks.spawn(async move {
-            let mut errors = 0;
-            let mut first_error = None;
-            loop {
+            while Instant::now() < until {
                 let start = Instant::now();
-                if start >= until {
-                    break;
-                }
                 let outcome = caller.call(&request).await;
-                let end = Instant::now();
-                if end < from || end > until {
-                    continue;
-                }
-                match outcome {
-                    Ok(response) if response.success => {
-                        let nanos = u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX);
-                        histogram.saturating_record(nanos.max(1));
-                    }
-                    Ok(_) => {
-                        errors += 1;
-                        first_error
-                            .get_or_insert_with(|| "response with success = false".to_owned());
-                    }
-                    Err(err) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| err.to_string());
-                    }
-                }
+                booked.book(start, Instant::now(), from, until, outcome);
             }
-            TaskResult {
-                histogram,
-                errors,
-                first_error,
-            }
+            booked
         });
     }
     // ANCHOR_END: closed_loop
     drop(caller);
 
     let deadline = until + GRACE;
-    let mut total = new_histogram()?;
-    let mut errors = 0;
-    let mut first_error = None;
+    let mut results = Vec::new();
     while let Some(joined) = tokio::time::timeout_at(deadline.into(), tasks.join_next())
         .await
         .map_err(|_| "calls still in flight long after the window closed")?
     {
-        let task = joined?;
+        results.push(joined?);
+    }
+    Ok(results)
+}
+
+/// The same closed loop on OS threads, for the blocking `step` client (the
+/// course's caller blocks in `CallMethod`): one thread per call in flight.
+/// Every call is bounded by the step channel's own connect and read
+/// timeouts, so the threads end.
+fn run_threads(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
+    let request = crate::service::sample_request();
+    if !step_variant::Client::new(spec.addr, &request)
+        .login()?
+        .success
+    {
+        return Err("first call returned success = false".into());
+    }
+    let from = Instant::now() + spec.warmup;
+    let until = from + spec.window;
+    let mut threads = Vec::new();
+    for _ in 0..spec.concurrency {
+        let client = step_variant::Client::new(spec.addr, &request);
+        let mut booked = TaskResult::new()?;
+        threads.push(std::thread::spawn(move || {
+            while Instant::now() < until {
+                let start = Instant::now();
+                let outcome = client.login();
+                booked.book(start, Instant::now(), from, until, outcome);
+            }
+            booked
+        }));
+    }
+    threads
+        .into_iter()
+        .map(|t| t.join().map_err(|_| "a caller thread panicked".into()))
+        .collect()
+}
+
+/// Merges the per-task results into the run's result.
+fn summarize(spec: &LoadSpec, results: Vec<TaskResult>) -> Result<LoadResult, BoxError> {
+    let mut total = TaskResult::new()?;
+    for task in results {
         total
+            .histogram
             .add(&task.histogram)
             .map_err(|e| format!("histogram merge: {e:?}"))?;
-        errors += task.errors;
-        if first_error.is_none() {
-            first_error = task.first_error;
+        total.errors += task.errors;
+        if total.first_error.is_none() {
+            total.first_error = task.first_error;
         }
     }
-
+    let h = &total.histogram;
     let window_s = spec.window.as_secs_f64();
     let us = |ns: u64| ns as f64 / 1_000.0;
     Ok(LoadResult {
         variant: spec.variant,
         concurrency: spec.concurrency,
         window_s,
-        calls: total.len(),
-        errors,
-        calls_per_sec: total.len() as f64 / window_s,
-        p50_us: us(total.value_at_quantile(0.50)),
-        p99_us: us(total.value_at_quantile(0.99)),
-        p999_us: us(total.value_at_quantile(0.999)),
-        max_us: us(total.max()),
-        mean_us: total.mean() / 1_000.0,
-        first_error,
+        calls: h.len(),
+        errors: total.errors,
+        calls_per_sec: h.len() as f64 / window_s,
+        p50_us: us(h.value_at_quantile(0.50)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+        mean_us: h.mean() / 1_000.0,
+        first_error: total.first_error,
     })
 }

@@ -1,6 +1,7 @@
-//! Message types (and tonic glue) generated from `proto/user.proto` and
-//! `proto/rpcheader.proto` by `build.rs`. Every variant that speaks protobuf
-//! uses these same types, so encoding cost is identical across them.
+//! Message types (and tonic glue) generated from `proto/user.proto` by
+//! `build.rs`. The variants that speak protobuf through this crate's own code
+//! (tonic, the floor) use these types; `final` and `step` use the types their
+//! crates generate from the same file, and convert at the edges.
 
 /// Package `fixbug`: `LoginRequest`, `LoginResponse`, `ResultCode`, and the
 /// tonic client/server for `UserServiceRpc`.
@@ -12,15 +13,4 @@
 )]
 pub mod fixbug {
     tonic::include_proto!("fixbug");
-}
-
-/// Package `mprpc`: the course's `RpcHeader`, used by the `step` variant.
-#[allow(
-    missing_docs,
-    missing_debug_implementations,
-    clippy::all,
-    clippy::pedantic
-)]
-pub mod mprpc {
-    tonic::include_proto!("mprpc");
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 use crate::variant::Variant;
-use crate::{BoxError, course, floor, grpc, rpc_tarpc};
+use crate::{BoxError, floor, grpc, rpc_tarpc};
 
 /// Line prefix the driver waits for.
 pub const READY_PREFIX: &str = "LISTENING ";
@@ -25,14 +25,21 @@ pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
         drop(running);
         return Ok(());
     }
+    if variant == Variant::Step {
+        // The step's provider runs on its own runtime thread.
+        let handle = crate::step_variant::start(bind)?;
+        announce(handle.local_addr())?;
+        std::future::pending::<()>().await;
+        handle.shutdown();
+        return Ok(());
+    }
     let listener = TcpListener::bind(bind).await?;
     announce(listener.local_addr()?)?;
     match variant {
         Variant::Tonic => grpc::serve(listener).await,
         Variant::Tarpc => rpc_tarpc::serve(listener).await,
-        Variant::Step => course::serve(listener).await,
         Variant::Floor => floor::serve(listener).await,
-        Variant::Final => Err("final is served by mprpc's own provider, above".into()),
+        Variant::Final | Variant::Step => Err("served by the variant's own provider, above".into()),
     }
 }
 

@@ -57,7 +57,7 @@ impl Variant {
             Variant::Final => "mprpc (final/): persistent multiplexed connection, async stub",
             Variant::Tonic => "tonic 0.14, gRPC over HTTP/2, one shared Channel",
             Variant::Tarpc => "tarpc 0.38, TCP + bincode (tokio-serde), one shared client",
-            Variant::Step => crate::course::DESCRIPTION,
+            Variant::Step => crate::step_variant::DESCRIPTION,
             Variant::Floor => "tokio + prost by hand: u32 length + u64 id frames, one connection",
         }
     }
