@@ -124,6 +124,79 @@ fn method_docs(method: &Method, indent: &str, fallback: &str) -> String {
     out
 }
 
+/// What tells a service's async stub from its blocking twin; the rest of
+/// their text is the same and is written by [`write_stub`].
+struct StubFlavour {
+    /// Name of the struct, e.g. `UserServiceRpcStub`.
+    stub: String,
+    /// Its doc comment: `///` lines, without the final newline.
+    doc: String,
+    /// Type of its one field, `channel`.
+    channel: &'static str,
+    /// Doc line of that field.
+    channel_doc: &'static str,
+    /// `"async "` or nothing, before every `fn`.
+    asyncness: &'static str,
+    /// `".await"` or nothing, after every channel call.
+    wait: &'static str,
+    /// Rest of the fallback doc line "Calls `Method` ...".
+    call_doc: &'static str,
+    /// Rest of the doc line "Calls `Method` under `controller`...".
+    controller_doc: &'static str,
+}
+
+/// Appends one caller-side stub of `service` to `s`: a struct around a
+/// channel and, per method, a call with the channel's default deadline and
+/// a `_with` call under a controller.
+fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavour) {
+    let StubFlavour {
+        stub,
+        doc,
+        channel,
+        channel_doc,
+        asyncness,
+        wait,
+        call_doc,
+        controller_doc,
+    } = flavour;
+    let _ = writeln!(
+        s,
+        "{doc}\n\
+         #[derive(Debug, Clone)]\n\
+         pub struct {stub} {{\n\
+         \x20   /// {channel_doc}\n\
+         \x20   channel: {channel},\n\
+         }}\n\n\
+         impl {stub} {{\n\
+         \x20   /// A stub that sends its calls through `channel`.\n\
+         \x20   pub fn new(channel: {channel}) -> Self {{\n\
+         \x20       Self {{ channel }}\n\
+         \x20   }}\n"
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        s.push_str(&method_docs(
+            m,
+            "    ",
+            &format!("Calls `{}` {call_doc}", m.proto_name),
+        ));
+        let _ = writeln!(
+            s,
+            "    pub {asyncness}fn {r}(&self, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
+             \x20       self.channel.call(None, &{desc}, {i}, request){wait}\n\
+             \x20   }}\n\n\
+             \x20   /// Calls `{p}` under `controller`{controller_doc}\n\
+             \x20   pub {asyncness}fn {r}_with(&self, controller: &crate::MprpcController, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
+             \x20       self.channel.call(Some(controller), &{desc}, {i}, request){wait}\n\
+             \x20   }}\n",
+            r = m.name,
+            p = m.proto_name,
+            inp = m.input_type,
+            out = m.output_type,
+        );
+    }
+    let _ = writeln!(s, "}}\n");
+}
+
 impl ServiceGenerator for MprpcServiceGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
         let name = &service.name;
@@ -221,88 +294,45 @@ impl ServiceGenerator for MprpcServiceGenerator {
             "            other => crate::service::unknown_method(&{desc}, other),\n        }}\n    }}\n}}\n"
         );
 
-        // Async stub.
-        let _ = writeln!(
-            s,
-            "/// Caller side of `{full}` (the course's `{proto}_Stub`): every method\n\
-             /// serializes the request, sends it through the [`crate::MprpcChannel`]\n\
-             /// and decodes the response.\n\
-             #[derive(Debug, Clone)]\n\
-             pub struct {name}Stub {{\n\
-             \x20   /// Where calls go: connection pool, discovery and load balancing.\n\
-             \x20   channel: crate::MprpcChannel,\n\
-             }}\n\n\
-             impl {name}Stub {{\n\
-             \x20   /// A stub that sends its calls through `channel`.\n\
-             \x20   pub fn new(channel: crate::MprpcChannel) -> Self {{\n\
-             \x20       Self {{ channel }}\n\
-             \x20   }}\n"
-        );
-        for (i, m) in service.methods.iter().enumerate() {
-            s.push_str(&method_docs(
-                m,
-                "    ",
-                &format!(
-                    "Calls `{}` with the channel's default deadline.",
-                    m.proto_name
+        // Async stub, then its blocking twin: the same text but for these parts.
+        write_stub(
+            &mut s,
+            &service,
+            &desc,
+            &StubFlavour {
+                stub: format!("{name}Stub"),
+                doc: format!(
+                    "/// Caller side of `{full}` (the course's `{proto}_Stub`): every method\n\
+                     /// serializes the request, sends it through the [`crate::MprpcChannel`]\n\
+                     /// and decodes the response."
                 ),
-            ));
-            let _ = writeln!(
-                s,
-                "    pub async fn {r}(&self, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
-                 \x20       self.channel.call(None, &{desc}, {i}, request).await\n\
-                 \x20   }}\n\n\
-                 \x20   /// Calls `{p}` under `controller`: its deadline and cancellation apply,\n\
-                 \x20   /// and it records the outcome (`failed()`, `error_text()`).\n\
-                 \x20   pub async fn {r}_with(&self, controller: &crate::MprpcController, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
-                 \x20       self.channel.call(Some(controller), &{desc}, {i}, request).await\n\
-                 \x20   }}\n",
-                r = m.name,
-                p = m.proto_name,
-                inp = m.input_type,
-                out = m.output_type,
-            );
-        }
-        let _ = writeln!(s, "}}\n");
-
-        // Blocking stub.
-        let _ = writeln!(
-            s,
-            "/// Synchronous twin of [`{name}Stub`] for code without an async runtime\n\
-             /// (the course's callers were plain `main` functions).\n\
-             #[derive(Debug, Clone)]\n\
-             pub struct Blocking{name}Stub {{\n\
-             \x20   /// Channel plus the runtime that drives it.\n\
-             \x20   channel: crate::BlockingChannel,\n\
-             }}\n\n\
-             impl Blocking{name}Stub {{\n\
-             \x20   /// A stub that sends its calls through `channel`.\n\
-             \x20   pub fn new(channel: crate::BlockingChannel) -> Self {{\n\
-             \x20       Self {{ channel }}\n\
-             \x20   }}\n"
+                channel: "crate::MprpcChannel",
+                channel_doc: "Where calls go: connection pool, discovery and load balancing.",
+                asyncness: "async ",
+                wait: ".await",
+                call_doc: "with the channel's default deadline.",
+                controller_doc: ": its deadline and cancellation apply,\n    \
+                                 /// and it records the outcome (`failed()`, `error_text()`).",
+            },
         );
-        for (i, m) in service.methods.iter().enumerate() {
-            s.push_str(&method_docs(
-                m,
-                "    ",
-                &format!("Calls `{}` and blocks until it completes.", m.proto_name),
-            ));
-            let _ = writeln!(
-                s,
-                "    pub fn {r}(&self, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
-                 \x20       self.channel.call(None, &{desc}, {i}, request)\n\
-                 \x20   }}\n\n\
-                 \x20   /// Calls `{p}` under `controller` and blocks until it completes.\n\
-                 \x20   pub fn {r}_with(&self, controller: &crate::MprpcController, request: &{inp}) -> ::core::result::Result<{out}, crate::RpcError> {{\n\
-                 \x20       self.channel.call(Some(controller), &{desc}, {i}, request)\n\
-                 \x20   }}\n",
-                r = m.name,
-                p = m.proto_name,
-                inp = m.input_type,
-                out = m.output_type,
-            );
-        }
-        let _ = writeln!(s, "}}\n");
+        write_stub(
+            &mut s,
+            &service,
+            &desc,
+            &StubFlavour {
+                stub: format!("Blocking{name}Stub"),
+                doc: format!(
+                    "/// Synchronous twin of [`{name}Stub`] for code without an async runtime\n\
+                     /// (the course's callers were plain `main` functions)."
+                ),
+                channel: "crate::BlockingChannel",
+                channel_doc: "Channel plus the runtime that drives it.",
+                asyncness: "",
+                wait: "",
+                call_doc: "and blocks until it completes.",
+                controller_doc: " and blocks until it completes.",
+            },
+        );
         buf.push_str(&s);
     }
 }

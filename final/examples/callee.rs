@@ -10,13 +10,7 @@ use mprpc::{MprpcApplication, RpcProvider};
 
 #[tokio::main]
 async fn main() {
-    let config = match MprpcApplication::init(concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml")) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let config = MprpcApplication::init_or_exit(concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml"));
     let mut provider = RpcProvider::new(config.clone());
     provider.notify_service(UserServiceRpcServer::new(
         mprpc::demo::UserService::default(),

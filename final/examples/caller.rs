@@ -14,13 +14,7 @@ use mprpc::{MprpcApplication, MprpcChannel, MprpcController};
 
 #[tokio::main]
 async fn main() {
-    let config = match MprpcApplication::init(concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml")) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let config = MprpcApplication::init_or_exit(concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml"));
     let channel = match MprpcChannel::from_config(config).await {
         Ok(c) => c,
         Err(e) => {

@@ -39,6 +39,22 @@ impl MprpcApplication {
         Self::init_from(std::env::args_os(), default_config)
     }
 
+    /// [`init`](Self::init) for a `main` that cannot do anything without its
+    /// config, used the way the course used `Init(argc, argv)`: on a bad
+    /// command line or config file it prints the error to stderr and exits
+    /// with status 2 (a usage error), so `main` needs no error handling of
+    /// its own. Nothing is logged: the logger is not installed yet. A program
+    /// that can recover (or a library) calls [`init`](Self::init) instead.
+    pub fn init_or_exit(default_config: &str) -> &'static MprpcConfig {
+        match Self::init(default_config) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     /// Like [`init`](Self::init) with explicit arguments (`args[0]` is the
     /// program name).
     pub fn init_from<I, T>(args: I, default_config: &str) -> Result<&'static MprpcConfig, Error>

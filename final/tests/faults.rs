@@ -147,6 +147,60 @@ fn caller(
     })
 }
 
+// ANCHOR: cluster
+/// The caller's config in these tests: ZooKeeper sessions of `session`
+/// (the providers get the same), calls with a deadline of `deadline`, the
+/// rest [`MprpcConfig::default`].
+fn config_with(session: Duration, deadline: Duration) -> MprpcConfig {
+    MprpcConfig {
+        zk_session_timeout_ms: session.as_millis() as u64,
+        timeouts: Timeouts {
+            call_ms: deadline.as_millis() as u64,
+            ..Timeouts::default()
+        },
+        ..MprpcConfig::default()
+    }
+}
+
+/// What every test here starts from: provider processes registered under
+/// `root`, the test's runtime, and a caller that already sees them all.
+/// Dropping it kills the providers; ZooKeeper belongs to the test.
+struct Cluster {
+    /// The `callee` processes, in the order they started.
+    providers: Vec<ProviderProcess>,
+    /// The test's runtime, which runs the caller.
+    rt: Runtime,
+    /// The caller's stub: every call goes through discovery.
+    stub: UserServiceRpcStub,
+    /// The caller's registry, for its ZooKeeper session.
+    registry: Arc<ZkRegistry>,
+}
+
+impl Cluster {
+    /// Starts `providers` providers on `zookeeper` (one server or an
+    /// ensemble), each with `config`'s session timeout, and a caller with
+    /// `config` that waits until it sees every one of them.
+    fn start(
+        zookeeper: &str,
+        root: &str,
+        providers: usize,
+        config: &MprpcConfig,
+    ) -> Result<Cluster, Box<dyn std::error::Error>> {
+        let providers = (0..providers)
+            .map(|_| ProviderProcess::start(zookeeper, root, config.zk_session_timeout()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rt = runtime()?;
+        let (stub, registry) = caller(&rt, zookeeper, root, config, providers.len())?;
+        Ok(Cluster {
+            providers,
+            rt,
+            stub,
+            registry,
+        })
+    }
+}
+// ANCHOR_END: cluster
+
 /// Milliseconds, for printing.
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -166,6 +220,17 @@ fn per_second(calls: &[Call], t0: Instant) -> Vec<(usize, usize)> {
         }
     }
     rows
+}
+
+/// The calls that failed, and how long after `fault` the last of them ended.
+fn failures(calls: &[Call], fault: Instant) -> (Vec<&Call>, Duration) {
+    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
+    let last = failed
+        .iter()
+        .map(|c| c.end.saturating_duration_since(fault))
+        .max()
+        .unwrap_or_default();
+    (failed, last)
 }
 
 /// The longest stretch in `[from, to]` without any call succeeding.
@@ -211,23 +276,17 @@ fn registered(
 fn provider_killed_under_load_fails_fast_and_calls_recover_within_a_second() -> TestResult {
     const DEADLINE: Duration = Duration::from_secs(2);
     let zk = ZkServer::start()?;
-    let root = "/faults-kill";
-    let session = Duration::from_secs(4);
-    let mut providers = (0..3)
-        .map(|_| ProviderProcess::start(&zk.addr(), root, session))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rt = runtime()?;
     let config = MprpcConfig {
         // Round robin: the victim surely has calls in flight when it dies.
         load_balance: LoadBalance::RoundRobin,
-        zk_session_timeout_ms: session.as_millis() as u64,
-        timeouts: Timeouts {
-            call_ms: DEADLINE.as_millis() as u64,
-            ..Timeouts::default()
-        },
-        ..MprpcConfig::default()
+        ..config_with(Duration::from_secs(4), DEADLINE)
     };
-    let (stub, _registry) = caller(&rt, &zk.addr(), root, &config, 3)?;
+    let Cluster {
+        mut providers,
+        rt,
+        stub,
+        ..
+    } = Cluster::start(&zk.addr(), "/faults-kill", 3, &config)?;
 
     let t0 = Instant::now();
     let load = Load::start(&rt, &stub, 24);
@@ -240,16 +299,11 @@ fn provider_killed_under_load_fails_fast_and_calls_recover_within_a_second() -> 
     // ANCHOR_END: kill_test
 
     let before: Vec<&Call> = calls.iter().filter(|c| c.end < killed_at).collect();
-    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
+    let (failed, last_failure) = failures(&calls, killed_at);
     let after_1s: Vec<&Call> = calls
         .iter()
         .filter(|c| c.start >= killed_at + Duration::from_secs(1))
         .collect();
-    let last_failure = failed
-        .iter()
-        .map(|c| c.end.saturating_duration_since(killed_at))
-        .max()
-        .unwrap_or_default();
     let slowest_failure = failed.iter().map(|c| c.took()).max().unwrap_or_default();
     let gap = longest_gap_without_success(&calls, killed_at, killed_at + Duration::from_secs(2));
     eprintln!(
@@ -318,19 +372,13 @@ fn zookeeper_leader_killed_under_load_fails_no_call() -> TestResult {
     // Long enough to ride out an election (about a second here) and the
     // clients' reconnects to another server.
     let session = Duration::from_secs(10);
-    let _providers = (0..3)
-        .map(|_| ProviderProcess::start(&zookeeper, root, session))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rt = runtime()?;
-    let config = MprpcConfig {
-        zk_session_timeout_ms: session.as_millis() as u64,
-        timeouts: Timeouts {
-            call_ms: 2_000,
-            ..Timeouts::default()
-        },
-        ..MprpcConfig::default()
-    };
-    let (stub, registry) = caller(&rt, &zookeeper, root, &config, 3)?;
+    let config = config_with(session, Duration::from_secs(2));
+    let Cluster {
+        providers: _providers,
+        rt,
+        stub,
+        registry,
+    } = Cluster::start(&zookeeper, root, 3, &config)?;
     let sessions_before = registered(&rt, &zookeeper, root)?;
     let caller_session = registry.session_id();
 
@@ -347,7 +395,7 @@ fn zookeeper_leader_killed_under_load_fails_no_call() -> TestResult {
     let sessions_after = registered(&rt, &zookeeper, root)?;
     // ANCHOR_END: leader_test
 
-    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
+    let (failed, _) = failures(&calls, killed_at);
     let during = calls
         .iter()
         .filter(|c| c.end >= killed_at && c.end <= killed_at + elected_after)
@@ -391,18 +439,13 @@ fn provider_frozen_past_its_session_timeout_reregisters_within_one_timeout() -> 
     let zk = ZkServer::start()?;
     let root = "/faults-expiry";
     let session = Duration::from_secs(2);
-    let frozen = ProviderProcess::start(&zk.addr(), root, session)?;
-    let _healthy = ProviderProcess::start(&zk.addr(), root, session)?;
-    let rt = runtime()?;
-    let config = MprpcConfig {
-        zk_session_timeout_ms: session.as_millis() as u64,
-        timeouts: Timeouts {
-            call_ms: DEADLINE.as_millis() as u64,
-            ..Timeouts::default()
-        },
-        ..MprpcConfig::default()
-    };
-    let (stub, _registry) = caller(&rt, &zk.addr(), root, &config, 2)?;
+    let Cluster {
+        providers,
+        rt,
+        stub,
+        ..
+    } = Cluster::start(&zk.addr(), root, 2, &config_with(session, DEADLINE))?;
+    let frozen = &providers[0]; // the other one stays healthy
     let owner = |rt: &Runtime| -> Result<Option<i64>, Box<dyn std::error::Error>> {
         Ok(registered(rt, &zk.addr(), root)?
             .into_iter()
@@ -440,13 +483,8 @@ fn provider_frozen_past_its_session_timeout_reregisters_within_one_timeout() -> 
     let calls = load.finish(&rt);
     // ANCHOR_END: expiry_test
 
-    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
+    let (failed, last_failure) = failures(&calls, paused_at);
     let slowest = calls.iter().map(Call::took).max().unwrap_or_default();
-    let last_failure = failed
-        .iter()
-        .map(|c| c.end.saturating_duration_since(paused_at))
-        .max()
-        .unwrap_or_default();
     eprintln!(
         "SIGSTOP of 1 of 2 providers, session {} ms, deadline {} ms: session expired {} ms \
          after the pause; re-registered {} ms after SIGCONT (session {old_session:#x} -> \
@@ -508,20 +546,19 @@ fn frozen_provider_is_avoided_after_one_deadline_not_one_session() -> TestResult
     // whole session timeout. The caller must not wait for ZooKeeper.
     const DEADLINE: Duration = Duration::from_millis(500);
     let zk = ZkServer::start()?;
-    let root = "/faults-silent";
     let session = Duration::from_secs(6);
-    let frozen = ProviderProcess::start(&zk.addr(), root, session)?;
-    let _healthy = ProviderProcess::start(&zk.addr(), root, session)?;
-    let rt = runtime()?;
-    let config = MprpcConfig {
-        zk_session_timeout_ms: session.as_millis() as u64,
-        timeouts: Timeouts {
-            call_ms: DEADLINE.as_millis() as u64,
-            ..Timeouts::default()
-        },
-        ..MprpcConfig::default()
-    };
-    let (stub, _registry) = caller(&rt, &zk.addr(), root, &config, 2)?;
+    let Cluster {
+        providers,
+        rt,
+        stub,
+        ..
+    } = Cluster::start(
+        &zk.addr(),
+        "/faults-silent",
+        2,
+        &config_with(session, DEADLINE),
+    )?;
+    let frozen = &providers[0]; // the other one stays healthy
 
     let load = Load::start(&rt, &stub, 16);
     std::thread::sleep(Duration::from_millis(500));
@@ -532,12 +569,7 @@ fn frozen_provider_is_avoided_after_one_deadline_not_one_session() -> TestResult
     frozen.resume()?;
     // ANCHOR_END: silent_test
 
-    let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
-    let last_failure = failed
-        .iter()
-        .map(|c| c.end.saturating_duration_since(paused_at))
-        .max()
-        .unwrap_or_default();
+    let (failed, last_failure) = failures(&calls, paused_at);
     eprintln!(
         "SIGSTOP of 1 of 2 providers, session {} ms, deadline {} ms, 16 callers: {} calls, \
          {} failed, last failure {} ms after the pause",
