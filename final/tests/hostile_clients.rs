@@ -242,6 +242,19 @@ impl Provider {
     fn output(&self) -> String {
         fs::read_to_string(self.dir.path().join("output.txt")).unwrap_or_default()
     }
+
+    /// Waits until the provider holds no more than `baseline` descriptors,
+    /// at most 5 s (it closes connections asynchronously, so the count falls
+    /// over time), and returns the last count for the caller to judge.
+    async fn fds_back_to(&self, baseline: usize) -> usize {
+        let wait = Instant::now();
+        let mut fds = self.open_fds();
+        while fds > baseline && wait.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fds = self.open_fds();
+        }
+        fds
+    }
 }
 
 impl Drop for Provider {
@@ -500,14 +513,9 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
     good_ok += GOOD_CALLS + GOOD_LEGACY_CALLS;
     drop(stub);
 
-    // Descriptors back to the baseline once everyone is gone (bounded wait:
-    // the channel's connection closes when the channel is dropped).
-    let wait = Instant::now();
-    let mut fds = provider.open_fds();
-    while fds > fd_baseline && wait.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        fds = provider.open_fds();
-    }
+    // Descriptors back to the baseline once everyone is gone (the channel's
+    // connection closes when the channel is dropped).
+    let fds = provider.fds_back_to(fd_baseline).await;
     let (rss_end, hwm) = provider.memory_kib();
     println!(
         "{total} hostile connections in {:.1} s; {good_ok} good calls, all ok; \
@@ -581,12 +589,7 @@ async fn descriptor_exhaustion_delays_calls_but_fails_none() {
         }
     }
     drop(stub);
-    let wait = Instant::now();
-    let mut fds = provider.open_fds();
-    while fds > fd_baseline && wait.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        fds = provider.open_fds();
-    }
+    let fds = provider.fds_back_to(fd_baseline).await;
     let output = provider.output();
     let emfile = output.matches("accept failed").count();
     println!(

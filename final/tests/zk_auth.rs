@@ -12,19 +12,13 @@ use std::time::{Duration, Instant};
 use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
 use mprpc::zk_client::{Acl, CreateMode, Permission, ZkError};
 use mprpc::{MprpcChannel, MprpcConfig, Registry, RpcProvider, ZkAuth, ZkClient, ZkRegistry};
+use support::harness::{assert_within, expire_session, runtime};
 use support::zk_server::ZkServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const SESSION: Duration = Duration::from_secs(2);
 const SERVICE: &str = "UserServiceRpc";
-
-fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-}
 
 fn login() -> LoginRequest {
     LoginRequest {
@@ -44,6 +38,23 @@ fn is_protected(acl: &[Acl], user: &str) -> bool {
         .iter()
         .any(|a| a.scheme() == "world" && a.id() == "anyone" && a.permission() == Permission::READ);
     acl.len() == 2 && owner && world_read
+}
+
+/// A registry under `root` whose sessions authenticate with `auth`: the
+/// tests' session timeout and a 20 s connect budget.
+async fn registry_with_auth(
+    server: &ZkServer,
+    root: &str,
+    auth: ZkAuth,
+) -> Result<ZkRegistry, mprpc::Error> {
+    ZkRegistry::connect_with_auth(
+        &server.addr(),
+        root,
+        SESSION,
+        Duration::from_secs(20),
+        Some(auth),
+    )
+    .await
 }
 
 /// Expects a `NoAuth` refusal and returns its message.
@@ -135,14 +146,7 @@ fn authenticated_provider_protects_its_znodes_and_open_callers_still_call() -> T
         let msg = expect_no_auth("delete with wrong password", intruder.delete(&node).await);
         assert!(msg.contains("digest:mprpc"), "{msg}");
         assert!(!msg.contains("wrong-password"), "{msg}");
-        let intruder_registry = ZkRegistry::connect_with_auth(
-            &server.addr(),
-            "/secure",
-            SESSION,
-            Duration::from_secs(20),
-            Some(wrong),
-        )
-        .await?;
+        let intruder_registry = registry_with_auth(&server, "/secure", wrong).await?;
         let err = intruder_registry
             .register(SERVICE, &addr)
             .await
@@ -193,14 +197,7 @@ fn open_znodes_from_before_auth_are_locked_down_on_registration() -> TestResult 
         );
 
         let auth = ZkAuth::digest("mprpc:pw")?;
-        let registry = ZkRegistry::connect_with_auth(
-            &server.addr(),
-            "/legacy",
-            SESSION,
-            Duration::from_secs(20),
-            Some(auth),
-        )
-        .await?;
+        let registry = registry_with_auth(&server, "/legacy", auth).await?;
         registry.register(SERVICE, "127.0.0.1:9").await?;
         for path in [
             "/legacy".to_string(),
@@ -251,23 +248,13 @@ fn a_refused_credential_fails_at_once_with_a_clear_error() -> TestResult {
         other => return Err(format!("expected AuthFailed, got {other:?}").into()),
     }
     // The registry does not retry for its 20 s connect budget either.
-    let r = rt.block_on(ZkRegistry::connect_with_auth(
-        &server.addr(),
-        "/refused",
-        SESSION,
-        Duration::from_secs(20),
-        Some(refused),
-    ));
+    let r = rt.block_on(registry_with_auth(&server, "/refused", refused));
     let err = r
         .err()
         .ok_or("connected with a refused credential")?
         .to_string();
     assert!(err.contains("refused authentication"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(10));
     Ok(())
 }
 
@@ -276,25 +263,11 @@ fn a_new_session_after_expiry_authenticates_again() -> TestResult {
     let mut server = ZkServer::start()?;
     let rt = runtime()?;
     let auth = ZkAuth::digest("mprpc:pw")?;
-    let registry = rt.block_on(ZkRegistry::connect_with_auth(
-        &server.addr(),
-        "/expiring",
-        SESSION,
-        Duration::from_secs(20),
-        Some(auth),
-    ))?;
+    let registry = rt.block_on(registry_with_auth(&server, "/expiring", auth))?;
     rt.block_on(registry.register(SERVICE, "127.0.0.1:9"))?;
-    let old_session = registry.session_id();
     // ZooKeeper down for longer than the session timeout: the session expires
     // and its ephemeral node with it.
-    server.stop()?;
-    std::thread::sleep(SESSION * 2);
-    server.restart()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while registry.session_id() == old_session && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let new_session = registry.session_id();
+    let (old_session, new_session) = expire_session(&mut server, SESSION, &registry)?;
     assert_ne!(new_session, old_session, "no new session");
     // The supervisor re-registered on the new session, which carries the
     // credential: the node is back, owned by it, with the protected ACL.

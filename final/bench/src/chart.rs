@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::BoxError;
@@ -93,11 +94,6 @@ fn panel(
             String::new()
         }
     };
-    let bar_width = 0.8 / variants.len().max(1) as f64;
-    let slot = |group: usize, j: usize| {
-        let x0 = group as f64 - 0.4 + j as f64 * bar_width;
-        (x0 + bar_width * 0.08, x0 + bar_width * 0.92)
-    };
 
     match metric {
         Metric::Throughput => {
@@ -123,41 +119,7 @@ fn panel(
                     }
                 })
                 .draw()?;
-            for (j, &variant) in variants.iter().enumerate() {
-                let fill = colour(variant);
-                let cells: Vec<(usize, Stat)> = concurrencies
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(g, c)| {
-                        report
-                            .summary
-                            .iter()
-                            .find(|s| s.variant == variant && s.concurrency == *c)
-                            .map(|s| (g, metric.stat(s)))
-                    })
-                    .collect();
-                chart
-                    .draw_series(cells.iter().map(|(g, st)| {
-                        let (x0, x1) = slot(*g, j);
-                        Rectangle::new([(x0, 0.0), (x1, st.median)], fill.filled())
-                    }))?
-                    .label(variant.name())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
-                    });
-                chart.draw_series(cells.iter().map(|(g, st)| {
-                    let (x0, x1) = slot(*g, j);
-                    let mid = (x0 + x1) / 2.0;
-                    PathElement::new(vec![(mid, st.min), (mid, st.max)], BLACK.stroke_width(1))
-                }))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .border_style(BLACK.mix(0.3))
-                .background_style(WHITE.mix(0.9))
-                .label_font(("sans-serif", 13))
-                .draw()?;
+            bars(&mut chart, report, metric, &variants, 0.0)?;
         }
         Metric::P99 => {
             let lo = (bottom / 2.0).max(1.0);
@@ -178,42 +140,61 @@ fn panel(
                 .x_label_formatter(&label_of)
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .draw()?;
-            for (j, &variant) in variants.iter().enumerate() {
-                let fill = colour(variant);
-                let cells: Vec<(usize, Stat)> = concurrencies
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(g, c)| {
-                        report
-                            .summary
-                            .iter()
-                            .find(|s| s.variant == variant && s.concurrency == *c)
-                            .map(|s| (g, metric.stat(s)))
-                    })
-                    .collect();
-                chart
-                    .draw_series(cells.iter().map(|(g, st)| {
-                        let (x0, x1) = slot(*g, j);
-                        Rectangle::new([(x0, lo), (x1, st.median)], fill.filled())
-                    }))?
-                    .label(variant.name())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
-                    });
-                chart.draw_series(cells.iter().map(|(g, st)| {
-                    let (x0, x1) = slot(*g, j);
-                    let mid = (x0 + x1) / 2.0;
-                    PathElement::new(vec![(mid, st.min), (mid, st.max)], BLACK.stroke_width(1))
-                }))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .border_style(BLACK.mix(0.3))
-                .background_style(WHITE.mix(0.9))
-                .label_font(("sans-serif", 13))
-                .draw()?;
+            bars(&mut chart, report, metric, &variants, lo)?;
         }
     }
+    Ok(())
+}
+
+/// Draws one panel's bars (median, starting at `base`), min–max whiskers and
+/// legend. Shared by both panels: the y axis is linear for throughput and
+/// logarithmic for p99, so it is generic over the y coordinate; a log axis
+/// cannot start its bars at 0, which is why `base` is passed in.
+fn bars<'a, 'b: 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
+    report: &Report,
+    metric: Metric,
+    variants: &[Variant],
+    base: f64,
+) -> Result<(), BoxError> {
+    let concurrencies = &report.settings.concurrencies;
+    let bar_width = 0.8 / variants.len().max(1) as f64;
+    let slot = |group: usize, j: usize| {
+        let x0 = group as f64 - 0.4 + j as f64 * bar_width;
+        (x0 + bar_width * 0.08, x0 + bar_width * 0.92)
+    };
+    for (j, &variant) in variants.iter().enumerate() {
+        let fill = colour(variant);
+        let cells: Vec<(usize, Stat)> = concurrencies
+            .iter()
+            .enumerate()
+            .filter_map(|(g, c)| {
+                report
+                    .summary
+                    .iter()
+                    .find(|s| s.variant == variant && s.concurrency == *c)
+                    .map(|s| (g, metric.stat(s)))
+            })
+            .collect();
+        chart
+            .draw_series(cells.iter().map(|(g, st)| {
+                let (x0, x1) = slot(*g, j);
+                Rectangle::new([(x0, base), (x1, st.median)], fill.filled())
+            }))?
+            .label(variant.name())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled()));
+        chart.draw_series(cells.iter().map(|(g, st)| {
+            let (x0, x1) = slot(*g, j);
+            let mid = (x0 + x1) / 2.0;
+            PathElement::new(vec![(mid, st.min), (mid, st.max)], BLACK.stroke_width(1))
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK.mix(0.3))
+        .background_style(WHITE.mix(0.9))
+        .label_font(("sans-serif", 13))
+        .draw()?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use mprpc::{
 };
 
 use crate::BoxError;
-use crate::pb::fixbug::{LoginRequest, LoginResponse, ResultCode};
+use crate::pb::fixbug::{LoginRequest, LoginResponse};
 
 /// Whether this build can run the `final` variant.
 pub const AVAILABLE: bool = true;
@@ -97,12 +97,10 @@ impl Client {
     pub async fn login(&self) -> Result<LoginResponse, BoxError> {
         let response = self.stub.login(&self.request).await?;
         let result = response.result.unwrap_or_default();
-        Ok(LoginResponse {
-            result: Some(ResultCode {
-                errcode: result.errcode,
-                errmsg: result.errmsg,
-            }),
-            success: response.success,
-        })
+        Ok(crate::service::login_response(
+            result.errcode,
+            result.errmsg,
+            response.success,
+        ))
     }
 }

@@ -126,12 +126,10 @@ impl Client {
             .inner
             .login(context::current(), self.request.clone())
             .await?;
-        Ok(fixbug::LoginResponse {
-            result: Some(fixbug::ResultCode {
-                errcode: response.result.errcode,
-                errmsg: response.result.errmsg,
-            }),
-            success: response.success,
-        })
+        Ok(crate::service::login_response(
+            response.result.errcode,
+            response.result.errmsg,
+            response.success,
+        ))
     }
 }

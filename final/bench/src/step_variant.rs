@@ -30,7 +30,7 @@ use step::provider::{ProviderHandle, RpcProvider};
 use step::rpc::RpcController;
 
 use crate::BoxError;
-use crate::pb::fixbug::{LoginRequest, LoginResponse, ResultCode};
+use crate::pb::fixbug::{LoginRequest, LoginResponse};
 
 /// Shown in reports: what the `step` variant measures.
 pub const DESCRIPTION: &str = "the course's design as steps/12-zookeeper-integration implements it: \
@@ -111,13 +111,11 @@ impl Client {
             return Err(controller.error_text().to_owned().into());
         }
         let result = response.result.unwrap_or_default();
-        Ok(LoginResponse {
-            result: Some(ResultCode {
-                errcode: result.errcode,
-                errmsg: result.errmsg,
-            }),
-            success: response.success,
-        })
+        Ok(crate::service::login_response(
+            result.errcode,
+            result.errmsg,
+            response.success,
+        ))
     }
 }
 

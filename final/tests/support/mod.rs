@@ -1,6 +1,8 @@
 //! Test support: real, throw-away ZooKeeper servers (standalone and
-//! ensemble) and providers running as child processes.
+//! ensemble), providers running as child processes, and the runtime and
+//! timing check the ZooKeeper tests share.
 
+pub mod harness;
 pub mod provider_process;
 pub mod zk_ensemble;
 pub mod zk_server;
