@@ -270,13 +270,25 @@ fn session_expiry_gets_a_new_session_and_reregisters() -> TestResult {
         Ok(false)
     })?;
     assert!(found, "{path} was re-created after session expiry");
-    // And a caller finds and reaches it.
+    // And a caller finds and reaches it. The caller's own registry has just
+    // opened its new session too, and its first listing may still fail while
+    // the restarted server settles (the registry then retries with backoff
+    // and keeps an empty list): allow it a few seconds, as a real caller's
+    // retry would.
     let ok = check_rt.block_on(async {
         let stub = UserServiceRpcStub::new(MprpcChannel::new(
             &MprpcConfig::default(),
             Arc::new(registry),
         ));
-        stub.login(&login()).await
+        let mut last = stub.login(&login()).await;
+        for _ in 0..50 {
+            if last.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            last = stub.login(&login()).await;
+        }
+        last
     });
     assert!(ok.is_ok(), "{ok:?}");
     drop(node);
