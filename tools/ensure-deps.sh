@@ -6,7 +6,8 @@
 #                  book.toml fields, so a different version may not build it)
 #   zookeeper      Debian's package (3.8, on the installed Java 17); tests
 #                  start their own server from its jars
-#   chromium       Debian's package, for the book's browser check
+#   chromium       Debian's package, for the book's browser check, with a CJK
+#                  font (fonts-wqy-zenhei) so the book's Chinese terms render
 #   graphviz       Debian's package, for tools/diagrams.sh --check; with
 #                  fonts-liberation2, the fonts the diagrams are measured in
 
@@ -41,6 +42,9 @@ fi
 
 if [ -x tools/check_browser.sh ] && [ -z "${SKIP_BROWSER_CHECK:-}" ] && ! command -v chromium >/dev/null; then
     need_root_for chromium
+fi
+if [ -x tools/check_browser.sh ] && [ -z "${SKIP_BROWSER_CHECK:-}" ] && [ ! -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
+    need_root_for fonts-wqy-zenhei
 fi
 
 if [ -x tools/diagrams.sh ] && { ! command -v dot >/dev/null ||
