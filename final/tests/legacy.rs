@@ -1,5 +1,5 @@
 //! The provider serves callers speaking the course's original format, byte
-//! for byte (captures from the C++ course in shared/reference/captures).
+//! for byte (captures from the C++ course in proto/captures).
 
 mod common;
 

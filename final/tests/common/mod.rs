@@ -28,12 +28,12 @@ pub async fn demo_provider(config: MprpcConfig) -> RunningProvider {
     }
 }
 
-/// `<repo>/../shared/reference/captures`, where CI puts a copy of shared/.
+/// `<repo>/proto/captures`: the course's bytes, copied into the repository.
 pub fn captures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/captures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto/captures");
     assert!(
         dir.is_dir(),
-        "captures not found at {}: the tests expect shared/ beside the repository (<repo>/../shared)",
+        "captures not found at {}: they belong in proto/captures/ of this repository",
         dir.display()
     );
     dir

@@ -21,7 +21,7 @@ fn login_succeeds_only_for_a_registered_name_and_password() {
 
 /// The course's captured replies: Login of an unknown user is `0a00`
 /// (result present and empty, success false) and a first Register is
-/// `0a001001` (success true). See shared/reference/captures.
+/// `0a001001` (success true). See proto/captures.
 #[test]
 fn byte_level_replies_match_the_course() {
     let server = UserServiceRpcServer(UserService::default());

@@ -124,18 +124,18 @@ impl Recorder {
     }
 }
 
-/// The bytes of one of the course's captures,
-/// `shared/reference/captures/<name>.hex`, beside the repository.
+/// The bytes of one of the course's captures, `proto/captures/<name>.hex`
+/// (copied from the course's material; see that folder's README).
 pub fn capture(name: &str) -> Vec<u8> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let path = repo
-        .join("../shared/reference/captures")
+        .join("proto/captures")
         .join(format!("{name}.hex"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
         panic!(
             "cannot read the course capture {}: {error}\n\
              These tests compare against the bytes captured from the C++ course; \
-             they expect the `shared/` folder beside the repository checkout.",
+             they live in proto/captures/ of this repository.",
             path.display()
         )
     });
