@@ -2,20 +2,29 @@
 //! what a failure looks like. Start `callee` and `friend_service` first.
 //!
 //! ```text
-//! cargo run -p mprpc --example caller                 # uses final/mprpc.toml
+//! cargo run -p mprpc-examples --example caller                 # final/examples/mprpc.toml
 //! ```
 
 use std::time::Duration;
 
-use mprpc::proto::fixbug::{
+use clap::Parser;
+use mprpc::{ConfigArgs, MprpcChannel, MprpcController};
+use mprpc_examples::fixbug::{
     FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, UserServiceRpcStub,
 };
-use mprpc::{MprpcApplication, MprpcChannel, MprpcController};
+
+/// The command line: mprpc's `-i <file>`, nothing else.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// mprpc's flags.
+    #[command(flatten)]
+    mprpc: ConfigArgs,
+}
 
 #[tokio::main]
 async fn main() {
-    let config = MprpcApplication::init_or_exit(concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml"));
-    let channel = match MprpcChannel::from_config(config).await {
+    let setup = mprpc_examples::cli::setup("caller", &Cli::parse().mprpc, "mprpc.toml");
+    let channel = match MprpcChannel::from_config(&setup.config).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("caller: {e}");
@@ -65,5 +74,4 @@ async fn main() {
         }
         Err(e) => println!("GetFriendsList failed: {e}"),
     }
-    mprpc::logger::flush();
 }

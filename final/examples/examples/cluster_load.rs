@@ -3,7 +3,7 @@
 //! failed per second, and measures how long each fault took to heal.
 //!
 //! ```text
-//! cargo run -p mprpc --example cluster_load -- -i caller.toml [--seconds 20] [--workers 32]
+//! cargo run -p mprpc-examples --example cluster_load -- -i caller.toml [--seconds 20] [--workers 32]
 //! ```
 //!
 //! Each `SIGUSR1` marks "a fault starts now" (the script sends one when it
@@ -17,65 +17,32 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcStub};
-use mprpc::{MprpcApplication, MprpcChannel};
+use clap::Parser;
+use mprpc::{ConfigArgs, MprpcChannel};
+use mprpc_examples::fixbug::{LoginRequest, UserServiceRpcStub};
 
-/// Command-line options besides `-i`.
-#[derive(Debug)]
+/// The command line: mprpc's `-i <file>` and the load's own options.
+#[derive(Debug, Parser)]
 struct Options {
-    /// How long to run.
+    /// mprpc's flags.
+    #[command(flatten)]
+    mprpc: ConfigArgs,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 20)]
     seconds: u64,
     /// Calls kept in flight (one task each).
-    workers: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    workers: u64,
 }
 
 /// One finished call: milliseconds since start, and whether it worked.
 type Outcome = (u64, bool);
 
-/// Splits our own options off and leaves the rest (`-i file`) to
-/// [`MprpcApplication`], which knows nothing about them.
-fn parse_args() -> Result<(Options, Vec<String>), String> {
-    let mut options = Options {
-        seconds: 20,
-        workers: 32,
-    };
-    let mut rest = Vec::new();
-    let mut args = std::env::args();
-    rest.extend(args.next());
-    while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
-        match arg.as_str() {
-            "--seconds" => options.seconds = number("--seconds")?,
-            "--workers" => options.workers = number("--workers")?.clamp(1, 10_000) as usize,
-            _ => rest.push(arg),
-        }
-    }
-    Ok((options, rest))
-}
-
 #[tokio::main]
 async fn main() {
-    let (options, args) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("cluster_load: {e}");
-            std::process::exit(2);
-        }
-    };
-    let config =
-        match MprpcApplication::init_from(args, concat!(env!("CARGO_MANIFEST_DIR"), "/mprpc.toml"))
-        {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("cluster_load: {e}");
-                std::process::exit(2);
-            }
-        };
-    let channel = match MprpcChannel::from_config(config).await {
+    let options = Options::parse();
+    let setup = mprpc_examples::cli::setup("cluster_load", &options.mprpc, "mprpc.toml");
+    let channel = match MprpcChannel::from_config(&setup.config).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cluster_load: {e}");
@@ -83,7 +50,6 @@ async fn main() {
         }
     };
     run(UserServiceRpcStub::new(channel), options).await;
-    mprpc::logger::flush();
 }
 
 // ANCHOR: load

@@ -4,29 +4,26 @@
 //! the fast path.
 //!
 //! ```text
-//! cargo run --release -p mprpc --example load -- 128 3   # in flight, seconds
+//! cargo run --release -p mprpc-examples --example load -- 128 3   # in flight, seconds
 //! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
 use mprpc::{MprpcChannel, MprpcConfig, RpcProvider, StaticRegistry};
+use mprpc_examples::UserService;
+use mprpc_examples::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let in_flight: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(128);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let config = MprpcConfig {
-        rpcserverport: 0,
-        ..MprpcConfig::default()
-    };
+    let mut config = MprpcConfig::default();
+    config.rpcserverport = 0;
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(
-        mprpc::demo::UserService::default(),
-    ));
+    provider.notify_service(UserServiceRpcServer::new(UserService::default()));
     let running = provider.start().await?;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
     let done = Arc::new(AtomicU64::new(0));

@@ -1,11 +1,18 @@
-//! [`MprpcApplication`]: process-wide initialisation, as in the course.
+//! [`MprpcApplication`] and [`ConfigArgs`]: getting a program's config, as
+//! the course's `MprpcApplication::Init(argc, argv)` did.
 //!
-//! The course's `MprpcApplication::Init(argc, argv)` parsed `-i <file>` and
-//! loaded the config into a singleton that every other class read. We keep
-//! the entry point for `main` functions, but the framework's types take the
-//! config as an argument: globals make tests that run several providers in
-//! one process impossible.
+//! The course parsed `-i <file>` itself and kept the config in a singleton
+//! that every other class read. Here the program owns `main` and its command
+//! line: [`ConfigArgs`] is the `-i` flag as a clap argument group that a
+//! program embeds in its own parser with `#[command(flatten)]`, and the
+//! framework's types take the config as an argument (globals would make tests
+//! that run several providers in one process impossible). Installing the
+//! file logger is a separate, explicit call ([`crate::logger::init`]): a
+//! program with its own `log` backend simply does not make it.
+//! [`MprpcApplication`] remains for programs whose whole command line is
+//! mprpc's, as the course's were.
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use clap::Parser;
@@ -16,25 +23,75 @@ use crate::error::Error;
 /// The process-wide config, set once by [`MprpcApplication::init`].
 static CONFIG: OnceLock<MprpcConfig> = OnceLock::new();
 
-/// Command line shared by mprpc programs.
+// ANCHOR: config_args
+/// mprpc's command-line flag, `-i <file>` (long form `--config`), for a
+/// program's own clap parser:
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     mprpc: mprpc::ConfigArgs,
+///     /// The program's own flag.
+///     #[arg(long)]
+///     verbose: bool,
+/// }
+///
+/// let cli = Cli::parse_from(["kv_server", "-i", "kv.toml", "--verbose"]);
+/// assert_eq!(cli.mprpc.config.as_deref(), Some(std::path::Path::new("kv.toml")));
+/// assert!(cli.verbose);
+/// ```
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct ConfigArgs {
+    /// Config file (TOML; see the book's chapter on configuration).
+    #[arg(short = 'i', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+// ANCHOR_END: config_args
+
+impl ConfigArgs {
+    /// Flags naming `path` as the config file.
+    pub fn with_config(path: impl Into<PathBuf>) -> ConfigArgs {
+        ConfigArgs {
+            config: Some(path.into()),
+        }
+    }
+
+    /// The file named by `-i`, or `default` when the flag was not given.
+    pub fn path_or<'a>(&'a self, default: &'a Path) -> &'a Path {
+        self.config.as_deref().unwrap_or(default)
+    }
+
+    /// Loads and validates the config named by `-i` (or `default`).
+    pub fn load(&self, default: impl AsRef<Path>) -> Result<MprpcConfig, Error> {
+        MprpcConfig::load(self.path_or(default.as_ref()))
+    }
+}
+
+/// The whole command line of a program that has no flags but mprpc's.
 #[derive(Debug, Parser)]
 #[command(about = "An mprpc program")]
 struct Args {
-    /// Config file (TOML).
-    #[arg(short = 'i', long = "config")]
-    config: Option<std::path::PathBuf>,
+    /// mprpc's flags.
+    #[command(flatten)]
+    mprpc: ConfigArgs,
 }
 
-/// Process-wide initialisation (the course's `MprpcApplication`).
+/// Process-wide initialisation (the course's `MprpcApplication`), for
+/// programs whose command line is only `-i <file>`.
 #[derive(Debug)]
 pub struct MprpcApplication;
 
 impl MprpcApplication {
     /// Parses the process's command line (`-i <file>`, default
-    /// `default_config`), loads the config, installs the asynchronous file
-    /// logger (`log_dir`, `log_level`), and returns the config. Calling it
-    /// again returns the first config. Call [`crate::logger::flush`] before
-    /// `main` returns so no queued log line is lost.
+    /// `default_config`), loads the config and keeps it for
+    /// [`config`](Self::config). Calling it again returns the first config.
+    /// It installs no logger: call [`crate::logger::init`] if you want
+    /// mprpc's file logger. A program with flags of its own embeds
+    /// [`ConfigArgs`] in its parser instead.
     pub fn init(default_config: &str) -> Result<&'static MprpcConfig, Error> {
         Self::init_from(std::env::args_os(), default_config)
     }
@@ -43,8 +100,8 @@ impl MprpcApplication {
     /// config, used the way the course used `Init(argc, argv)`: on a bad
     /// command line or config file it prints the error to stderr and exits
     /// with status 2 (a usage error), so `main` needs no error handling of
-    /// its own. Nothing is logged: the logger is not installed yet. A program
-    /// that can recover (or a library) calls [`init`](Self::init) instead.
+    /// its own. A program that can recover (or a library) calls
+    /// [`init`](Self::init) instead.
     pub fn init_or_exit(default_config: &str) -> &'static MprpcConfig {
         match Self::init(default_config) {
             Ok(config) => config,
@@ -66,15 +123,19 @@ impl MprpcApplication {
             return Ok(config);
         }
         let args = Args::try_parse_from(args).map_err(|e| Error::Config(e.render().to_string()))?;
-        let path = args.config.unwrap_or_else(|| default_config.into());
-        let config = MprpcConfig::load(&path)?;
-        // A second init (or another `log` backend) keeps the first logger.
-        if let Ok(guard) = crate::logger::Logger::init(&config.log_dir, config.log_level_filter()) {
-            // The guard would flush when dropped, but we return the config,
-            // not the guard: `main` calls `mprpc::logger::flush()` instead.
-            std::mem::forget(guard);
+        Self::init_with(&args.mprpc, default_config)
+    }
+
+    /// Loads the config named by flags the program parsed itself (see
+    /// [`ConfigArgs`]) and keeps it for [`config`](Self::config).
+    pub fn init_with(
+        args: &ConfigArgs,
+        default_config: &str,
+    ) -> Result<&'static MprpcConfig, Error> {
+        if let Some(config) = CONFIG.get() {
+            return Ok(config);
         }
-        log::info!("loaded {}", path.display());
+        let config = args.load(default_config)?;
         Ok(CONFIG.get_or_init(|| config))
     }
 

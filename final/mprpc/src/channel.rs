@@ -161,7 +161,7 @@ impl MprpcChannel {
                     ErrorCode::BadResponse,
                     format!(
                         "response of {}.{} is not valid protobuf: {e}",
-                        service.name,
+                        service.full_name,
                         method_name(service, method)
                     ),
                 )
@@ -185,11 +185,11 @@ impl MprpcChannel {
             r = work => r,
             _ = deadline => Err(RpcError::new(
                 ErrorCode::DeadlineExceeded,
-                format!("{}.{} took longer than {:?}", service.name, method_name(service, method), timeout.unwrap_or_default()),
+                format!("{}.{} took longer than {:?}", service.full_name, method_name(service, method), timeout.unwrap_or_default()),
             )),
             _ = cancel => Err(RpcError::new(
                 ErrorCode::Cancelled,
-                format!("{}.{} was cancelled by its controller", service.name, method_name(service, method)),
+                format!("{}.{} was cancelled by its controller", service.full_name, method_name(service, method)),
             )),
         };
         if matches!(&result, Err(e) if e.code == ErrorCode::DeadlineExceeded) {
@@ -215,11 +215,11 @@ impl MprpcChannel {
         let Some(method_name) = service.methods.get(method) else {
             return Err(RpcError::new(
                 ErrorCode::UnknownMethod,
-                format!("service {} has no method number {method}", service.name),
+                format!("service {} has no method number {method}", service.full_name),
             ));
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
-        let list = self.providers(service.name).await?;
+        let list = self.providers(service.full_name).await?;
         let mut tried = 0u64;
         let mut last_err = None;
         for _ in 0..list.len().clamp(1, MAX_ATTEMPTS) {
@@ -231,7 +231,7 @@ impl MprpcChannel {
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
-                    log::warn!("{e}; trying another provider of {}", service.name);
+                    log::warn!("{e}; trying another provider of {}", service.full_name);
                     self.inner.eject(addr);
                     last_err = Some(e);
                     continue;
@@ -239,7 +239,7 @@ impl MprpcChannel {
             };
             *lock(sent_on) = Some((Arc::clone(&conn), Instant::now()));
             match conn
-                .call(service.name, method_name, timeout_ms, request)
+                .call(service.full_name, method_name, timeout_ms, request)
                 .await
             {
                 Ok(payload) => return Ok(payload),
@@ -250,7 +250,7 @@ impl MprpcChannel {
         Err(last_err.unwrap_or_else(|| {
             RpcError::new(
                 ErrorCode::NoProvider,
-                format!("no provider of {} is available", service.name),
+                format!("no provider of {} is available", service.full_name),
             )
         }))
     }

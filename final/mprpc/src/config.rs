@@ -22,6 +22,7 @@ use crate::zk_client::ZkAuth;
 /// Everything the framework reads from its config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MprpcConfig {
     /// Address the provider listens on and advertises ("127.0.0.1").
     pub rpcserverip: String,
@@ -92,6 +93,7 @@ impl fmt::Debug for Secret {
 /// Limits that bound what a peer can make us allocate or hold.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest frame accepted or sent, in bytes (≤ 1 GiB).
     pub max_frame_size: usize,
@@ -107,6 +109,7 @@ pub struct Limits {
 /// Timeouts, in milliseconds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Default deadline of a call when its controller sets none; 0 = none.
     pub call_ms: u64,
@@ -134,6 +137,7 @@ pub struct Timeouts {
 /// Load-balancing policy of [`crate::MprpcChannel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LoadBalance {
     /// Each call goes to the next provider in turn.
     RoundRobin,

@@ -1,5 +1,6 @@
-//! Errors: the codes that travel in response frames, the error a caller sees
-//! ([`RpcError`]) and the error a handler returns ([`Status`]).
+//! Errors: the codes that travel in response frames, [`Status`] — the one
+//! error of a call, returned by handlers and seen by callers — and [`Error`],
+//! the error of setting up (config, binding, registry).
 //!
 //! The course's caller had no error channel at all: a provider that did not
 //! know the method simply never answered, and an empty reply parsed as a
@@ -15,6 +16,7 @@ use std::fmt;
 /// the others are produced on the caller's side and never cross the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// No error (only used inside response frames).
     Ok = 0,
@@ -93,49 +95,28 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A failed call, as the caller sees it: a code plus a sentence that says what
-/// happened and, where it helps, what to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcError {
-    /// Machine-readable reason.
-    pub code: ErrorCode,
-    /// Human-readable explanation (never empty).
-    pub message: String,
-}
-
-impl RpcError {
-    /// Builds an error from a code and a message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> RpcError {
-        RpcError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for RpcError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for RpcError {}
-
-/// What a handler returns instead of a response. The provider sends it to the
-/// caller as a response frame with this code and message; the caller gets an
-/// [`RpcError`] with the same two fields.
+/// A failed call: what a handler returns instead of a response, and what a
+/// caller gets back — one type on both sides, as in tonic. The provider sends
+/// a handler's `Status` as a response frame with its code and message; the
+/// caller's stub returns it unchanged, or a `Status` of its own making when
+/// the call failed on the way (codes `100..`).
 ///
 /// Business outcomes that the caller should act on (wrong password, user not
 /// found) belong in the response message itself (`ResultCode` in the course's
 /// protos); `Status` is for "this call could not be served".
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
-    /// Code sent to the caller; handlers normally use
+    /// Machine-readable reason; handlers normally use
     /// [`ErrorCode::HandlerError`].
     pub code: ErrorCode,
-    /// Explanation sent to the caller.
+    /// Human-readable explanation (never empty when made by the framework).
     pub message: String,
 }
+
+/// The name this type had on the caller's side before the two were one;
+/// kept so that code written against it still compiles.
+pub type RpcError = Status;
 
 impl Status {
     /// A handler error with this message.
@@ -153,6 +134,16 @@ impl Status {
             message: message.into(),
         }
     }
+
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The explanation.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl fmt::Display for Status {
@@ -166,6 +157,7 @@ impl std::error::Error for Status {}
 /// Errors of setup and lifecycle operations (config, binding, discovery), as
 /// opposed to errors of a single call.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading the config file or binding a socket failed.
     Io {

@@ -87,6 +87,7 @@ mod kind {
 /// One decoded frame. Byte fields are slices of the receive buffer
 /// ([`Bytes`] is reference-counted), so decoding copies no payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// A call from caller to provider.
     Request {
@@ -129,6 +130,7 @@ pub enum Frame {
 /// Why bytes could not be decoded as a frame. Both are fatal for the
 /// connection: after a bad length the byte stream cannot be resynchronised.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix exceeds the receiver's limit.
     TooLarge {

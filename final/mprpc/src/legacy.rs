@@ -31,8 +31,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{ErrorCode, RpcError};
-use crate::proto::mprpc::RpcHeader;
 use crate::service::{CallContext, Service};
+
+// ANCHOR: rpc_header
+/// The header before every request in the course's format: `message
+/// RpcHeader` of `proto/rpcheader.proto` (package `mprpc`), written out by
+/// hand so that this crate needs no `.proto` file and no build step. The
+/// derive produces the same encoding protoc's generated code does; the tests
+/// check it against the course's captured bytes.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RpcHeader {
+    /// Short service name, `"UserServiceRpc"` (never package-qualified).
+    #[prost(bytes = "vec", tag = "1")]
+    pub service_name: Vec<u8>,
+    /// Method name, `"Login"`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub method_name: Vec<u8>,
+    /// Length of the serialized request that follows the header.
+    #[prost(uint32, tag = "3")]
+    pub args_size: u32,
+}
+// ANCHOR_END: rpc_header
 
 // ANCHOR: legacy_encode
 /// The exact bytes a course caller sends for one call.
@@ -103,6 +122,7 @@ pub struct Request {
 
 /// What [`try_decode`] found at the front of the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decoded {
     /// The request is not complete: the buffer must hold at least this many
     /// bytes before it is worth calling [`try_decode`] again. The number was
@@ -186,7 +206,8 @@ async fn read_request(
 }
 // ANCHOR_END: legacy_read
 
-/// Serves one legacy call on `stream`, then closes it.
+/// Serves one legacy call on `stream`, then closes it. `services` is keyed
+/// by short name ("UserServiceRpc"): the course's header carries no package.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,

@@ -5,8 +5,9 @@
 //! per call, one provider per method. This crate is what step 12 would need
 //! before it could be deployed. It keeps the course's names — [`RpcProvider`],
 //! [`MprpcChannel`], [`MprpcController`], [`MprpcApplication`],
-//! [`MprpcConfig`], [`ZkClient`] — and its `.proto` files, and still answers
-//! the course's C++ callers byte for byte.
+//! [`MprpcConfig`], [`ZkClient`] — and its wire format, and still answers
+//! the course's C++ callers byte for byte. Services are yours: describe them
+//! in a `.proto` file and let `mprpc-build` generate the glue (below).
 //!
 //! Like [mini-redis](https://github.com/tokio-rs/mini-redis), it is written to
 //! be read: every item is documented, and comments say *why*, and what a
@@ -16,40 +17,72 @@
 //!
 //! | course concept | here | module |
 //! |---|---|---|
-//! | `protoc --cpp_out` with `cc_generic_services` | `build.rs` generates, per service, a descriptor, an async callee trait, a server adapter, async and blocking stubs | [`proto`], [`service`] |
+//! | `protoc --cpp_out` with `cc_generic_services` | the `mprpc-build` crate, called from a user's `build.rs`, generates per service a descriptor, an async callee trait, a server adapter, async and blocking stubs; [`include_proto!`] includes them | [`codegen`], [`service`] |
 //! | `google::protobuf::Service::CallMethod` | object-safe [`Service`] trait returning a boxed future | [`service`] |
 //! | `RpcProvider::NotifyService` / `Run` | [`RpcProvider::notify_service`], [`RpcProvider::run`] / [`RpcProvider::start`] | [`provider`] |
 //! | `[u32 header_size][RpcHeader][args]`, one call per connection | a preamble, then length-prefixed frames with call ids; many calls in flight per connection | [`frame`] |
 //! | the same format, for old callers | still served, detected from the first four bytes | [`legacy`] |
 //! | `MprpcChannel::CallMethod` | pooled multiplexed connections, load balancing, retries only when safe | [`channel`] (+ private `connection`) |
 //! | `MprpcController` (`Failed`, `ErrorText`) | plus deadline and cancellation; error codes carried on the wire | [`controller`], [`error`] |
-//! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry | [`application`], [`config`] |
+//! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry; `-i` as a clap [`ConfigArgs`] a program can embed | [`application`], [`config`] |
 //! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] |
 //! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists | [`registry`] |
-//! | the async logger (queue + writer thread) | behind the `log` facade | [`logger`] |
-//! | `UserService`, `FriendService` examples | implemented once, used by examples and tests | [`demo`] |
+//! | the async logger (queue + writer thread) | behind the `log` facade, installed when the program chooses | [`logger`] |
 //!
-//! ## A call, end to end
+//! The course's example services are not part of this crate: they live in
+//! the repository's `final/examples`, built on `mprpc` and `mprpc-build`
+//! exactly as any user's crate is.
 //!
-//! ```no_run
-//! use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
-//! use mprpc::{MprpcChannel, MprpcConfig, MprpcController, RpcProvider, StaticRegistry};
-//! use std::{sync::Arc, time::Duration};
+//! ## A service of your own
+//!
+//! ```toml
+//! # Cargo.toml
+//! [dependencies]
+//! mprpc = "0.1"
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros"] }
+//!
+//! [build-dependencies]
+//! mprpc-build = "0.1"
+//! ```
+//!
+//! ```rust,ignore
+//! // build.rs
+//! fn main() -> std::io::Result<()> {
+//!     mprpc_build::compile_protos(&["proto/kv.proto"], &["proto"])
+//! }
+//! ```
+//!
+//! ```rust,ignore
+//! // src/main.rs: `service KvStore` of package `kv` becomes a trait `KvStore`,
+//! // a `KvStoreServer<T>` adapter and `KvStoreStub` / `BlockingKvStoreStub`.
+//! mod kv {
+//!     mprpc::include_proto!("kv");
+//! }
+//! use kv::{GetRequest, GetResponse, KvStore, KvStoreServer, KvStoreStub};
+//! use mprpc::{CallContext, MprpcChannel, MprpcConfig, MprpcController, RpcProvider, Status};
+//!
+//! struct Store;
+//! impl KvStore for Store {
+//!     async fn get(&self, _ctx: CallContext, req: GetRequest) -> Result<GetResponse, Status> {
+//!         Ok(GetResponse { found: false, value: Vec::new() })
+//!     }
+//!     // put, delete …
+//! }
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! // Callee: publish a service on a free port.
-//! let config = MprpcConfig { rpcserverport: 0, ..MprpcConfig::default() };
-//! let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-//! provider.notify_service(UserServiceRpcServer::new(mprpc::demo::UserService::default()));
+//! // Callee: publish the service on a free port.
+//! let mut config = MprpcConfig::default();
+//! config.rpcserverport = 0;
+//! let mut provider = RpcProvider::new(config);
+//! provider.notify_service(KvStoreServer::new(Store));
 //! let running = provider.start().await?;
 //!
 //! // Caller: a stub over a channel; the controller sets a deadline.
-//! let stub = UserServiceRpcStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
-//! let controller = MprpcController::with_timeout(Duration::from_secs(1));
-//! let request = LoginRequest { name: b"zhang san".to_vec(), pwd: b"123456".to_vec() };
-//! match stub.login_with(&controller, &request).await {
-//!     Ok(response) => println!("success = {}", response.success),
-//!     Err(e) => println!("call failed: {e} (code {:?})", e.code),
+//! let stub = KvStoreStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
+//! let controller = MprpcController::with_timeout(std::time::Duration::from_secs(1));
+//! match stub.get_with(&controller, &GetRequest { key: "a".into() }).await {
+//!     Ok(response) => println!("found = {}", response.found),
+//!     Err(status) => println!("call failed: {status} (code {:?})", status.code),
 //! }
 //!
 //! // Graceful shutdown: deregister, drain, close.
@@ -74,23 +107,49 @@
 //! * No shutdown → deregister, goaway, drain ([`RunningProvider::shutdown`]).
 #![deny(missing_docs)]
 
+/// prost, re-exported: generated messages derive `::mprpc::prost::Message`,
+/// so a crate using mprpc needs no prost dependency of its own (and can never
+/// have a different version of it). Use it to encode or decode messages
+/// yourself: `use mprpc::prost::Message;`.
+pub use prost;
+
+/// bytes, re-exported for the same reason as [`prost`].
+pub use bytes;
+
+/// Includes the code `mprpc-build` generated for protobuf package `package`
+/// (the `package` line of the `.proto` file) from `OUT_DIR`:
+///
+/// ```rust,ignore
+/// pub mod kv {
+///     mprpc::include_proto!("kv");
+/// }
+/// ```
+///
+/// For a nested package such as `acme.kv`, name it in full:
+/// `include_proto!("acme.kv")`.
+#[macro_export]
+macro_rules! include_proto {
+    ($package:tt) => {
+        include!(concat!(env!("OUT_DIR"), concat!("/", $package, ".rs")));
+    };
+}
+
 pub mod application;
 pub mod channel;
+pub mod codegen;
 pub mod config;
 mod connection;
 pub mod controller;
-pub mod demo;
 pub mod error;
 pub mod frame;
 pub mod legacy;
 pub mod logger;
-pub mod proto;
 pub mod provider;
 pub mod registry;
 pub mod service;
 pub mod zk_client;
 
-pub use application::MprpcApplication;
+pub use application::{ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
 pub use config::{LoadBalance, MprpcConfig};
 pub use controller::MprpcController;

@@ -647,3 +647,18 @@ pub fn flush() {
         logger.flush();
     }
 }
+
+/// Installs the file logger the way `config` says (`log_dir`, `log_level`):
+/// [`Logger::init`] with the config's values. A program that wants mprpc's
+/// logger calls this once at the top of `main` and keeps the guard; one with
+/// its own `log` backend never calls it.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = mprpc::MprpcConfig::load("mprpc.toml")?;
+/// let _guard = mprpc::logger::init(&config)?;
+/// # Ok(()) }
+/// ```
+pub fn init(config: &crate::MprpcConfig) -> Result<LogGuard, InitError> {
+    Logger::init(&config.log_dir, config.log_level_filter())
+}

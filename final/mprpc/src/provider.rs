@@ -67,7 +67,7 @@ const OUT_HIGH_WATER: usize = 1 << 20;
 pub struct RpcProvider {
     /// Address, limits, timeouts, registry settings.
     config: MprpcConfig,
-    /// Published services by wire name.
+    /// Published services by full name ("fixbug.UserServiceRpc").
     services: HashMap<Vec<u8>, Arc<dyn Service>>,
     /// Registry override (tests, custom discovery); else from config.
     registry: Option<Arc<dyn Registry>>,
@@ -88,8 +88,12 @@ impl std::fmt::Debug for RpcProvider {
 
 /// What every connection task needs, shared read-only.
 struct Shared {
-    /// Published services by wire name.
+    /// Published services by full name ("fixbug.UserServiceRpc"), the name
+    /// framed requests carry.
     services: HashMap<Vec<u8>, Arc<dyn Service>>,
+    /// The same services by short name ("UserServiceRpc"), the name the
+    /// course's format carries; a short name two services share is left out.
+    legacy_services: HashMap<Vec<u8>, Arc<dyn Service>>,
     /// "A, B" — for "unknown service" messages.
     names: String,
     /// Largest frame accepted or sent.
@@ -120,10 +124,12 @@ impl RpcProvider {
         self
     }
 
-    /// Publishes a service (the course's `NotifyService`). A second service
-    /// with the same name replaces the first, with a warning.
+    /// Publishes a service (the course's `NotifyService`) under its full
+    /// name, [`ServiceDescriptor::full_name`](crate::ServiceDescriptor). A
+    /// second service with the same full name replaces the first, with a
+    /// warning.
     pub fn notify_service<S: Service>(&mut self, service: S) -> &mut RpcProvider {
-        let name = service.descriptor().name;
+        let name = service.descriptor().full_name;
         if self
             .services
             .insert(name.as_bytes().to_vec(), Arc::new(service))
@@ -164,8 +170,10 @@ impl RpcProvider {
             None => crate::registry::from_config(&self.config).await?,
         };
         let names = self.service_names();
+        let legacy_services = legacy_table(&self.services);
         let shared = Arc::new(Shared {
             services: self.services,
+            legacy_services,
             names: names.join(", "),
             max_frame_size: self.config.limits.max_frame_size,
             max_in_flight: self.config.limits.max_in_flight_per_connection,
@@ -456,13 +464,39 @@ async fn serve_connection(
             stream,
             peer,
             buf,
-            &shared.services,
+            &shared.legacy_services,
             shared.max_frame_size,
             shared.handshake,
         )
         .await;
     }
     // ANCHOR_END: detect
+}
+
+/// The services by their short names, for the course's format, which carries
+/// no package. A short name that two published services share (`a.Store`,
+/// `b.Store`) cannot be served in that format at all: it is left out, with a
+/// warning, so such a request is refused rather than sent to a guess.
+fn legacy_table(
+    services: &HashMap<Vec<u8>, Arc<dyn Service>>,
+) -> HashMap<Vec<u8>, Arc<dyn Service>> {
+    let mut table: HashMap<Vec<u8>, Arc<dyn Service>> = HashMap::new();
+    let mut ambiguous = Vec::new();
+    for svc in services.values() {
+        let short = svc.descriptor().name.as_bytes().to_vec();
+        if table.insert(short.clone(), Arc::clone(svc)).is_some() {
+            ambiguous.push(short);
+        }
+    }
+    for short in ambiguous {
+        if table.remove(&short).is_some() {
+            log::warn!(
+                "two published services are called {}: the course's format, which carries no package, cannot reach either",
+                String::from_utf8_lossy(&short)
+            );
+        }
+    }
+    table
 }
 
 /// A handler's eventual output; `None` when the caller cancelled it.
@@ -649,8 +683,14 @@ impl ConnState<'_> {
         payload: Bytes,
     ) {
         let Some(svc) = self.shared.services.get(service) else {
+            // A caller that sent the course's short name gets told the name
+            // it should have used.
+            let hint = match self.shared.legacy_services.get(service) {
+                Some(svc) => format!("; names are package-qualified: did you mean {}?", svc.descriptor().full_name),
+                None => String::new(),
+            };
             let msg = format!(
-                "no service {:?} here (this provider has: {})",
+                "no service {:?} here (this provider has: {}){hint}",
                 String::from_utf8_lossy(service),
                 self.shared.names
             );
@@ -660,7 +700,7 @@ impl ConnState<'_> {
         let Some(index) = desc.method_index(method) else {
             let msg = format!(
                 "service {} has no method {:?} (it has: {})",
-                desc.name,
+                desc.full_name,
                 String::from_utf8_lossy(method),
                 desc.methods.join(", ")
             );
@@ -692,10 +732,10 @@ impl ConnState<'_> {
         .await;
         match first {
             Ok(Poll::Ready(result)) => self.respond(id, result),
-            Err(_) => self.respond(id, Err(panicked(desc.name, desc.methods[index]))),
+            Err(_) => self.respond(id, Err(panicked(desc.full_name, desc.methods[index]))),
             Ok(Poll::Pending) => {
                 let (fut, handle) = abortable(AssertUnwindSafe(fut).catch_unwind());
-                let (name, mname) = (desc.name, desc.methods[index]);
+                let (name, mname) = (desc.full_name, desc.methods[index]);
                 self.aborts.insert(id, handle);
                 self.in_flight.push(Box::pin(async move {
                     let limited = async {

@@ -26,18 +26,37 @@ use crate::error::{ErrorCode, Status};
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send + 'static>>;
 
 /// Names of a service and its methods, generated from the `.proto` file.
+///
+/// Which name is used where: the framed format and the registry carry
+/// [`full_name`](Self::full_name), so two packages may each have a service
+/// called `Store`; the course's format and the course's ZooKeeper layout
+/// carry [`name`](Self::name), because that is what the C++ programs send.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ServiceDescriptor {
-    /// Short name used on the wire and in discovery ("UserServiceRpc"), as in
-    /// the course.
+    /// Short name ("UserServiceRpc"), as the course's format carries it.
     pub name: &'static str,
-    /// Fully qualified protobuf name ("fixbug.UserServiceRpc").
+    /// Fully qualified protobuf name ("fixbug.UserServiceRpc"): the name in
+    /// frames and in the registry.
     pub full_name: &'static str,
     /// Method names in `.proto` order; a method's index is its position here.
     pub methods: &'static [&'static str],
 }
 
 impl ServiceDescriptor {
+    /// A descriptor; generated code calls this, one `static` per service.
+    pub const fn new(
+        name: &'static str,
+        full_name: &'static str,
+        methods: &'static [&'static str],
+    ) -> ServiceDescriptor {
+        ServiceDescriptor {
+            name,
+            full_name,
+            methods,
+        }
+    }
+
     /// Index of the method called `name`, compared as bytes because that is
     /// what arrives on the wire. Services have a handful of methods, so a
     /// linear scan beats hashing.
@@ -59,6 +78,7 @@ pub trait Service: Send + Sync + 'static {
 
 /// Facts about the call being served, handed to every handler.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CallContext {
     /// Address of the caller.
     pub peer: SocketAddr,
@@ -71,8 +91,21 @@ pub struct CallContext {
     pub legacy: bool,
 }
 
+impl CallContext {
+    /// The context of a call from `peer` with no deadline — what a test of a
+    /// handler passes when it calls the handler directly, without a provider.
+    pub fn new(peer: SocketAddr) -> CallContext {
+        CallContext {
+            peer,
+            deadline: None,
+            call_id: 0,
+            legacy: false,
+        }
+    }
+}
+
 /// The ready error future for a request that failed to decode. Used by
-/// generated code.
+/// generated code (through [`crate::codegen`]).
 pub fn bad_request(method: &str, err: &prost::DecodeError) -> ResponseFuture {
     let status = Status::new(
         ErrorCode::BadRequest,

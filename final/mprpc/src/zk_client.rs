@@ -156,6 +156,7 @@ impl fmt::Debug for ZkAuth {
 /// The course passes the C API's flag (`0` or `ZOO_EPHEMERAL`); a two-value
 /// enum says the same thing without magic numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CreateMode {
     /// Stays until someone deletes it. The course uses it for the
     /// `/ServiceName` parent nodes, which outlive any one provider.
@@ -172,6 +173,7 @@ pub enum CreateMode {
 /// Each variant names the address or the path involved, so the message alone
 /// tells an operator where to look.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ZkError {
     /// ZooKeeper (or the client crate) rejected the session itself, for
     /// example a malformed `ip:port` string.
@@ -849,6 +851,7 @@ impl ChildWatch {
 
 /// How a session ended (see [`ZkClient::session_ended`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionEnd {
     /// ZooKeeper expired it: its ephemeral znodes are gone, a new session
     /// must re-create them.

@@ -63,7 +63,7 @@ pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
 /// Fixed addresses per service, from configuration.
 #[derive(Debug, Default)]
 pub struct StaticRegistry {
-    /// Service name → provider list.
+    /// Service name (full, or the course's short one) → provider list.
     services: HashMap<String, ProviderList>,
     /// Addresses for services not listed (used by
     /// [`crate::MprpcChannel::direct`]).
@@ -116,9 +116,14 @@ impl Registry for StaticRegistry {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
+        // Services are looked up by their full name ("fixbug.UserServiceRpc");
+        // a table written for the course's short names ("UserServiceRpc")
+        // still works, as long as the short name is not listed twice.
+        let short = service.rsplit('.').next().unwrap_or(service);
         let list = self
             .services
             .get(service)
+            .or_else(|| self.services.get(short))
             .or(self.fallback.as_ref())
             .cloned();
         Box::pin(async move {
