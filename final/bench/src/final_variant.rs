@@ -12,10 +12,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mprpc::proto::fixbug as m;
 use mprpc::{
     CallContext, MprpcChannel, MprpcConfig, RpcProvider, RunningProvider, StaticRegistry, Status,
 };
+use mprpc_examples::fixbug as m;
 
 use crate::BoxError;
 use crate::pb::fixbug::{LoginRequest, LoginResponse};
@@ -63,11 +63,9 @@ impl m::UserServiceRpc for UserService {
 /// the provider registers with an in-memory static registry, and callers are
 /// given the address directly.
 pub async fn start(bind: SocketAddr) -> Result<RunningProvider, BoxError> {
-    let config = MprpcConfig {
-        rpcserverip: bind.ip().to_string(),
-        rpcserverport: bind.port(),
-        ..MprpcConfig::default()
-    };
+    let mut config = MprpcConfig::default();
+    config.rpcserverip = bind.ip().to_string();
+    config.rpcserverport = bind.port();
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
     provider.notify_service(m::UserServiceRpcServer::new(UserService));
     Ok(provider.start().await?)

@@ -53,7 +53,9 @@ impl KvStore for KvStoreService {
         }
         let mut map = self.map();
         if map.len() >= MAX_KEYS && !map.contains_key(&request.key) {
-            return Err(Status::handler(format!("the store is full ({MAX_KEYS} keys)")));
+            return Err(Status::handler(format!(
+                "the store is full ({MAX_KEYS} keys)"
+            )));
         }
         let previous = map.insert(request.key, request.value);
         Ok(PutResponse { previous })

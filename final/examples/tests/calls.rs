@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use mprpc::proto::fixbug::{
-    BlockingUserServiceRpcStub, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
-    LoginResponse, RegisterRequest, RegisterResponse, USER_SERVICE_RPC_DESCRIPTOR, UserServiceRpc,
-    UserServiceRpcServer, UserServiceRpcStub,
-};
 use mprpc::{
     BlockingChannel, CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController,
     RpcProvider, RunningProvider, ServiceDescriptor, StaticRegistry, Status,
+};
+use mprpc_examples::fixbug::{
+    BlockingUserServiceRpcStub, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
+    LoginResponse, RegisterRequest, RegisterResponse, USER_SERVICE_RPC_DESCRIPTOR, UserServiceRpc,
+    UserServiceRpcServer, UserServiceRpcStub,
 };
 
 /// A UserService whose Login sleeps `delay` and records who called;
@@ -186,16 +186,10 @@ async fn many_concurrent_calls_share_one_connection() {
 }
 
 /// A descriptor naming a service or method the provider does not have.
-static NO_SUCH_SERVICE: ServiceDescriptor = ServiceDescriptor {
-    name: "NoSuchService",
-    full_name: "fixbug.NoSuchService",
-    methods: &["Login"],
-};
-static NO_SUCH_METHOD: ServiceDescriptor = ServiceDescriptor {
-    name: "UserServiceRpc",
-    full_name: "fixbug.UserServiceRpc",
-    methods: &["Logout"],
-};
+static NO_SUCH_SERVICE: ServiceDescriptor =
+    ServiceDescriptor::new("NoSuchService", "fixbug.NoSuchService", &["Login"]);
+static NO_SUCH_METHOD: ServiceDescriptor =
+    ServiceDescriptor::new("UserServiceRpc", "fixbug.UserServiceRpc", &["Logout"]);
 
 #[tokio::test]
 async fn every_provider_error_code_reaches_the_caller() {
@@ -271,7 +265,7 @@ async fn provider_enforces_the_deadline_it_is_sent() {
         &mut out,
         1,
         50,
-        "UserServiceRpc",
+        "fixbug.UserServiceRpc",
         "Login",
         &login("ok"),
         1 << 20,
@@ -515,11 +509,9 @@ async fn spread(policy: mprpc::LoadBalance, delays: [Duration; 2]) -> [usize; 2]
         .iter()
         .map(|(p, _)| p.local_addr().to_string())
         .collect();
-    let config = MprpcConfig {
-        load_balance: policy,
-        ..MprpcConfig::default()
-    };
-    let registry = StaticRegistry::new([("UserServiceRpc", addrs)]);
+    let mut config = MprpcConfig::default();
+    config.load_balance = policy;
+    let registry = StaticRegistry::new([("fixbug.UserServiceRpc", addrs)]);
     let stub = UserServiceRpcStub::new(MprpcChannel::new(&config, Arc::new(registry)));
     let workers = (0..16).map(|_| {
         let stub = stub.clone();

@@ -38,7 +38,7 @@ fn fault_figures(output: &str, n: usize) -> Option<(u64, u64)> {
 
 #[test]
 fn cluster_script_smoke_run() -> TestResult {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh");
     let dir = tempfile::tempdir()?;
     let log_path = dir.path().join("cluster.out");
     let log = File::create(&log_path)?;

@@ -13,9 +13,9 @@ mod decoder_oracle;
 use bytes::BytesMut;
 use mprpc::ErrorCode;
 use mprpc::frame::{self, Frame, FrameError};
+use mprpc::legacy::RpcHeader;
 use mprpc::legacy::{self, Decoded};
-use mprpc::proto::fixbug::LoginRequest;
-use mprpc::proto::mprpc::RpcHeader;
+use mprpc_examples::fixbug::LoginRequest;
 use prost::Message;
 
 /// Random inputs per decoder and test.
@@ -142,7 +142,7 @@ fn valid_frames(rng: &mut Rng) -> Vec<u8> {
         &mut wire,
         id,
         rng.next() as u32,
-        "UserServiceRpc",
+        "fixbug.UserServiceRpc",
         "Login",
         &msg,
         1 << 20,

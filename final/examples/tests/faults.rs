@@ -20,9 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mprpc::config::Timeouts;
-use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcStub};
 use mprpc::{ErrorCode, LoadBalance, MprpcChannel, MprpcConfig, Registry, ZkClient, ZkRegistry};
+use mprpc_examples::fixbug::{LoginRequest, UserServiceRpcStub};
 use support::provider_process::ProviderProcess;
 use support::zk_ensemble::ZkEnsemble;
 use support::zk_server::ZkServer;
@@ -31,7 +30,7 @@ use tokio::runtime::Runtime;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The service the `callee` example publishes.
-const SERVICE: &str = "UserServiceRpc";
+const SERVICE: &str = "fixbug.UserServiceRpc";
 
 /// One finished call, as the load generator saw it.
 #[derive(Debug, Clone)]
@@ -152,14 +151,10 @@ fn caller(
 /// (the providers get the same), calls with a deadline of `deadline`, the
 /// rest [`MprpcConfig::default`].
 fn config_with(session: Duration, deadline: Duration) -> MprpcConfig {
-    MprpcConfig {
-        zk_session_timeout_ms: session.as_millis() as u64,
-        timeouts: Timeouts {
-            call_ms: deadline.as_millis() as u64,
-            ..Timeouts::default()
-        },
-        ..MprpcConfig::default()
-    }
+    let mut config = MprpcConfig::default();
+    config.zk_session_timeout_ms = session.as_millis() as u64;
+    config.timeouts.call_ms = deadline.as_millis() as u64;
+    config
 }
 
 /// What every test here starts from: provider processes registered under
@@ -276,11 +271,9 @@ fn registered(
 fn provider_killed_under_load_fails_fast_and_calls_recover_within_a_second() -> TestResult {
     const DEADLINE: Duration = Duration::from_secs(2);
     let zk = ZkServer::start()?;
-    let config = MprpcConfig {
-        // Round robin: the victim surely has calls in flight when it dies.
-        load_balance: LoadBalance::RoundRobin,
-        ..config_with(Duration::from_secs(4), DEADLINE)
-    };
+    let mut config = config_with(Duration::from_secs(4), DEADLINE);
+    // Round robin: the victim surely has calls in flight when it dies.
+    config.load_balance = LoadBalance::RoundRobin;
     let Cluster {
         mut providers,
         rt,
@@ -514,7 +507,9 @@ fn provider_frozen_past_its_session_timeout_reregisters_within_one_timeout() -> 
         "re-registered {back_after:?} after SIGCONT; the session timeout is {session:?}"
     );
     assert!(
-        frozen.output().contains("re-registered UserServiceRpc"),
+        frozen
+            .output()
+            .contains("re-registered fixbug.UserServiceRpc"),
         "the provider logged its re-registration"
     );
     // A frozen provider cannot reset anything: its calls end at the caller's

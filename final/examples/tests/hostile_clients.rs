@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use mprpc::proto::fixbug::{LoginRequest, LoginResponse, UserServiceRpcStub};
 use mprpc::{MprpcChannel, frame};
+use mprpc_examples::fixbug::{LoginRequest, LoginResponse, UserServiceRpcStub};
 
 /// Hostile connections in total.
 const TOTAL: usize = 10_000;
@@ -291,7 +291,7 @@ fn framed_login(id: u64) -> Vec<u8> {
         &mut buf,
         id,
         0,
-        "UserServiceRpc",
+        "fixbug.UserServiceRpc",
         "Login",
         &login_request(),
         1 << 20,
@@ -337,7 +337,7 @@ fn payload(kind: Hostile, seed: u64) -> Vec<u8> {
             out.extend_from_slice(&[1; 32]);
         }
         Hostile::LegacyBigAnnounced => {
-            let header = mprpc::proto::mprpc::RpcHeader {
+            let header = mprpc::legacy::RpcHeader {
                 service_name: b"UserServiceRpc".to_vec(),
                 method_name: b"Login".to_vec(),
                 args_size: (16 << 20) - 100,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use mprpc::proto::fixbug::{LoginRequest, LoginResponse, RegisterRequest};
+use mprpc_examples::fixbug::{LoginRequest, LoginResponse, RegisterRequest};
 
 /// Sends `request` (optionally one byte at a time) and reads to EOF.
 async fn exchange(addr: std::net::SocketAddr, request: &[u8], trickle: bool) -> Vec<u8> {
@@ -92,7 +92,7 @@ async fn legacy_client_helper_and_login_after_register() {
         name: b"wang".to_vec(),
         pwd: b"pw".to_vec(),
     };
-    let r: Result<mprpc::proto::fixbug::RegisterResponse, _> =
+    let r: Result<mprpc_examples::fixbug::RegisterResponse, _> =
         mprpc::legacy::call(&addr, "UserServiceRpc", "Register", &register, 1024).await;
     assert!(matches!(r, Ok(ref resp) if resp.success));
     let login = LoginRequest {

@@ -9,16 +9,16 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mprpc::proto::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
 use mprpc::zk_client::{Acl, CreateMode, Permission, ZkError};
 use mprpc::{MprpcChannel, MprpcConfig, Registry, RpcProvider, ZkAuth, ZkClient, ZkRegistry};
+use mprpc_examples::fixbug::{LoginRequest, UserServiceRpcServer, UserServiceRpcStub};
 use support::harness::{assert_within, expire_session, runtime};
 use support::zk_server::ZkServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const SESSION: Duration = Duration::from_secs(2);
-const SERVICE: &str = "UserServiceRpc";
+const SERVICE: &str = "fixbug.UserServiceRpc";
 
 fn login() -> LoginRequest {
     LoginRequest {
@@ -83,7 +83,7 @@ fn authenticated_provider_protects_its_znodes_and_open_callers_still_call() -> T
     rt.block_on(async {
         let mut provider = RpcProvider::new(config);
         provider.notify_service(UserServiceRpcServer::new(
-            mprpc::demo::UserService::default(),
+            mprpc_examples::UserService::default(),
         ));
         let running = provider.start().await?;
         let addr = running.address().to_string();

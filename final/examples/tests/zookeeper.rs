@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mprpc::proto::fixbug::{
-    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
-    UserServiceRpcServer, UserServiceRpcStub,
-};
 use mprpc::{
     CallContext, LoadBalance, MprpcChannel, MprpcConfig, Registry, RpcProvider, RunningProvider,
     Status, ZkClient, ZkRegistry,
+};
+use mprpc_examples::fixbug::{
+    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
+    UserServiceRpcServer, UserServiceRpcStub,
 };
 use support::harness::{assert_within, expire_session, runtime};
 use support::zk_server::{ZkServer, free_port};
@@ -61,10 +61,8 @@ struct Node {
 fn start_node(zk: &str, root: &str) -> Result<Node, Box<dyn std::error::Error>> {
     let rt = runtime()?;
     let hits = Arc::new(AtomicUsize::new(0));
-    let config = MprpcConfig {
-        rpcserverport: 0,
-        ..MprpcConfig::default()
-    };
+    let mut config = MprpcConfig::default();
+    config.rpcserverport = 0;
     let provider = rt.block_on(async {
         let registry = ZkRegistry::connect(zk, root, SESSION, Duration::from_secs(20)).await?;
         let mut provider = RpcProvider::new(config).with_registry(Arc::new(registry));
@@ -125,14 +123,12 @@ fn three_providers_share_calls_survive_graceful_stop_and_a_kill() -> TestResult 
         start_node(&server.addr(), root)?,
     ];
     let client_rt = runtime()?;
-    let config = MprpcConfig {
-        load_balance: LoadBalance::RoundRobin,
-        ..MprpcConfig::default()
-    };
+    let mut config = MprpcConfig::default();
+    config.load_balance = LoadBalance::RoundRobin;
     let stub = client_rt.block_on(async {
         let registry =
             ZkRegistry::connect(&server.addr(), root, SESSION, Duration::from_secs(20)).await?;
-        let list = registry.subscribe("UserServiceRpc").await?;
+        let list = registry.subscribe("fixbug.UserServiceRpc").await?;
         assert_eq!(
             list.borrow().len(),
             3,
@@ -258,7 +254,10 @@ fn session_expiry_gets_a_new_session_and_reregisters() -> TestResult {
         "a new session replaced the expired one"
     );
     // The provider's znode is back, owned by a live session.
-    let path = format!("{}/{addr}", registry.providers_path("UserServiceRpc"));
+    let path = format!(
+        "{}/{addr}",
+        registry.providers_path("fixbug.UserServiceRpc")
+    );
     let found = check_rt.block_on(async {
         let zk = ZkClient::start(&server.addr(), SESSION).await?;
         for _ in 0..100 {
@@ -347,7 +346,7 @@ fn config_driven_provider_and_caller_meet_through_zookeeper() -> TestResult {
     rt.block_on(async {
         let mut provider = RpcProvider::new(config.clone());
         provider.notify_service(UserServiceRpcServer::new(
-            mprpc::demo::UserService::default(),
+            mprpc_examples::UserService::default(),
         ));
         let running = provider.start().await?;
         let channel = MprpcChannel::from_config(&config).await?;

@@ -215,7 +215,10 @@ impl MprpcChannel {
         let Some(method_name) = service.methods.get(method) else {
             return Err(RpcError::new(
                 ErrorCode::UnknownMethod,
-                format!("service {} has no method number {method}", service.full_name),
+                format!(
+                    "service {} has no method number {method}",
+                    service.full_name
+                ),
             ));
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);

@@ -686,7 +686,10 @@ impl ConnState<'_> {
             // A caller that sent the course's short name gets told the name
             // it should have used.
             let hint = match self.shared.legacy_services.get(service) {
-                Some(svc) => format!("; names are package-qualified: did you mean {}?", svc.descriptor().full_name),
+                Some(svc) => format!(
+                    "; names are package-qualified: did you mean {}?",
+                    svc.descriptor().full_name
+                ),
                 None => String::new(),
             };
             let msg = format!(

@@ -4,24 +4,23 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mprpc::proto::fixbug::{FriendServiceRpcServer, UserServiceRpcServer};
 use mprpc::{MprpcConfig, RpcProvider, RunningProvider, StaticRegistry};
+use mprpc_examples::fixbug::{FriendServiceRpcServer, UserServiceRpcServer};
 
 /// Config for a provider on 127.0.0.1, any free port.
 pub fn local_config() -> MprpcConfig {
-    MprpcConfig {
-        rpcserverport: 0,
-        ..MprpcConfig::default()
-    }
+    let mut config = MprpcConfig::default();
+    config.rpcserverport = 0;
+    config
 }
 
 /// Starts a provider with the demo services and no discovery.
 pub async fn demo_provider(config: MprpcConfig) -> RunningProvider {
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
     provider.notify_service(UserServiceRpcServer::new(
-        mprpc::demo::UserService::default(),
+        mprpc_examples::UserService::default(),
     ));
-    provider.notify_service(FriendServiceRpcServer::new(mprpc::demo::FriendService));
+    provider.notify_service(FriendServiceRpcServer::new(mprpc_examples::FriendService));
     match provider.start().await {
         Ok(p) => p,
         Err(e) => panic!("provider failed to start: {e}"),
@@ -30,7 +29,7 @@ pub async fn demo_provider(config: MprpcConfig) -> RunningProvider {
 
 /// `<repo>/proto/captures`: the course's bytes, copied into the repository.
 pub fn captures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto/captures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/captures");
     assert!(
         dir.is_dir(),
         "captures not found at {}: they belong in proto/captures/ of this repository",

@@ -55,7 +55,7 @@ pub fn example_binary(name: &str) -> io::Result<PathBuf> {
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "mprpc", "--example", name])
+        .args(["build", "-p", "mprpc-examples", "--example", name])
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     if !cfg!(debug_assertions) {

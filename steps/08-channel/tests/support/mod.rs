@@ -128,9 +128,7 @@ impl Recorder {
 /// (copied from the course's material; see that folder's README).
 pub fn capture(name: &str) -> Vec<u8> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = repo
-        .join("proto/captures")
-        .join(format!("{name}.hex"));
+    let path = repo.join("proto/captures").join(format!("{name}.hex"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
         panic!(
             "cannot read the course capture {}: {error}\n\

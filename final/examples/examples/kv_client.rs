@@ -1,0 +1,93 @@
+//! A command-line client of the key-value store, on the blocking stub: no
+//! async runtime of its own, as the course's callers had none.
+//!
+//! ```text
+//! cargo run -p mprpc-examples --example kv_client -- put greeting hello
+//! cargo run -p mprpc-examples --example kv_client -- get greeting
+//! cargo run -p mprpc-examples --example kv_client -- -i my.toml delete greeting
+//! ```
+
+// ANCHOR: client
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mprpc::{BlockingChannel, ConfigArgs};
+use mprpc_examples::kv::{BlockingKvStoreStub, DeleteRequest, GetRequest, PutRequest};
+
+/// The program's command line.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// mprpc's flags (`-i <file>`).
+    #[command(flatten)]
+    mprpc: ConfigArgs,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One call of `kv.KvStore`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints the value of a key.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Sets a key.
+    Put {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Removes a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kv_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Makes the one call the command line asks for.
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let config = cli
+        .mprpc
+        .load(mprpc_examples::cli::default_config("kv.toml"))?;
+    let stub = BlockingKvStoreStub::new(BlockingChannel::from_config(&config)?);
+    match cli.command {
+        Command::Get { key } => {
+            let response = stub.get(&GetRequest { key: key.clone() })?;
+            if response.found {
+                println!("{key} = {}", String::from_utf8_lossy(&response.value));
+            } else {
+                println!("{key} is not set");
+            }
+        }
+        Command::Put { key, value } => {
+            let request = PutRequest {
+                key: key.clone(),
+                value: value.into_bytes(),
+            };
+            match stub.put(&request)?.previous {
+                Some(old) => println!("{key} was {}", String::from_utf8_lossy(&old)),
+                None => println!("{key} set"),
+            }
+        }
+        Command::Delete { key } => {
+            let existed = stub.delete(&DeleteRequest { key: key.clone() })?.existed;
+            println!("{key} {}", if existed { "deleted" } else { "was not set" });
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: client
