@@ -271,11 +271,13 @@ fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavo
     let _ = writeln!(
         s,
         "{doc}\n\
+         #[allow(dead_code)]\n\
          #[derive(Debug, Clone)]\n\
          pub struct {stub} {{\n\
          \x20   /// {channel_doc}\n\
          \x20   channel: {channel},\n\
          }}\n\n\
+         #[allow(dead_code)]\n\
          impl {stub} {{\n\
          \x20   /// A stub that sends its calls through `channel`.\n\
          \x20   pub fn new(channel: {channel}) -> Self {{\n\
@@ -325,6 +327,7 @@ impl ServiceGenerator for MprpcServiceGenerator {
             s,
             "/// Names of `{full}` and its methods, in `.proto` order (the index is the\n\
              /// method's number in dispatch).\n\
+             #[allow(dead_code)]\n\
              pub static {desc}: ::mprpc::ServiceDescriptor = ::mprpc::ServiceDescriptor::new(\n\
              \x20   \"{proto}\",\n\
              \x20   \"{full}\",\n\
@@ -358,6 +361,7 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
              ///\n\
              /// Methods return `impl Future + Send` so implementations may simply write\n\
              /// `async fn`; the `Send` bound lets the provider run them on any worker.\n\
+             #[allow(dead_code)]\n\
              pub trait {name}: Send + Sync + 'static {{"
     );
     for m in &service.methods {
@@ -379,11 +383,13 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
         s,
         "/// Adapts a [`{name}`] implementation to the object-safe [`::mprpc::Service`]\n\
              /// the provider dispatches through (the course's `google::protobuf::Service`).\n\
+             #[allow(dead_code)]\n\
              #[derive(Debug)]\n\
              pub struct {name}Server<T> {{\n\
              \x20   /// The implementation; shared with every in-flight call.\n\
              \x20   inner: ::std::sync::Arc<T>,\n\
              }}\n\n\
+             #[allow(dead_code)]\n\
              impl<T: {name}> {name}Server<T> {{\n\
              \x20   /// Wraps an implementation.\n\
              \x20   pub fn new(service: T) -> Self {{\n\
