@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Builds the finished framework (final/, crate `mprpc`) in release and runs
-# its demo: two providers (UserServiceRpc on 127.0.0.1:8000, FriendServiceRpc
-# on 127.0.0.1:8001, found through the static registry in final/mprpc.toml,
-# so no ZooKeeper is needed) and a caller. The course's autobuild.sh ran
+# Builds the finished framework (final/: the runtime crate `mprpc`, the code
+# generator `mprpc-build`, and the demo crate `mprpc-examples` built on them
+# as a user's crate is) in release and runs its demo: two providers
+# (fixbug.UserServiceRpc on 127.0.0.1:8000, fixbug.FriendServiceRpc on
+# 127.0.0.1:8001, found through the static registry in
+# final/examples/mprpc.toml, so no ZooKeeper is needed) and a caller. The course's autobuild.sh ran
 # cmake and make; cargo does both.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-echo "==> cargo build --release -p mprpc --examples"
-cargo build --release -p mprpc --examples
+echo "==> cargo build --release -p mprpc-examples --examples"
+cargo build --release -p mprpc-examples --examples
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
 for port in 8000 8001; do
@@ -27,8 +29,8 @@ stop_providers() {
 trap stop_providers EXIT
 
 echo "==> providers: callee (127.0.0.1:8000) and friend_service (127.0.0.1:8001)"
-"$bin/callee" -i final/mprpc.toml & pids+=($!)
-"$bin/friend_service" -i final/friend.toml & pids+=($!)
+"$bin/callee" -i final/examples/mprpc.toml & pids+=($!)
+"$bin/friend_service" -i final/examples/friend.toml & pids+=($!)
 
 for port in 8000 8001; do
     for _ in $(seq 100); do
@@ -38,5 +40,5 @@ for port in 8000 8001; do
 done
 
 echo "==> caller"
-"$bin/caller" -i final/mprpc.toml
+"$bin/caller" -i final/examples/mprpc.toml
 echo "==> done; stopping the providers gracefully"

@@ -24,6 +24,20 @@ for package in $packages; do
     echo "--> cargo test -p $package"
     cargo test -p "$package"
 done
+# The framework as users get it: each crate packaged alone and built from
+# its package (so it reads nothing outside itself), and its API docs free of
+# the demo services, which live in final/examples.
+stage "packages";   cargo package --quiet -p mprpc -p mprpc-build --allow-dirty
+stage "api docs"
+rm -rf "${CARGO_TARGET_DIR:-target}/doc/mprpc"  # no stale pages from an earlier layout
+cargo doc --quiet --no-deps -p mprpc -p mprpc-build
+doc_dir="${CARGO_TARGET_DIR:-target}/doc/mprpc"
+demo_items=$(find "$doc_dir" \( -iname '*UserServiceRpc*' -o -iname '*FriendServiceRpc*' -o -name fixbug -o -name demo \) -print)
+if [ -n "$demo_items" ] || [ ! -f "$doc_dir/index.html" ]; then
+    echo "cargo doc -p mprpc shows the course's demo services (or made no docs):" >&2
+    echo "$demo_items" >&2
+    exit 1
+fi
 stage "generated book files (step diffs, run outputs)"
 python3 tools/gen.py --check
 stage "diagrams";   tools/diagrams.sh --check

@@ -99,7 +99,7 @@ CALLEE=${MPRPC_CALLEE:-}
 LOAD=${MPRPC_CLUSTER_LOAD:-}
 if [ -z "$CALLEE" ] || [ -z "$LOAD" ]; then
   say "building the callee and cluster_load examples (release)"
-  (cd "$REPO" && cargo build --quiet --release -p mprpc --example callee --example cluster_load)
+  (cd "$REPO" && cargo build --quiet --release -p mprpc-examples --example callee --example cluster_load)
   TARGET=${CARGO_TARGET_DIR:-$REPO/target}
   CALLEE=$TARGET/release/examples/callee
   LOAD=$TARGET/release/examples/cluster_load
