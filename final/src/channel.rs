@@ -15,6 +15,13 @@
 //! 4. if the request provably never left (connect refused, connection already
 //!    closing) the next provider is tried — never after it may have been
 //!    sent, since the method might not be idempotent.
+//!
+//! Providers of the C++ course speak only the course's format. An address
+//! written `"course://ip:port"` (in `[static_registry]`, or found under the
+//! course's `/<Service>/<Method>` layout with `course_compat.discover`) is
+//! called that way: one connection per call, under the same deadline,
+//! cancellation, ejection and balancing as the framed providers it shares
+//! the list with.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +35,7 @@ use crate::config::{LoadBalance, MprpcConfig, Timeouts};
 use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink};
 use crate::controller::MprpcController;
 use crate::error::{Error, ErrorCode, RpcError};
+use crate::legacy::{COURSE_SCHEME, Reached};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
 
@@ -78,8 +86,35 @@ struct ChannelInner {
     default_timeout: Option<Duration>,
     /// How long a failed provider is avoided.
     eject_for: Duration,
+    /// The course's providers (`course_compat.discover`): followed lists,
+    /// calls in flight, merged lists.
+    course: CourseState,
 }
 // ANCHOR_END: channel
+
+/// What a channel keeps about course-format providers.
+#[derive(Debug, Default)]
+struct CourseState {
+    /// Also look providers up under `/<Service>/<Method>`.
+    discover: bool,
+    /// Course-layout provider of each (short service name, method index).
+    lists: Mutex<HashMap<(&'static str, usize), watch::Receiver<ProviderList>>>,
+    /// Last merged list per method, with the two lists it was made of, so
+    /// that a call does not allocate while neither changed.
+    merged: Mutex<HashMap<(&'static str, usize), (ProviderList, ProviderList, ProviderList)>>,
+    /// Course-format calls in flight per `course://` address (they have no
+    /// pooled connection to count them), for power-of-two-choices.
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+/// Where a call's request went, for what to do after a missed deadline.
+#[derive(Debug)]
+enum SentOn {
+    /// On this pooled connection, at this time.
+    Framed(Arc<Connection>, Instant),
+    /// To this `course://` provider.
+    Course(String),
+}
 
 impl MprpcChannel {
     /// A channel using `registry` for discovery and `config` for limits,
@@ -107,6 +142,10 @@ impl MprpcChannel {
                 },
                 default_timeout: Timeouts::opt(config.timeouts.call_ms),
                 eject_for: Duration::from_millis(config.timeouts.eject_ms),
+                course: CourseState {
+                    discover: config.course_compat.discover,
+                    ..CourseState::default()
+                },
             }),
         }
     }
@@ -210,7 +249,7 @@ impl MprpcChannel {
         method: usize,
         timeout: Option<Duration>,
         request: &Req,
-        sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>,
+        sent_on: &Mutex<Option<SentOn>>,
     ) -> Result<Bytes, RpcError> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(RpcError::new(
@@ -219,7 +258,7 @@ impl MprpcChannel {
             ));
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
-        let list = self.providers(service.name).await?;
+        let list = self.providers(service, method).await?;
         let mut tried = 0u64;
         let mut last_err = None;
         for _ in 0..list.len().clamp(1, MAX_ATTEMPTS) {
@@ -228,6 +267,32 @@ impl MprpcChannel {
             };
             tried |= 1 << (idx % 64);
             let addr = &list[idx];
+            if let Some(course_addr) = addr.strip_prefix(COURSE_SCHEME) {
+                *lock(sent_on) = Some(SentOn::Course(addr.clone()));
+                match self
+                    .course_call(addr, course_addr, service, method_name, request)
+                    .await
+                {
+                    Ok(payload) => {
+                        // It answers again (it may have been tried while
+                        // ejected, everything else being ejected too).
+                        lock(&self.inner.ejected).remove(addr);
+                        return Ok(payload);
+                    }
+                    Err((Reached::No, e)) => {
+                        log::warn!("{e}; trying another provider of {}", service.name);
+                        self.inner.eject(addr);
+                        last_err = Some(e);
+                        continue;
+                    }
+                    Err((Reached::Maybe, e)) => {
+                        if e.code == ErrorCode::Transport {
+                            self.inner.eject(addr);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -237,7 +302,7 @@ impl MprpcChannel {
                     continue;
                 }
             };
-            *lock(sent_on) = Some((Arc::clone(&conn), Instant::now()));
+            *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), Instant::now()));
             match conn
                 .call(service.name, method_name, timeout_ms, request)
                 .await
@@ -255,13 +320,65 @@ impl MprpcChannel {
         }))
     }
 
-    /// The provider list of `service`, subscribing on first use.
-    async fn providers(&self, service: &'static str) -> Result<ProviderList, RpcError> {
+    // ANCHOR: course_call
+    /// One call to the course-format provider `entry` (`"course://ip:port"`,
+    /// `addr` without the scheme), counted as in flight while it runs.
+    /// Always the course's short service name, whatever the framed path
+    /// sends.
+    async fn course_call<Req: prost::Message>(
+        &self,
+        entry: &str,
+        addr: &str,
+        service: &'static ServiceDescriptor,
+        method_name: &str,
+        request: &Req,
+    ) -> Result<Bytes, (Reached, RpcError)> {
+        let _counted = CourseCall::start(&self.inner, entry);
+        crate::legacy::call_bytes(
+            addr,
+            service.name,
+            method_name,
+            &request.encode_to_vec(),
+            self.inner.settings.max_frame_size,
+            self.inner.settings.connect_timeout,
+        )
+        .await
+    }
+    // ANCHOR_END: course_call
+
+    /// The providers to choose from for `method` of `service`: the
+    /// registry's list, plus (with `course_compat.discover`) the course
+    /// layout's provider of that method.
+    async fn providers(
+        &self,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<ProviderList, RpcError> {
+        let framed = self.framed_providers(service.name).await?;
+        let list = if self.inner.course.discover {
+            let course = self.course_providers(service, method).await?;
+            self.inner
+                .course
+                .merge(service.name, method, framed, course)
+        } else {
+            framed
+        };
+        if list.is_empty() {
+            return Err(RpcError::new(
+                ErrorCode::NoProvider,
+                format!("no provider of {} is registered", service.name),
+            ));
+        }
+        Ok(list)
+    }
+
+    /// The registry's provider list of `service`, subscribing on first use.
+    async fn framed_providers(&self, service: &'static str) -> Result<ProviderList, RpcError> {
         let cached = lock(&self.inner.lists)
             .get(service)
             .map(|rx| rx.borrow().clone());
-        let list = match cached {
-            Some(list) => list,
+        match cached {
+            Some(list) => Ok(list),
             None => {
                 let rx = self.inner.registry.subscribe(service).await.map_err(|e| {
                     RpcError::new(
@@ -271,15 +388,43 @@ impl MprpcChannel {
                 })?;
                 let list = rx.borrow().clone();
                 lock(&self.inner.lists).insert(service, rx);
-                list
+                Ok(list)
             }
-        };
-        if list.is_empty() {
-            return Err(RpcError::new(
-                ErrorCode::NoProvider,
-                format!("no provider of {service} is registered"),
-            ));
         }
+    }
+
+    /// The course layout's provider of `service.method` (zero or one
+    /// `course://` entry), subscribing on first use. Always the short name:
+    /// that is what the course's `/<Service>/<Method>` nodes are called.
+    async fn course_providers(
+        &self,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<ProviderList, RpcError> {
+        let key = (service.name, method);
+        let cached = lock(&self.inner.course.lists)
+            .get(&key)
+            .map(|rx| rx.borrow().clone());
+        if let Some(list) = cached {
+            return Ok(list);
+        }
+        let method_name = method_name(service, method);
+        let rx = self
+            .inner
+            .registry
+            .subscribe_course(service.name, method_name)
+            .await
+            .map_err(|e| {
+                RpcError::new(
+                    ErrorCode::NoProvider,
+                    format!(
+                        "looking up /{}/{method_name} (course_compat.discover) failed: {e}",
+                        service.name
+                    ),
+                )
+            })?;
+        let list = rx.borrow().clone();
+        lock(&self.inner.course.lists).insert(key, rx);
         Ok(list)
     }
 
@@ -331,7 +476,11 @@ impl MprpcChannel {
                 // Fewer calls in flight wins; a provider we have no
                 // connection to yet counts as idle.
                 let pool = lock(&inner.pool);
-                let load = |i: usize| pool.get(&list[i]).map_or(0, |c| c.in_flight());
+                let course = lock(&inner.course.in_flight);
+                let load = |i: usize| match course.get(&list[i]) {
+                    Some(n) => *n,
+                    None => pool.get(&list[i]).map_or(0, |c| c.in_flight()),
+                };
                 Some(if load(b) < load(a) { b } else { a })
             }
         }
@@ -391,18 +540,29 @@ impl ChannelInner {
     /// as after a failed connection. A provider merely too slow to answer
     /// anything within a deadline is avoided too; a real system would send
     /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
-    fn after_deadline(&self, sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>) {
-        if let Some((conn, sent_at)) = lock(sent_on).take() {
-            if conn.silent_since(sent_at) {
-                // Every call stuck there ends at about the same time: log once.
-                if self.eject(conn.addr()) {
-                    log::warn!(
-                        "{} sent nothing for {:?}; avoiding it",
-                        conn.addr(),
-                        sent_at.elapsed()
-                    );
+    fn after_deadline(&self, sent_on: &Mutex<Option<SentOn>>) {
+        match lock(sent_on).take() {
+            Some(SentOn::Framed(conn, sent_at)) => {
+                if conn.silent_since(sent_at) {
+                    // Every call stuck there ends at about the same time: log once.
+                    if self.eject(conn.addr()) {
+                        log::warn!(
+                            "{} sent nothing for {:?}; avoiding it",
+                            conn.addr(),
+                            sent_at.elapsed()
+                        );
+                    }
                 }
             }
+            // The course format says nothing until the answer, so a course
+            // provider past the deadline is silent by definition (the
+            // course's own provider never answers an unknown method).
+            Some(SentOn::Course(addr)) => {
+                if self.eject(&addr) {
+                    log::warn!("{addr} did not answer a course-format call in time; avoiding it");
+                }
+            }
+            None => {}
         }
     }
     // ANCHOR_END: after_deadline
@@ -427,6 +587,76 @@ impl ChannelInner {
         x ^= x << 17;
         self.rng.store(x, Ordering::Relaxed);
         x
+    }
+}
+
+impl CourseState {
+    // ANCHOR: merge
+    /// The framed providers plus the course layout's one, balanced together.
+    /// A course entry whose address is also a framed provider (a final/
+    /// provider with `course_compat.register`) is dropped: the framed
+    /// format is the better way to reach the same process.
+    fn merge(
+        &self,
+        service: &'static str,
+        method: usize,
+        framed: ProviderList,
+        course: ProviderList,
+    ) -> ProviderList {
+        if course.is_empty() {
+            return framed;
+        }
+        let mut merged = lock(&self.merged);
+        if let Some((f, c, m)) = merged.get(&(service, method)) {
+            if Arc::ptr_eq(f, &framed) && Arc::ptr_eq(c, &course) {
+                return Arc::clone(m);
+            }
+        }
+        let list: ProviderList = framed
+            .iter()
+            .cloned()
+            .chain(
+                course
+                    .iter()
+                    .filter(|entry| {
+                        let bare = entry.strip_prefix(COURSE_SCHEME).unwrap_or(entry);
+                        !framed.iter().any(|f| f == bare)
+                    })
+                    .cloned(),
+            )
+            .collect();
+        merged.insert((service, method), (framed, course, Arc::clone(&list)));
+        list
+    }
+    // ANCHOR_END: merge
+}
+
+/// Counts a course-format call in flight while it lives.
+struct CourseCall<'a> {
+    /// Whose counters.
+    inner: &'a ChannelInner,
+    /// The `course://` address called.
+    addr: &'a str,
+}
+
+impl<'a> CourseCall<'a> {
+    /// Counts one more call to `addr`.
+    fn start(inner: &'a ChannelInner, addr: &'a str) -> CourseCall<'a> {
+        *lock(&inner.course.in_flight)
+            .entry(addr.to_string())
+            .or_default() += 1;
+        CourseCall { inner, addr }
+    }
+}
+
+impl Drop for CourseCall<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.inner.course.in_flight);
+        if let Some(n) = in_flight.get_mut(self.addr) {
+            *n = n.saturating_sub(1);
+            // Keep the entry: it marks the address as a course provider for
+            // `pick`, and there are only as many as providers.
+        }
     }
 }
 

@@ -92,7 +92,7 @@ pub mod zk_client;
 
 pub use application::MprpcApplication;
 pub use channel::{BlockingChannel, MprpcChannel};
-pub use config::{LoadBalance, MprpcConfig};
+pub use config::{CourseCompat, LoadBalance, MprpcConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
 pub use provider::{RpcProvider, RunningProvider};

@@ -703,6 +703,94 @@ impl ZkClient {
     }
     // ANCHOR_END: watch_children
 
+    // ANCHOR: create_if_absent
+    /// Creates znode `path` holding `data` unless it exists, and says which:
+    /// `true` if this call created it, `false` if it was already there (left
+    /// exactly as it was, whoever owns it).
+    ///
+    /// [`ZkClient::create`] replaces an ephemeral node of another session;
+    /// for the course's `/<Service>/<Method>` nodes that would evict a live
+    /// provider of another process (the course allows one per method), so
+    /// the course layout uses this instead.
+    pub async fn create_if_absent(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<bool, ZkError> {
+        let options = match mode {
+            CreateMode::Persistent => zk::CreateMode::Persistent,
+            CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
+        }
+        .with_acls(self.acls);
+        match self
+            .bounded("create", path, self.client.create(path, data, &options))
+            .await?
+        {
+            Ok(_) => Ok(true),
+            Err(zk::Error::NodeExists) => Ok(false),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
+    // ANCHOR_END: create_if_absent
+
+    // ANCHOR: watch_node
+    /// Reads znode `path` and leaves a one-shot watch on it: its data and
+    /// [`Stat`] (`None` if it does not exist), and a [`NodeWatch`] that
+    /// completes at the node's next creation, deletion or data change, or at
+    /// the end of the session.
+    ///
+    /// One `exists` watch covers all three events, so a node deleted between
+    /// the two reads is reported as missing and the watch still fires for
+    /// anything that happens after the first read.
+    pub async fn watch_node(
+        &self,
+        path: &str,
+    ) -> Result<(Option<(Vec<u8>, Stat)>, NodeWatch), ZkError> {
+        let (stat, watcher) = self
+            .bounded("watch_node", path, self.client.check_and_watch_stat(path))
+            .await?
+            .map_err(|source| self.failed("watch_node", path, source))?;
+        let node = match stat {
+            None => None,
+            Some(_) => match self
+                .bounded("watch_node", path, self.client.get_data(path))
+                .await?
+            {
+                Ok(node) => Some(node),
+                Err(zk::Error::NoNode) => None,
+                Err(source) => return Err(self.failed("watch_node", path, source)),
+            },
+        };
+        Ok((node, NodeWatch(watcher)))
+    }
+    // ANCHOR_END: watch_node
+
+    /// Deletes the ephemeral znode `path` only if this session owns it, and
+    /// says whether it did. A node of another session (another provider
+    /// holding a course method node) is left alone.
+    pub async fn delete_if_owned(&self, path: &str) -> Result<bool, ZkError> {
+        let Some(stat) = self.exists(path).await? else {
+            return Ok(false);
+        };
+        if stat.ephemeral_owner != self.session_id() {
+            return Ok(false);
+        }
+        // Only the version we looked at (it cannot change hands while our
+        // session lives, but say so rather than rely on it).
+        match self
+            .bounded("delete", path, self.client.delete(path, Some(stat.version)))
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(zk::Error::NoNode) | Err(zk::Error::BadVersion) => Ok(false),
+            Err(source) => Err(self.failed("delete", path, source)),
+        }
+    }
+
     /// Waits until znode `path` exists (returns at once if it does), or the
     /// session ends (then returns an error).
     pub async fn wait_exists(&self, path: &str) -> Result<(), ZkError> {
@@ -842,9 +930,26 @@ impl ChildWatch {
     /// Waits for the watch to fire. Returns `false` when it fired because the
     /// session ended, `true` for a change of the node or its children.
     pub async fn changed(self) -> bool {
-        let event = self.0.changed().await;
-        !event.session_state.is_terminated()
+        fired(self.0).await
     }
+}
+
+/// A one-shot watch on one znode (see [`ZkClient::watch_node`]).
+#[derive(Debug)]
+pub struct NodeWatch(zk::OneshotWatcher);
+
+impl NodeWatch {
+    /// Waits for the watch to fire. Returns `false` when it fired because the
+    /// session ended, `true` for a creation, deletion or data change.
+    pub async fn changed(self) -> bool {
+        fired(self.0).await
+    }
+}
+
+/// Waits for `watcher`; `false` if it fired because the session ended.
+async fn fired(watcher: zk::OneshotWatcher) -> bool {
+    let event = watcher.changed().await;
+    !event.session_state.is_terminated()
 }
 
 /// How a session ended (see [`ZkClient::session_ended`]).

@@ -70,6 +70,8 @@ use crate::error::Error;
 use crate::registry::{ProviderList, Registry};
 use crate::zk_client::{CreateMode, ZkAuth, ZkClient, ZkError};
 
+mod course;
+
 /// First retry delay after a failed ZooKeeper operation or connect.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest retry delay.
@@ -89,6 +91,12 @@ pub struct ZkRegistry {
     /// Background tasks (session supervisor, one watcher per service),
     /// aborted when the registry is dropped.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Tasks holding the course's `/<Service>/<Method>` nodes
+    /// (`course_compat.register`), by path; see the `course` module.
+    course_claims: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Course method nodes already followed (`course_compat.discover`), by
+    /// path.
+    course_subscriptions: Mutex<HashMap<String, watch::Receiver<ProviderList>>>,
 }
 
 /// State shared by the registry and its tasks.
@@ -176,6 +184,8 @@ impl ZkRegistry {
         Ok(ZkRegistry {
             inner,
             tasks: Mutex::new(vec![supervisor.abort_handle()]),
+            course_claims: Mutex::new(HashMap::new()),
+            course_subscriptions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -193,6 +203,9 @@ impl ZkRegistry {
 impl Drop for ZkRegistry {
     fn drop(&mut self) {
         for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        for (_, task) in lock(&self.course_claims).drain() {
             task.abort();
         }
     }
@@ -450,5 +463,30 @@ impl Registry for ZkRegistry {
             }
             Ok(rx)
         })
+    }
+
+    fn register_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+        addr: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.course_register(service, methods, addr)
+    }
+
+    fn deregister_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.course_deregister(service, methods)
+    }
+
+    fn subscribe_course<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
+        self.course_subscribe(service, method)
     }
 }
