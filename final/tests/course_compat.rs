@@ -241,6 +241,13 @@ impl CourseCallee {
         }
     }
 
+    /// How many `UserServiceRpc.Login` requests its log shows.
+    fn logged_calls(&self) -> usize {
+        self.output()
+            .matches("calls UserServiceRpc.Login with")
+            .count()
+    }
+
     /// What it printed and logged.
     fn output(&self) -> String {
         let mut out =
@@ -323,6 +330,18 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
         assert!(
             to_final >= 200 && to_course >= 200,
             "calls not spread: {to_final} final/, {to_course} course"
+        );
+        // Step 12's own log confirms the rest reached it, in its (the
+        // course's) format: it logs every request it parsed. Its logger
+        // writes asynchronously, so give it a moment.
+        let logged = eventually(Duration::from_secs(5), async || {
+            course.logged_calls() == to_course
+        })
+        .await;
+        assert!(
+            logged,
+            "step 12 logged {} Login calls, expected {to_course}",
+            course.logged_calls()
         );
 
         // A static `course://` address reaches the course's callee too.
