@@ -101,10 +101,21 @@ struct CourseState {
     lists: Mutex<HashMap<(&'static str, usize), watch::Receiver<ProviderList>>>,
     /// Last merged list per method, with the two lists it was made of, so
     /// that a call does not allocate while neither changed.
-    merged: Mutex<HashMap<(&'static str, usize), (ProviderList, ProviderList, ProviderList)>>,
+    merged: Mutex<HashMap<(&'static str, usize), Merged>>,
     /// Course-format calls in flight per `course://` address (they have no
     /// pooled connection to count them), for power-of-two-choices.
     in_flight: Mutex<HashMap<String, usize>>,
+}
+
+/// A merged provider list and the framed and course lists it was made of.
+#[derive(Debug)]
+struct Merged {
+    /// The registry's list it was made from.
+    framed: ProviderList,
+    /// The course layout's list it was made from.
+    course: ProviderList,
+    /// The two together.
+    list: ProviderList,
 }
 
 /// Where a call's request went, for what to do after a missed deadline.
@@ -542,27 +553,23 @@ impl ChannelInner {
     /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
     fn after_deadline(&self, sent_on: &Mutex<Option<SentOn>>) {
         match lock(sent_on).take() {
-            Some(SentOn::Framed(conn, sent_at)) => {
-                if conn.silent_since(sent_at) {
-                    // Every call stuck there ends at about the same time: log once.
-                    if self.eject(conn.addr()) {
-                        log::warn!(
-                            "{} sent nothing for {:?}; avoiding it",
-                            conn.addr(),
-                            sent_at.elapsed()
-                        );
-                    }
-                }
+            // Every call stuck there ends at about the same time: log once.
+            Some(SentOn::Framed(conn, sent_at))
+                if conn.silent_since(sent_at) && self.eject(conn.addr()) =>
+            {
+                log::warn!(
+                    "{} sent nothing for {:?}; avoiding it",
+                    conn.addr(),
+                    sent_at.elapsed()
+                );
             }
             // The course format says nothing until the answer, so a course
             // provider past the deadline is silent by definition (the
             // course's own provider never answers an unknown method).
-            Some(SentOn::Course(addr)) => {
-                if self.eject(&addr) {
-                    log::warn!("{addr} did not answer a course-format call in time; avoiding it");
-                }
+            Some(SentOn::Course(addr)) if self.eject(&addr) => {
+                log::warn!("{addr} did not answer a course-format call in time; avoiding it");
             }
-            None => {}
+            _ => {}
         }
     }
     // ANCHOR_END: after_deadline
@@ -607,9 +614,9 @@ impl CourseState {
             return framed;
         }
         let mut merged = lock(&self.merged);
-        if let Some((f, c, m)) = merged.get(&(service, method)) {
-            if Arc::ptr_eq(f, &framed) && Arc::ptr_eq(c, &course) {
-                return Arc::clone(m);
+        if let Some(m) = merged.get(&(service, method)) {
+            if Arc::ptr_eq(&m.framed, &framed) && Arc::ptr_eq(&m.course, &course) {
+                return Arc::clone(&m.list);
             }
         }
         let list: ProviderList = framed
@@ -625,7 +632,14 @@ impl CourseState {
                     .cloned(),
             )
             .collect();
-        merged.insert((service, method), (framed, course, Arc::clone(&list)));
+        merged.insert(
+            (service, method),
+            Merged {
+                framed,
+                course,
+                list: Arc::clone(&list),
+            },
+        );
         list
     }
     // ANCHOR_END: merge

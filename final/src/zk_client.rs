@@ -62,6 +62,26 @@ pub static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
 ];
 // ANCHOR_END: registry_acl
 
+// ANCHOR: course_parent_acl
+/// The ACL of a course `/<Service>` node made by an authenticated client:
+/// everything for the creator, and for everyone reading *and creating
+/// children*. The course's providers carry no credential and register by
+/// creating `/<Service>/<Method>` under it; without CREATE they could not,
+/// and a migration could not run C++ and final/ providers side by side.
+/// Everyone lacks DELETE, so nobody without the credential can delete the
+/// method nodes a final/ provider holds under it.
+static COURSE_PARENT_ACL: std::sync::LazyLock<[zk::Acl; 2]> = std::sync::LazyLock::new(|| {
+    [
+        zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+        zk::Acl::new_const(
+            zk::Permission::READ | zk::Permission::CREATE,
+            "world",
+            "anyone",
+        ),
+    ]
+});
+// ANCHOR_END: course_parent_acl
+
 /// How often [`ZkClient::restrict_open_acl`] re-reads an ACL that another
 /// client changed between our read and our write.
 const ACL_ATTEMPTS: usize = 3;
@@ -736,6 +756,30 @@ impl ZkClient {
         }
     }
     // ANCHOR_END: create_if_absent
+
+    /// Creates the persistent znode `path` without data unless it exists,
+    /// such that clients without a credential may still create children in
+    /// it: the open ACL without a credential (as every node of this client),
+    /// [`COURSE_PARENT_ACL`]'s "all for us, read and create for everyone"
+    /// with one. Used for the course's `/<Service>` nodes, under which the
+    /// course's own providers register. The parent must exist.
+    pub async fn create_shared_parent(&self, path: &str) -> Result<(), ZkError> {
+        let acls = match self.identity {
+            None => self.acls,
+            Some(_) => zk::Acls::new(&*COURSE_PARENT_ACL),
+        };
+        let options = zk::CreateMode::Persistent.with_acls(acls);
+        match self
+            .bounded("create", path, self.client.create(path, b"", &options))
+            .await?
+        {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
 
     // ANCHOR: watch_node
     /// Reads znode `path` and leaves a one-shot watch on it: its data and

@@ -28,10 +28,12 @@ use mprpc::proto::fixbug::{
     FriendServiceRpcServer, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     UserServiceRpc, UserServiceRpcServer, UserServiceRpcStub,
 };
+use futures_util::future::BoxFuture;
 use mprpc::{
-    CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController, RpcProvider,
-    RunningProvider, Status, ZkClient,
+    CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController, ProviderList, Registry,
+    RpcProvider, RunningProvider, Status, ZkClient, ZkRegistry,
 };
+use tokio::sync::watch;
 use support::harness::runtime;
 use support::zk_server::{ZkServer, free_port};
 use tempfile::TempDir;
@@ -537,6 +539,117 @@ fn a_course_node_held_by_another_live_session_is_left_alone_and_taken_when_delet
         assert_eq!(node(&watcher, "/UserServiceRpc/Register").await, None);
         Ok(())
     })
+}
+
+#[test]
+fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResult {
+    let mut zk = ZkServer::start()?;
+    let rt = runtime()?;
+    let config = final_config(&zk, true, false);
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (registry, provider) = rt.block_on(async {
+        let registry = Arc::new(ZkRegistry::from_config(&config).await?);
+        let mut provider = RpcProvider::new(config.clone()).with_registry(registry.clone());
+        provider.notify_service(UserServiceRpcServer::new(Counting(Arc::clone(&hits))));
+        Ok::<_, mprpc::Error>((registry, provider.start().await?))
+    })?;
+    // A caller that knows the provider only from the course layout: its
+    // framed registry is a static table without the service.
+    let caller_config = final_config(&zk, false, true);
+    let channel = rt.block_on(async {
+        let course_only = Arc::new(ZkRegistry::from_config(&caller_config).await?);
+        Ok::<_, mprpc::Error>(MprpcChannel::new(&caller_config, Arc::new(CourseOnly(course_only))))
+    })?;
+    let stub = UserServiceRpcStub::new(channel);
+    rt.block_on(stub.login(&login()))?;
+
+    let (old, new) = support::harness::expire_session(&mut zk, SESSION, &registry)?;
+    assert_ne!(old, new, "no new session after expiry");
+    rt.block_on(async {
+        let watcher = ZkClient::start(&zk.addr(), SESSION).await?;
+        let addr = provider.address().to_string();
+        let back = eventually(Duration::from_secs(10), async || {
+            node(&watcher, "/UserServiceRpc/Login").await == Some((addr.clone(), new))
+        })
+        .await;
+        assert!(back, "/UserServiceRpc/Login not re-created on the new session {new:#x}");
+        // The caller's course watch re-armed on its own new session.
+        let before = hits.load(Ordering::SeqCst);
+        let answered = eventually(Duration::from_secs(10), async || {
+            stub.login(&login()).await.is_ok()
+        })
+        .await;
+        assert!(answered, "the caller lost the course-layout provider after expiry");
+        assert!(hits.load(Ordering::SeqCst) > before);
+        provider.shutdown().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn with_zk_auth_course_providers_can_still_register_but_not_evict() -> TestResult {
+    let zk = ZkServer::start()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let config = MprpcConfig {
+            zk_auth: Some(mprpc::config::Secret::new("mprpc:pw")),
+            ..final_config(&zk, true, false)
+        };
+        let hits = Arc::new(AtomicUsize::new(0));
+        let provider = final_provider(config, &hits).await?;
+        // A course provider has no credential: it can add its method node
+        // under the /<Service> final/ created...
+        let course = ZkClient::start(&zk.addr(), SESSION).await?;
+        course
+            .create(
+                "/UserServiceRpc/Logout",
+                b"127.0.0.1:1",
+                mprpc::zk_client::CreateMode::Ephemeral,
+            )
+            .await?;
+        // ...but cannot delete the one final/ holds, nor change it.
+        let denied = course.delete("/UserServiceRpc/Login").await;
+        assert!(
+            matches!(denied, Err(mprpc::zk_client::ZkError::NoAuth { .. })),
+            "{denied:?}"
+        );
+        assert_eq!(
+            node(&course, "/UserServiceRpc/Login").await.map(|(d, _)| d),
+            Some(provider.address().to_string())
+        );
+        provider.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// A registry whose framed lists are always empty: the channel can only
+/// find providers through the course layout of the registry it wraps.
+#[derive(Debug)]
+struct CourseOnly(Arc<ZkRegistry>);
+
+impl Registry for CourseOnly {
+    fn register<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), mprpc::Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deregister<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), mprpc::Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, mprpc::Error>> {
+        Box::pin(async { Ok(watch::channel(ProviderList::from(Vec::new())).1) })
+    }
+
+    fn subscribe_course<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, mprpc::Error>> {
+        self.0.subscribe_course(service, method)
+    }
 }
 
 /// A fake course provider on a free port: reads the request, then runs
