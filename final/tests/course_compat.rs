@@ -24,19 +24,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use mprpc::proto::fixbug::{
     FriendServiceRpcServer, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     UserServiceRpc, UserServiceRpcServer, UserServiceRpcStub,
 };
-use futures_util::future::BoxFuture;
 use mprpc::{
     CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController, ProviderList, Registry,
     RpcProvider, RunningProvider, Status, ZkClient, ZkRegistry,
 };
-use tokio::sync::watch;
 use support::harness::runtime;
 use support::zk_server::{ZkServer, free_port};
 use tempfile::TempDir;
+use tokio::sync::watch;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -558,7 +558,10 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
     let caller_config = final_config(&zk, false, true);
     let channel = rt.block_on(async {
         let course_only = Arc::new(ZkRegistry::from_config(&caller_config).await?);
-        Ok::<_, mprpc::Error>(MprpcChannel::new(&caller_config, Arc::new(CourseOnly(course_only))))
+        Ok::<_, mprpc::Error>(MprpcChannel::new(
+            &caller_config,
+            Arc::new(CourseOnly(course_only)),
+        ))
     })?;
     let stub = UserServiceRpcStub::new(channel);
     rt.block_on(stub.login(&login()))?;
@@ -572,14 +575,20 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
             node(&watcher, "/UserServiceRpc/Login").await == Some((addr.clone(), new))
         })
         .await;
-        assert!(back, "/UserServiceRpc/Login not re-created on the new session {new:#x}");
+        assert!(
+            back,
+            "/UserServiceRpc/Login not re-created on the new session {new:#x}"
+        );
         // The caller's course watch re-armed on its own new session.
         let before = hits.load(Ordering::SeqCst);
         let answered = eventually(Duration::from_secs(10), async || {
             stub.login(&login()).await.is_ok()
         })
         .await;
-        assert!(answered, "the caller lost the course-layout provider after expiry");
+        assert!(
+            answered,
+            "the caller lost the course-layout provider after expiry"
+        );
         assert!(hits.load(Ordering::SeqCst) > before);
         provider.shutdown().await?;
         Ok(())
