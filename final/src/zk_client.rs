@@ -527,25 +527,21 @@ impl ZkClient {
     /// The parent must exist ([`ZkError::NoParent`] otherwise): create
     /// `/Service` before `/Service/Method`.
     pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(), ZkError> {
-        let options = match mode {
+        if self.create_if_absent(path, data, mode).await? || mode == CreateMode::Persistent {
+            return Ok(());
+        }
+        self.claim_ephemeral(path, data, &self.create_options(mode))
+            .await
+    }
+
+    /// How this client creates a node of `mode`: open without a credential,
+    /// creator-all plus world-read with one (see `start_with_auth`).
+    fn create_options(&self, mode: CreateMode) -> zk::CreateOptions<'static> {
+        match mode {
             CreateMode::Persistent => zk::CreateMode::Persistent,
             CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
         }
-        // Open without a credential, creator-all plus world-read with one
-        // (see `start_with_auth`).
-        .with_acls(self.acls);
-        match self
-            .bounded("create", path, self.client.create(path, data, &options))
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) if mode == CreateMode::Persistent => Ok(()),
-            Err(zk::Error::NodeExists) => self.claim_ephemeral(path, data, &options).await,
-            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
-                path: path.to_string(),
-            }),
-            Err(source) => Err(self.failed("create", path, source)),
-        }
+        .with_acls(self.acls)
     }
 
     /// Makes sure the existing ephemeral znode `path` is owned by this session,
@@ -738,11 +734,7 @@ impl ZkClient {
         data: &[u8],
         mode: CreateMode,
     ) -> Result<bool, ZkError> {
-        let options = match mode {
-            CreateMode::Persistent => zk::CreateMode::Persistent,
-            CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
-        }
-        .with_acls(self.acls);
+        let options = self.create_options(mode);
         match self
             .bounded("create", path, self.client.create(path, data, &options))
             .await?

@@ -127,47 +127,10 @@ fn login() -> LoginRequest {
 // ---------------------------------------------------------------------------
 // Step 12's programs as child processes.
 
-/// Step 12's binaries, built once per test binary.
-static STEP12: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
-
-/// Builds step 12's `callee` and `caller` with the cargo running the tests
-/// and returns their paths.
-fn step12_binaries() -> std::io::Result<(PathBuf, PathBuf)> {
-    let mut built = STEP12.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(paths) = built.as_ref() {
-        return Ok(paths.clone());
-    }
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "step-12", "--bins"])
-        .arg("--message-format=json-render-diagnostics")
-        .stderr(Stdio::inherit());
-    if !cfg!(debug_assertions) {
-        command.arg("--release");
-    }
-    let output = command.output()?;
-    if !output.status.success() {
-        return Err(std::io::Error::other(format!(
-            "cargo build -p step-12 --bins failed with {}",
-            output.status
-        )));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let find = |name: &str| {
-        stdout
-            .lines()
-            .filter(|line| line.contains(&format!("\"name\":\"{name}\"")))
-            .find_map(|line| {
-                let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
-                let end = line[start..].find('"')? + start;
-                Some(PathBuf::from(&line[start..end]))
-            })
-            .ok_or_else(|| std::io::Error::other(format!("no executable for step-12 {name}")))
-    };
-    let paths = (find("callee")?, find("caller")?);
-    *built = Some(paths.clone());
-    Ok(paths)
+/// Step 12's binary `name` ("callee", "caller"), built by the cargo
+/// running the tests (once per test binary).
+fn step12_binary(name: &str) -> std::io::Result<PathBuf> {
+    support::provider_process::cargo_binary(&["-p", "step-12", "--bins"], name)
 }
 
 /// Writes step 12's config (the course's four keys) into `dir`.
@@ -202,7 +165,7 @@ impl CourseCallee {
         zk: &ZkServer,
         watcher: &ZkClient,
     ) -> Result<CourseCallee, Box<dyn std::error::Error>> {
-        let (callee, _) = step12_binaries()?;
+        let callee = step12_binary("callee")?;
         let dir = tempfile::Builder::new()
             .prefix("step12-callee-")
             .tempdir()?;
@@ -417,7 +380,7 @@ fn step12_caller_finds_and_calls_a_final_provider_registered_in_the_course_layou
             assert_eq!(watcher.get_data(path).await?, addr.as_bytes(), "{path}");
         }
 
-        let (_, caller) = step12_binaries()?;
+        let caller = step12_binary("caller")?;
         let dir = tempfile::Builder::new()
             .prefix("step12-caller-")
             .tempdir()?;

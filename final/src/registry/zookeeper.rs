@@ -200,6 +200,45 @@ impl ZkRegistry {
     }
 }
 
+impl ZkRegistry {
+    /// The receiver `subs` holds for `key`; on first use a new one, kept
+    /// current by a background task `follower(inner, sender)`. Waits
+    /// (bounded) for the first list, so that the first call sees the
+    /// providers: the stored receiver never marks updates seen, so for a
+    /// clone this returns at once if the list already arrived.
+    async fn followed<F, Fut>(
+        &self,
+        subs: &Mutex<HashMap<String, watch::Receiver<ProviderList>>>,
+        key: &str,
+        follower: F,
+    ) -> watch::Receiver<ProviderList>
+    where
+        F: FnOnce(Arc<Inner>, watch::Sender<ProviderList>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut rx = {
+            let mut subs = lock(subs);
+            match subs.get(key) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(ProviderList::from(Vec::new()));
+                    subs.insert(key.to_string(), rx.clone());
+                    let task = tokio::spawn(follower(Arc::clone(&self.inner), tx));
+                    lock(&self.tasks).push(task.abort_handle());
+                    rx
+                }
+            }
+        };
+        let wait = self.inner.session_timeout.max(Duration::from_secs(1));
+        if tokio::time::timeout(wait, rx.changed()).await.is_err() {
+            log::warn!(
+                "nothing read for {key} from ZooKeeper within {wait:?}; no provider of it for now"
+            );
+        }
+        rx
+    }
+}
+
 impl Drop for ZkRegistry {
     fn drop(&mut self) {
         for task in lock(&self.tasks).drain(..) {
@@ -438,29 +477,11 @@ impl Registry for ZkRegistry {
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
         Box::pin(async move {
-            let mut rx = {
-                let mut subs = lock(&self.inner.subscriptions);
-                match subs.get(service) {
-                    Some(rx) => rx.clone(),
-                    None => {
-                        let (tx, rx) = watch::channel(ProviderList::from(Vec::new()));
-                        subs.insert(service.to_string(), rx.clone());
-                        let task =
-                            tokio::spawn(follow(Arc::clone(&self.inner), service.to_string(), tx));
-                        lock(&self.tasks).push(task.abort_handle());
-                        rx
-                    }
-                }
-            };
-            // Wait for the first list so the first call sees the providers.
-            // The stored receiver never marks updates seen, so for a clone
-            // this returns at once if the list already arrived.
-            let wait = self.inner.session_timeout.max(Duration::from_secs(1));
-            if tokio::time::timeout(wait, rx.changed()).await.is_err() {
-                log::warn!(
-                    "no provider list for {service} from ZooKeeper within {wait:?}; using an empty one for now"
-                );
-            }
+            let rx = self
+                .followed(&self.inner.subscriptions, service, |inner, tx| {
+                    follow(inner, service.to_string(), tx)
+                })
+                .await;
             Ok(rx)
         })
     }

@@ -32,8 +32,6 @@
 //! for the supervisor's new session and start over, which re-creates the
 //! nodes after an expiry.
 
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
@@ -278,30 +276,11 @@ impl ZkRegistry {
     ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
         Box::pin(async move {
             let path = method_path(service, method);
-            let mut rx = {
-                let mut subs = lock(&self.course_subscriptions);
-                match subs.get(&path) {
-                    Some(rx) => rx.clone(),
-                    None => {
-                        let (tx, rx) = watch::channel(ProviderList::from(Vec::new()));
-                        subs.insert(path.clone(), rx.clone());
-                        let task = tokio::spawn(follow(
-                            std::sync::Arc::clone(&self.inner),
-                            path.clone(),
-                            tx,
-                        ));
-                        lock(&self.tasks).push(task.abort_handle());
-                        rx
-                    }
-                }
-            };
-            // As for framed lists: the first call should see the provider.
-            let wait = self.inner.session_timeout.max(Duration::from_secs(1));
-            if tokio::time::timeout(wait, rx.changed()).await.is_err() {
-                log::warn!(
-                    "course layout: nothing read from {path} within {wait:?}; no course provider for now"
-                );
-            }
+            let rx = self
+                .followed(&self.course_subscriptions, &path, |inner, tx| {
+                    follow(inner, path.clone(), tx)
+                })
+                .await;
             Ok(rx)
         })
     }
