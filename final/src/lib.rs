@@ -25,7 +25,7 @@
 //! | `MprpcController` (`Failed`, `ErrorText`) | plus deadline and cancellation; error codes carried on the wire | [`controller`], [`error`] |
 //! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry | [`application`], [`config`] |
 //! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] |
-//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists | [`registry`] |
+//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists; the course's layout too, published and followed with `[course_compat]` | [`registry`] |
 //! | the async logger (queue + writer thread) | behind the `log` facade | [`logger`] |
 //! | `UserService`, `FriendService` examples | implemented once, used by examples and tests | [`demo`] |
 //!

@@ -26,6 +26,15 @@
 //!   vanishes when its session expires; the parents stay so watches on them
 //!   keep working while the list is empty.
 //!
+//! # The course's layout
+//!
+//! With `[course_compat]` the same registry, on the same session, also
+//! publishes and follows the C++ course's `/<Service>/<Method>` nodes (short
+//! service names, at the ZooKeeper root), so that course processes and
+//! final/ processes find each other during a migration; see the private
+//! `course` module and the book's chapter "Migrating a C++ mprpc
+//! deployment".
+//!
 //! # Callers: cache plus watch
 //!
 //! For each service a background task lists the children with a watch,

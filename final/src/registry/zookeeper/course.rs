@@ -106,7 +106,15 @@ async fn hold(
                 watch
             }
             Ok((_, Holding::Theirs { owner, data }, watch)) => {
-                if last_owner != Some(owner) {
+                if last_owner != Some(owner) && data == addr {
+                    // Typically this provider's previous run, whose session
+                    // has not expired yet: C++ callers reach us anyway.
+                    log::info!(
+                        "course layout: {path} = {addr} is still held by an older session \
+                         ({owner:#x}) with our address; taking it over when that session ends"
+                    );
+                    last_owner = Some(owner);
+                } else if last_owner != Some(owner) {
                     log::warn!(
                         "course layout: {path} is held by another live ZooKeeper session \
                          ({owner:#x}, data {data:?}); the course allows one provider per method, \
@@ -283,5 +291,33 @@ impl ZkRegistry {
                 .await;
             Ok(rx)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_address;
+
+    #[test]
+    fn course_node_data_is_an_ip_port_and_nothing_else() {
+        let path = "/UserServiceRpc/Login";
+        assert_eq!(
+            parse_address(path, b"127.0.0.1:8000").as_deref(),
+            Some("127.0.0.1:8000")
+        );
+        // A C program that counted the NUL.
+        assert_eq!(
+            parse_address(path, b"127.0.0.1:8000\0").as_deref(),
+            Some("127.0.0.1:8000")
+        );
+        for bad in [
+            &b""[..],
+            b"localhost",
+            b"127.0.0.1",
+            b"\xff\xfe",
+            b"1.2.3.4:99999",
+        ] {
+            assert_eq!(parse_address(path, bad), None, "{bad:?}");
+        }
     }
 }
