@@ -97,6 +97,10 @@ struct ChannelInner {
 struct CourseState {
     /// Also look providers up under `/<Service>/<Method>`.
     discover: bool,
+    /// Bound of a course-format call that has no deadline
+    /// (`timeouts.idle_ms`): the course's provider never answers a call it
+    /// cannot serve, so without one such a call would wait forever.
+    idle: Option<Duration>,
     /// Course-layout provider of each (short service name, method index).
     lists: Mutex<HashMap<(&'static str, usize), watch::Receiver<ProviderList>>>,
     /// Last merged list per method, with the two lists it was made of, so
@@ -155,6 +159,7 @@ impl MprpcChannel {
                 eject_for: Duration::from_millis(config.timeouts.eject_ms),
                 course: CourseState {
                     discover: config.course_compat.discover,
+                    idle: Timeouts::opt(config.timeouts.idle_ms),
                     ..CourseState::default()
                 },
             }),
@@ -281,7 +286,7 @@ impl MprpcChannel {
             if let Some(course_addr) = addr.strip_prefix(COURSE_SCHEME) {
                 *lock(sent_on) = Some(SentOn::Course(addr.clone()));
                 match self
-                    .course_call(addr, course_addr, service, method_name, request)
+                    .course_call(addr, course_addr, service, method_name, request, timeout)
                     .await
                 {
                     Ok(payload) => {
@@ -343,17 +348,33 @@ impl MprpcChannel {
         service: &'static ServiceDescriptor,
         method_name: &str,
         request: &Req,
+        timeout: Option<Duration>,
     ) -> Result<Bytes, (Reached, RpcError)> {
         let _counted = CourseCall::start(&self.inner, entry);
-        crate::legacy::call_bytes(
+        let args = request.encode_to_vec();
+        let call = crate::legacy::call_bytes(
             addr,
             service.name,
             method_name,
-            &request.encode_to_vec(),
+            &args,
             self.inner.settings.max_frame_size,
             self.inner.settings.connect_timeout,
-        )
-        .await
+        );
+        // `call` races the deadline; without one, idle_ms still ends it.
+        match (timeout, self.inner.course.idle) {
+            (None, Some(idle)) => tokio::time::timeout(idle, call).await.unwrap_or_else(|_| {
+                let msg = format!(
+                    "course-format call {}.{method_name} to {addr}: no reply within \
+                     timeouts.idle_ms = {idle:?} (the call has no deadline)",
+                    service.name
+                );
+                Err((
+                    Reached::Maybe,
+                    RpcError::new(ErrorCode::DeadlineExceeded, msg),
+                ))
+            }),
+            _ => call.await,
+        }
     }
     // ANCHOR_END: course_call
 
@@ -668,8 +689,11 @@ impl Drop for CourseCall<'_> {
         let mut in_flight = lock(&self.inner.course.in_flight);
         if let Some(n) = in_flight.get_mut(self.addr) {
             *n = n.saturating_sub(1);
-            // Keep the entry: it marks the address as a course provider for
-            // `pick`, and there are only as many as providers.
+            if *n == 0 {
+                // No entry counts as idle: the map stays as small as the
+                // number of course providers with calls in flight.
+                in_flight.remove(self.addr);
+            }
         }
     }
 }

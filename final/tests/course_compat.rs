@@ -693,6 +693,27 @@ async fn course_format_calls_fail_clearly_never_as_success() -> TestResult {
         "deadline not enforced: {took:?}"
     );
 
+    // Silent, and the call has no deadline at all: timeouts.idle_ms ends it.
+    let no_deadline = MprpcConfig {
+        timeouts: mprpc::config::Timeouts {
+            call_ms: 0,
+            idle_ms: 300,
+            ..Default::default()
+        },
+        ..MprpcConfig::default()
+    };
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct_with(
+        &no_deadline,
+        &format!("course://{addr}"),
+    ));
+    let started = Instant::now();
+    let result = stub.login(&login()).await;
+    assert!(
+        matches!(&result, Err(e) if e.code == ErrorCode::DeadlineExceeded && e.message.contains("idle_ms")),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
     // Nobody listening: a transport error naming the address.
     let port = free_port()?;
     let (_, controller, _) = call(&format!("127.0.0.1:{port}"), Duration::from_secs(2)).await;
