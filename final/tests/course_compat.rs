@@ -44,16 +44,35 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// provider's node goes within seconds.
 const SESSION: Duration = Duration::from_secs(4);
 
+/// Calls a [`Counting`] service served.
+#[derive(Debug, Default)]
+struct Hits {
+    /// All Login calls.
+    all: AtomicUsize,
+    /// Those that came in the course's format.
+    legacy: AtomicUsize,
+}
+
+impl Hits {
+    /// All Login calls so far.
+    fn all(&self) -> usize {
+        self.all.load(Ordering::SeqCst)
+    }
+}
+
 /// Counts the calls it serves; answers like the demo service.
-struct Counting(Arc<AtomicUsize>);
+struct Counting(Arc<Hits>);
 
 impl UserServiceRpc for Counting {
     async fn login(
         &self,
-        _ctx: CallContext,
+        ctx: CallContext,
         _request: LoginRequest,
     ) -> Result<LoginResponse, Status> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.all.fetch_add(1, Ordering::SeqCst);
+        if ctx.legacy {
+            self.0.legacy.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(LoginResponse {
             result: Some(Default::default()),
             success: false,
@@ -88,7 +107,7 @@ fn final_config(zk: &ZkServer, register: bool, discover: bool) -> MprpcConfig {
 /// Starts a final/ provider of `UserServiceRpc` counting its calls.
 async fn final_provider(
     config: MprpcConfig,
-    hits: &Arc<AtomicUsize>,
+    hits: &Arc<Hits>,
 ) -> Result<RunningProvider, mprpc::Error> {
     let mut provider = RpcProvider::new(config);
     provider.notify_service(UserServiceRpcServer::new(Counting(Arc::clone(hits))));
@@ -268,7 +287,7 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
 
         // The final/ provider also asks for the course layout: the node is
         // held by step 12's live session, so it must leave it alone.
-        let final_hits = Arc::new(AtomicUsize::new(0));
+        let final_hits = Arc::new(Hits::default());
         let provider = final_provider(final_config(&zk, true, false), &final_hits).await?;
         assert_eq!(
             node(&watcher, "/UserServiceRpc/Login").await,
@@ -282,7 +301,7 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
         // 1,000 calls, 8 at a time, over both kinds of provider.
         let started = Instant::now();
         let errors = calls(&stub, 1000, 8).await;
-        let to_final = final_hits.load(Ordering::SeqCst);
+        let to_final = final_hits.all();
         let to_course = 1000 - to_final.min(1000);
         println!(
             "1,000 calls in {:?}: {to_final} to final/ {}, {to_course} to step 12 {} (course format), {} failed",
@@ -316,10 +335,10 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
 
         // Stop the final/ provider: the course's callee serves alone.
         provider.shutdown().await?;
-        let before = final_hits.load(Ordering::SeqCst);
+        let before = final_hits.all();
         let errors = calls(&stub, 200, 4).await;
         assert!(errors.is_empty(), "after stopping final/: {errors:?}");
-        assert_eq!(final_hits.load(Ordering::SeqCst), before);
+        assert_eq!(final_hits.all(), before);
 
         // Back again; then kill step 12's callee (its node lingers until its
         // session expires): final/ serves alone, every call succeeds, and
@@ -328,10 +347,10 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
         let errors = calls(&stub, 200, 4).await;
         assert!(errors.is_empty(), "with both again: {errors:?}");
         course.kill();
-        let before = final_hits.load(Ordering::SeqCst);
+        let before = final_hits.all();
         let errors = calls(&stub, 200, 4).await;
         assert!(errors.is_empty(), "after killing step 12's callee: {errors:?}");
-        assert_eq!(final_hits.load(Ordering::SeqCst) - before, 200);
+        assert_eq!(final_hits.all() - before, 200);
         let mine = provider.address().to_string();
         let taken = eventually(SESSION * 3, async || {
             node(&watcher, "/UserServiceRpc/Login")
@@ -340,6 +359,15 @@ fn mixed_service_spreads_calls_over_course_and_final_providers_and_survives_eith
         })
         .await;
         assert!(taken, "final/ did not take the course node after step 12's session expired");
+        // Now final/ is both a framed provider and the course node's address:
+        // the caller reaches it framed, never in the course's format.
+        let errors = calls(&stub, 100, 4).await;
+        assert!(errors.is_empty(), "after the takeover: {errors:?}");
+        assert_eq!(
+            final_hits.legacy.load(Ordering::SeqCst),
+            0,
+            "a final/ caller used the course format with a final/ provider"
+        );
         provider.shutdown().await?;
         assert_eq!(node(&watcher, "/UserServiceRpc/Login").await, None);
         Ok(())
@@ -443,9 +471,9 @@ fn a_course_node_held_by_another_live_session_is_left_alone_and_taken_when_delet
             .await?;
         let held = node(&watcher, "/UserServiceRpc/Login").await;
 
-        let a_hits = Arc::new(AtomicUsize::new(0));
+        let a_hits = Arc::new(Hits::default());
         let a = final_provider(final_config(&zk, true, false), &a_hits).await?;
-        let b_hits = Arc::new(AtomicUsize::new(0));
+        let b_hits = Arc::new(Hits::default());
         let b = final_provider(final_config(&zk, true, false), &b_hits).await?;
         assert_eq!(
             node(&watcher, "/UserServiceRpc/Login").await,
@@ -509,7 +537,7 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
     let mut zk = ZkServer::start()?;
     let rt = runtime()?;
     let config = final_config(&zk, true, false);
-    let hits = Arc::new(AtomicUsize::new(0));
+    let hits = Arc::new(Hits::default());
     let (registry, provider) = rt.block_on(async {
         let registry = Arc::new(ZkRegistry::from_config(&config).await?);
         let mut provider = RpcProvider::new(config.clone()).with_registry(registry.clone());
@@ -543,7 +571,7 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
             "/UserServiceRpc/Login not re-created on the new session {new:#x}"
         );
         // The caller's course watch re-armed on its own new session.
-        let before = hits.load(Ordering::SeqCst);
+        let before = hits.all();
         let answered = eventually(Duration::from_secs(10), async || {
             stub.login(&login()).await.is_ok()
         })
@@ -552,7 +580,7 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
             answered,
             "the caller lost the course-layout provider after expiry"
         );
-        assert!(hits.load(Ordering::SeqCst) > before);
+        assert!(hits.all() > before);
         provider.shutdown().await?;
         Ok(())
     })
@@ -567,7 +595,7 @@ fn with_zk_auth_course_providers_can_still_register_but_not_evict() -> TestResul
             zk_auth: Some(mprpc::config::Secret::new("mprpc:pw")),
             ..final_config(&zk, true, false)
         };
-        let hits = Arc::new(AtomicUsize::new(0));
+        let hits = Arc::new(Hits::default());
         let provider = final_provider(config, &hits).await?;
         // A course provider has no credential: it can add its method node
         // under the /<Service> final/ created...
