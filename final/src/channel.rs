@@ -336,7 +336,6 @@ impl MprpcChannel {
         }))
     }
 
-    // ANCHOR: course_call
     /// One call to the course-format provider `entry` (`"course://ip:port"`,
     /// `addr` without the scheme), counted as in flight while it runs.
     /// Always the course's short service name, whatever the framed path
@@ -376,7 +375,6 @@ impl MprpcChannel {
             _ => call.await,
         }
     }
-    // ANCHOR_END: course_call
 
     /// The providers to choose from for `method` of `service`: the
     /// registry's list, plus (with `course_compat.discover`) the course
