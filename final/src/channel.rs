@@ -394,9 +394,18 @@ impl MprpcChannel {
             framed
         };
         if list.is_empty() {
+            let also = if self.inner.course.discover {
+                format!(
+                    ", nor in the course's layout at /{}/{}",
+                    service.name,
+                    method_name(service, method)
+                )
+            } else {
+                String::new()
+            };
             return Err(RpcError::new(
                 ErrorCode::NoProvider,
-                format!("no provider of {} is registered", service.name),
+                format!("no provider of {} is registered{also}", service.name),
             ));
         }
         Ok(list)

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use mprpc::proto::fixbug::{
-    FriendServiceRpcServer, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
-    UserServiceRpc, UserServiceRpcServer, UserServiceRpcStub,
+    FriendServiceRpcServer, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
+    LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc, UserServiceRpcServer,
+    UserServiceRpcStub,
 };
 use mprpc::{
     CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController, ProviderList, Registry,
@@ -558,6 +559,14 @@ fn course_nodes_come_back_after_session_expiry_and_callers_follow() -> TestResul
             Arc::new(CourseOnly(course_only)),
         ))
     })?;
+    // Nobody provides FriendServiceRpc: the error says where it looked.
+    let friends = FriendServiceRpcStub::new(channel.clone());
+    let missing = rt.block_on(friends.get_friends_list(&GetFriendsListRequest { userid: 1 }));
+    assert!(
+        matches!(&missing, Err(e) if e.code == ErrorCode::NoProvider
+            && e.message.contains("/FriendServiceRpc/GetFriendsList")),
+        "{missing:?}"
+    );
     let stub = UserServiceRpcStub::new(channel);
     rt.block_on(stub.login(&login()))?;
 
