@@ -80,6 +80,7 @@ pub struct MprpcConfig {
 /// format.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CourseCompat {
     /// Provider: also publish `/<Service>` (persistent) and
     /// `/<Service>/<Method>` (ephemeral, data `ip:port`) as the course does,
