@@ -15,6 +15,13 @@
 //! 4. if the request provably never left (connect refused, connection already
 //!    closing) the next provider is tried — never after it may have been
 //!    sent, since the method might not be idempotent.
+//!
+//! Providers of the C++ course speak only the course's format. An address
+//! written `"course://ip:port"` (in `[static_registry]`, or found under the
+//! course's `/<Service>/<Method>` layout with `course_compat.discover`) is
+//! called that way: one connection per call, under the same deadline,
+//! cancellation, ejection and balancing as the framed providers it shares
+//! the list with.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +35,7 @@ use crate::config::{LoadBalance, MprpcConfig, Timeouts};
 use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink};
 use crate::controller::MprpcController;
 use crate::error::{Error, ErrorCode, RpcError};
+use crate::legacy::{COURSE_SCHEME, Reached};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
 
@@ -78,8 +86,50 @@ struct ChannelInner {
     default_timeout: Option<Duration>,
     /// How long a failed provider is avoided.
     eject_for: Duration,
+    /// The course's providers (`course_compat.discover`): followed lists,
+    /// calls in flight, merged lists.
+    course: CourseState,
 }
 // ANCHOR_END: channel
+
+/// What a channel keeps about course-format providers.
+#[derive(Debug, Default)]
+struct CourseState {
+    /// Also look providers up under `/<Service>/<Method>`.
+    discover: bool,
+    /// Bound of a course-format call that has no deadline
+    /// (`timeouts.idle_ms`): the course's provider never answers a call it
+    /// cannot serve, so without one such a call would wait forever.
+    idle: Option<Duration>,
+    /// Course-layout provider of each (short service name, method index).
+    lists: Mutex<HashMap<(&'static str, usize), watch::Receiver<ProviderList>>>,
+    /// Last merged list per method, with the two lists it was made of, so
+    /// that a call does not allocate while neither changed.
+    merged: Mutex<HashMap<(&'static str, usize), Merged>>,
+    /// Course-format calls in flight per `course://` address (they have no
+    /// pooled connection to count them), for power-of-two-choices.
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+/// A merged provider list and the framed and course lists it was made of.
+#[derive(Debug)]
+struct Merged {
+    /// The registry's list it was made from.
+    framed: ProviderList,
+    /// The course layout's list it was made from.
+    course: ProviderList,
+    /// The two together.
+    list: ProviderList,
+}
+
+/// Where a call's request went, for what to do after a missed deadline.
+#[derive(Debug)]
+enum SentOn {
+    /// On this pooled connection, at this time.
+    Framed(Arc<Connection>, Instant),
+    /// To this `course://` provider.
+    Course(String),
+}
 
 impl MprpcChannel {
     /// A channel using `registry` for discovery and `config` for limits,
@@ -107,6 +157,11 @@ impl MprpcChannel {
                 },
                 default_timeout: Timeouts::opt(config.timeouts.call_ms),
                 eject_for: Duration::from_millis(config.timeouts.eject_ms),
+                course: CourseState {
+                    discover: config.course_compat.discover,
+                    idle: Timeouts::opt(config.timeouts.idle_ms),
+                    ..CourseState::default()
+                },
             }),
         }
     }
@@ -210,7 +265,7 @@ impl MprpcChannel {
         method: usize,
         timeout: Option<Duration>,
         request: &Req,
-        sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>,
+        sent_on: &Mutex<Option<SentOn>>,
     ) -> Result<Bytes, RpcError> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(RpcError::new(
@@ -222,7 +277,7 @@ impl MprpcChannel {
             ));
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
-        let list = self.providers(service.full_name).await?;
+        let list = self.providers(service, method).await?;
         let mut tried = 0u64;
         let mut last_err = None;
         for _ in 0..list.len().clamp(1, MAX_ATTEMPTS) {
@@ -231,6 +286,32 @@ impl MprpcChannel {
             };
             tried |= 1 << (idx % 64);
             let addr = &list[idx];
+            if let Some(course_addr) = addr.strip_prefix(COURSE_SCHEME) {
+                *lock(sent_on) = Some(SentOn::Course(addr.clone()));
+                match self
+                    .course_call(addr, course_addr, service, method_name, request, timeout)
+                    .await
+                {
+                    Ok(payload) => {
+                        // It answers again (it may have been tried while
+                        // ejected, everything else being ejected too).
+                        lock(&self.inner.ejected).remove(addr);
+                        return Ok(payload);
+                    }
+                    Err((Reached::No, e)) => {
+                        log::warn!("{e}; trying another provider of {}", service.full_name);
+                        self.inner.eject(addr);
+                        last_err = Some(e);
+                        continue;
+                    }
+                    Err((Reached::Maybe, e)) => {
+                        if e.code == ErrorCode::Transport {
+                            self.inner.eject(addr);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -240,7 +321,7 @@ impl MprpcChannel {
                     continue;
                 }
             };
-            *lock(sent_on) = Some((Arc::clone(&conn), Instant::now()));
+            *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), Instant::now()));
             match conn
                 .call(service.full_name, method_name, timeout_ms, request)
                 .await
@@ -258,13 +339,88 @@ impl MprpcChannel {
         }))
     }
 
-    /// The provider list of `service`, subscribing on first use.
-    async fn providers(&self, service: &'static str) -> Result<ProviderList, RpcError> {
+    /// One call to the course-format provider `entry` (`"course://ip:port"`,
+    /// `addr` without the scheme), counted as in flight while it runs.
+    /// Always the course's short service name, whatever the framed path
+    /// sends.
+    async fn course_call<Req: prost::Message>(
+        &self,
+        entry: &str,
+        addr: &str,
+        service: &'static ServiceDescriptor,
+        method_name: &str,
+        request: &Req,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, (Reached, RpcError)> {
+        let _counted = CourseCall::start(&self.inner, entry);
+        let args = request.encode_to_vec();
+        let call = crate::legacy::call_bytes(
+            addr,
+            service.name,
+            method_name,
+            &args,
+            self.inner.settings.max_frame_size,
+            self.inner.settings.connect_timeout,
+        );
+        // `call` races the deadline; without one, idle_ms still ends it.
+        match (timeout, self.inner.course.idle) {
+            (None, Some(idle)) => tokio::time::timeout(idle, call).await.unwrap_or_else(|_| {
+                let msg = format!(
+                    "course-format call {}.{method_name} to {addr}: no reply within \
+                     timeouts.idle_ms = {idle:?} (the call has no deadline)",
+                    service.name
+                );
+                Err((
+                    Reached::Maybe,
+                    RpcError::new(ErrorCode::DeadlineExceeded, msg),
+                ))
+            }),
+            _ => call.await,
+        }
+    }
+
+    /// The providers to choose from for `method` of `service`: the
+    /// registry's list, plus (with `course_compat.discover`) the course
+    /// layout's provider of that method.
+    async fn providers(
+        &self,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<ProviderList, RpcError> {
+        let framed = self.framed_providers(service.full_name).await?;
+        let list = if self.inner.course.discover {
+            let course = self.course_providers(service, method).await?;
+            self.inner
+                .course
+                .merge(service.name, method, framed, course)
+        } else {
+            framed
+        };
+        if list.is_empty() {
+            let also = if self.inner.course.discover {
+                format!(
+                    ", nor in the course's layout at /{}/{}",
+                    service.name,
+                    method_name(service, method)
+                )
+            } else {
+                String::new()
+            };
+            return Err(RpcError::new(
+                ErrorCode::NoProvider,
+                format!("no provider of {} is registered{also}", service.full_name),
+            ));
+        }
+        Ok(list)
+    }
+
+    /// The registry's provider list of `service`, subscribing on first use.
+    async fn framed_providers(&self, service: &'static str) -> Result<ProviderList, RpcError> {
         let cached = lock(&self.inner.lists)
             .get(service)
             .map(|rx| rx.borrow().clone());
-        let list = match cached {
-            Some(list) => list,
+        match cached {
+            Some(list) => Ok(list),
             None => {
                 let rx = self.inner.registry.subscribe(service).await.map_err(|e| {
                     RpcError::new(
@@ -274,15 +430,43 @@ impl MprpcChannel {
                 })?;
                 let list = rx.borrow().clone();
                 lock(&self.inner.lists).insert(service, rx);
-                list
+                Ok(list)
             }
-        };
-        if list.is_empty() {
-            return Err(RpcError::new(
-                ErrorCode::NoProvider,
-                format!("no provider of {service} is registered"),
-            ));
         }
+    }
+
+    /// The course layout's provider of `service.method` (zero or one
+    /// `course://` entry), subscribing on first use. Always the short name:
+    /// that is what the course's `/<Service>/<Method>` nodes are called.
+    async fn course_providers(
+        &self,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<ProviderList, RpcError> {
+        let key = (service.name, method);
+        let cached = lock(&self.inner.course.lists)
+            .get(&key)
+            .map(|rx| rx.borrow().clone());
+        if let Some(list) = cached {
+            return Ok(list);
+        }
+        let method_name = method_name(service, method);
+        let rx = self
+            .inner
+            .registry
+            .subscribe_course(service.name, method_name)
+            .await
+            .map_err(|e| {
+                RpcError::new(
+                    ErrorCode::NoProvider,
+                    format!(
+                        "looking up /{}/{method_name} (course_compat.discover) failed: {e}",
+                        service.name
+                    ),
+                )
+            })?;
+        let list = rx.borrow().clone();
+        lock(&self.inner.course.lists).insert(key, rx);
         Ok(list)
     }
 
@@ -334,7 +518,11 @@ impl MprpcChannel {
                 // Fewer calls in flight wins; a provider we have no
                 // connection to yet counts as idle.
                 let pool = lock(&inner.pool);
-                let load = |i: usize| pool.get(&list[i]).map_or(0, |c| c.in_flight());
+                let course = lock(&inner.course.in_flight);
+                let load = |i: usize| match course.get(&list[i]) {
+                    Some(n) => *n,
+                    None => pool.get(&list[i]).map_or(0, |c| c.in_flight()),
+                };
                 Some(if load(b) < load(a) { b } else { a })
             }
         }
@@ -394,18 +582,25 @@ impl ChannelInner {
     /// as after a failed connection. A provider merely too slow to answer
     /// anything within a deadline is avoided too; a real system would send
     /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
-    fn after_deadline(&self, sent_on: &Mutex<Option<(Arc<Connection>, Instant)>>) {
-        if let Some((conn, sent_at)) = lock(sent_on).take() {
-            if conn.silent_since(sent_at) {
-                // Every call stuck there ends at about the same time: log once.
-                if self.eject(conn.addr()) {
-                    log::warn!(
-                        "{} sent nothing for {:?}; avoiding it",
-                        conn.addr(),
-                        sent_at.elapsed()
-                    );
-                }
+    fn after_deadline(&self, sent_on: &Mutex<Option<SentOn>>) {
+        match lock(sent_on).take() {
+            // Every call stuck there ends at about the same time: log once.
+            Some(SentOn::Framed(conn, sent_at))
+                if conn.silent_since(sent_at) && self.eject(conn.addr()) =>
+            {
+                log::warn!(
+                    "{} sent nothing for {:?}; avoiding it",
+                    conn.addr(),
+                    sent_at.elapsed()
+                );
             }
+            // The course format says nothing until the answer, so a course
+            // provider past the deadline is silent by definition (the
+            // course's own provider never answers an unknown method).
+            Some(SentOn::Course(addr)) if self.eject(&addr) => {
+                log::warn!("{addr} did not answer a course-format call in time; avoiding it");
+            }
+            _ => {}
         }
     }
     // ANCHOR_END: after_deadline
@@ -430,6 +625,86 @@ impl ChannelInner {
         x ^= x << 17;
         self.rng.store(x, Ordering::Relaxed);
         x
+    }
+}
+
+impl CourseState {
+    // ANCHOR: merge
+    /// The framed providers plus the course layout's one, balanced together.
+    /// A course entry whose address is also a framed provider (a final/
+    /// provider with `course_compat.register`) is dropped: the framed
+    /// format is the better way to reach the same process.
+    fn merge(
+        &self,
+        service: &'static str,
+        method: usize,
+        framed: ProviderList,
+        course: ProviderList,
+    ) -> ProviderList {
+        if course.is_empty() {
+            return framed;
+        }
+        let mut merged = lock(&self.merged);
+        if let Some(m) = merged.get(&(service, method)) {
+            if Arc::ptr_eq(&m.framed, &framed) && Arc::ptr_eq(&m.course, &course) {
+                return Arc::clone(&m.list);
+            }
+        }
+        let list: ProviderList = framed
+            .iter()
+            .cloned()
+            .chain(
+                course
+                    .iter()
+                    .filter(|entry| {
+                        let bare = entry.strip_prefix(COURSE_SCHEME).unwrap_or(entry);
+                        !framed.iter().any(|f| f == bare)
+                    })
+                    .cloned(),
+            )
+            .collect();
+        merged.insert(
+            (service, method),
+            Merged {
+                framed,
+                course,
+                list: Arc::clone(&list),
+            },
+        );
+        list
+    }
+    // ANCHOR_END: merge
+}
+
+/// Counts a course-format call in flight while it lives.
+struct CourseCall<'a> {
+    /// Whose counters.
+    inner: &'a ChannelInner,
+    /// The `course://` address called.
+    addr: &'a str,
+}
+
+impl<'a> CourseCall<'a> {
+    /// Counts one more call to `addr`.
+    fn start(inner: &'a ChannelInner, addr: &'a str) -> CourseCall<'a> {
+        *lock(&inner.course.in_flight)
+            .entry(addr.to_string())
+            .or_default() += 1;
+        CourseCall { inner, addr }
+    }
+}
+
+impl Drop for CourseCall<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.inner.course.in_flight);
+        if let Some(n) = in_flight.get_mut(self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                // No entry counts as idle: the map stays as small as the
+                // number of course providers with calls in flight.
+                in_flight.remove(self.addr);
+            }
+        }
     }
 }
 

@@ -64,7 +64,36 @@ pub struct MprpcConfig {
     /// Static discovery: service name → provider addresses ("ip:port"). Used
     /// when no ZooKeeper is configured, so the demo runs without one.
     pub static_registry: BTreeMap<String, Vec<String>>,
+    /// Living side by side with the C++ course's programs (see
+    /// [`CourseCompat`]). Both keys default to `false`.
+    pub course_compat: CourseCompat,
 }
+
+// ANCHOR: course_compat
+/// `[course_compat]`: what a process does to interoperate with the C++
+/// course's processes during a migration (book chapter "Migrating a C++
+/// mprpc deployment"). A provider always *answers* course-format calls;
+/// these keys are about ZooKeeper, where the course looks for providers
+/// under `/<Service>/<Method>`.
+///
+/// A static `"course://ip:port"` entry in `[static_registry]` needs neither
+/// key: the scheme alone makes the channel call that address in the course
+/// format.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CourseCompat {
+    /// Provider: also publish `/<Service>` (persistent) and
+    /// `/<Service>/<Method>` (ephemeral, data `ip:port`) as the course does,
+    /// so C++ callers find this provider. A method node held by another live
+    /// session is left alone (and watched: taken when it is deleted).
+    pub register: bool,
+    /// Caller: also find providers under `/<Service>/<Method>` and call them
+    /// in the course's format (one connection per call), balanced together
+    /// with the framed providers of the same service.
+    pub discover: bool,
+}
+// ANCHOR_END: course_compat
 
 /// A config value that must not appear in logs: `Debug` prints
 /// `<redacted>`.
@@ -166,6 +195,7 @@ impl Default for MprpcConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             static_registry: BTreeMap::new(),
+            course_compat: CourseCompat::default(),
         }
     }
 }
@@ -261,6 +291,28 @@ impl MprpcConfig {
             return Err(Error::Config(
                 "zk_auth or zk_auth_file is set but zookeeperip is not".into(),
             ));
+        }
+        if (self.course_compat.register || self.course_compat.discover)
+            && self.zookeeperip.is_none()
+        {
+            return Err(Error::Config(
+                "course_compat.register and course_compat.discover work on the course's ZooKeeper \
+                 layout, but zookeeperip is not set (a static \"course://ip:port\" entry in \
+                 [static_registry] needs neither key)"
+                    .into(),
+            ));
+        }
+        for (service, addrs) in &self.static_registry {
+            for addr in addrs {
+                let bare = addr
+                    .strip_prefix(crate::legacy::COURSE_SCHEME)
+                    .unwrap_or(addr);
+                if bare.is_empty() || bare.contains("://") {
+                    return Err(Error::Config(format!(
+                        "static_registry.{service}: {addr:?} is neither \"ip:port\" nor \"course://ip:port\""
+                    )));
+                }
+            }
         }
         if let Some(secret) = &self.zk_auth {
             // The message never repeats the value: it holds the password.

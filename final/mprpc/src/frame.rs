@@ -360,6 +360,34 @@ pub fn check_preamble(bytes: &[u8; 8]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The course's `fixbug.LoginRequest`, written out (this crate has no
+    /// `.proto` files of its own).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct LoginRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        name: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pwd: Vec<u8>,
+    }
+
+    /// `fixbug.ResultCode`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ResultCode {
+        #[prost(int32, tag = "1")]
+        errcode: i32,
+        #[prost(bytes = "vec", tag = "2")]
+        errmsg: Vec<u8>,
+    }
+
+    /// `fixbug.LoginResponse`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct LoginResponse {
+        #[prost(message, optional, tag = "1")]
+        result: Option<ResultCode>,
+        #[prost(bool, tag = "2")]
+        success: bool,
+    }
+
     #[test]
     fn magic_is_out_of_legacy_range() {
         assert!(u32::from_le_bytes(MAGIC) as usize > MAX_FRAME_SIZE_CAP);
@@ -367,7 +395,7 @@ mod tests {
 
     #[test]
     fn request_round_trip_and_split_delivery() {
-        let msg = crate::proto::fixbug::LoginRequest {
+        let msg = LoginRequest {
             name: b"zhang san".to_vec(),
             pwd: b"123456".to_vec(),
         };
@@ -407,14 +435,22 @@ mod tests {
     /// call 1 with a 5 s deadline, and its answer `LoginResponse{result: {}}`.
     #[test]
     fn login_frame_bytes() {
-        let msg = crate::proto::fixbug::LoginRequest {
+        let msg = LoginRequest {
             name: b"zhang san".to_vec(),
             pwd: b"123456".to_vec(),
         };
         let mut wire = BytesMut::new();
-        let ok = encode_request(&mut wire, 1, 5000, "UserServiceRpc", "Login", &msg, 1 << 20);
+        let ok = encode_request(
+            &mut wire,
+            1,
+            5000,
+            "fixbug.UserServiceRpc",
+            "Login",
+            &msg,
+            1 << 20,
+        );
         assert!(ok.is_ok());
-        let response = crate::proto::fixbug::LoginResponse {
+        let response = LoginResponse {
             result: Some(Default::default()),
             success: false,
         };
@@ -426,20 +462,20 @@ mod tests {
         );
         let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
         let expected = [
-            "00000035",                               // length: 53 bytes follow
-            "01",                                     // kind: request
-            "0000000000000001",                       // call id 1
-            "00001388",                               // timeout 5000 ms
-            "0e",                                     // service name: 14 bytes
-            "5573657253657276696365527063",           // "UserServiceRpc"
-            "05",                                     // method name: 5 bytes
-            "4c6f67696e",                             // "Login"
-            "0a097a68616e672073616e1206313233343536", // LoginRequest, 19 bytes
-            "0000000c",                               // length: 12 bytes follow
-            "02",                                     // kind: response
-            "0000000000000001",                       // call id 1
-            "00",                                     // code: ok
-            "0a00",                                   // LoginResponse{result: {}}
+            "0000003c",                                   // length: 60 bytes follow
+            "01",                                         // kind: request
+            "0000000000000001",                           // call id 1
+            "00001388",                                   // timeout 5000 ms
+            "15",                                         // service name: 21 bytes
+            "6669786275672e5573657253657276696365527063", // "fixbug.UserServiceRpc"
+            "05",                                         // method name: 5 bytes
+            "4c6f67696e",                                 // "Login"
+            "0a097a68616e672073616e1206313233343536",     // LoginRequest, 19 bytes
+            "0000000c",                                   // length: 12 bytes follow
+            "02",                                         // kind: response
+            "0000000000000001",                           // call id 1
+            "00",                                         // code: ok
+            "0a00",                                       // LoginResponse{result: {}}
         ];
         assert_eq!(hex, expected.concat());
     }

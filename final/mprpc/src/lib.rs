@@ -26,7 +26,7 @@
 //! | `MprpcController` (`Failed`, `ErrorText`) | plus deadline and cancellation; error codes carried on the wire | [`controller`], [`error`] |
 //! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry; `-i` as a clap [`ConfigArgs`] a program can embed | [`application`], [`config`] |
 //! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] |
-//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists | [`registry`] |
+//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists; the course's layout too, published and followed with `[course_compat]` | [`registry`] |
 //! | the async logger (queue + writer thread) | behind the `log` facade, installed when the program chooses | [`logger`] |
 //!
 //! The course's example services are not part of this crate: they live in
@@ -151,7 +151,7 @@ pub mod zk_client;
 
 pub use application::{ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
-pub use config::{LoadBalance, MprpcConfig};
+pub use config::{CourseCompat, LoadBalance, MprpcConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
 pub use provider::{RpcProvider, RunningProvider};

@@ -46,7 +46,7 @@ use crate::config::MprpcConfig;
 use crate::error::{Error, ErrorCode, Status};
 use crate::frame::{self, Frame, MAGIC, PREAMBLE};
 use crate::registry::Registry;
-use crate::service::{CallContext, Service};
+use crate::service::{CallContext, Service, ServiceDescriptor};
 
 /// Stop reading requests while this many response bytes wait to be written:
 /// a caller that sends but never reads must not grow our memory.
@@ -171,6 +171,14 @@ impl RpcProvider {
         };
         let names = self.service_names();
         let legacy_services = legacy_table(&self.services);
+        // The course layout uses the short names, whatever the framed
+        // registry uses.
+        let mut course: Vec<&'static ServiceDescriptor> = if self.config.course_compat.register {
+            self.services.values().map(|s| s.descriptor()).collect()
+        } else {
+            Vec::new()
+        };
+        course.sort_by_key(|d| d.name);
         let shared = Arc::new(Shared {
             services: self.services,
             legacy_services,
@@ -193,11 +201,19 @@ impl RpcProvider {
         for name in &names {
             registry.register(name, &advertised).await?;
         }
+        // ANCHOR: register_course
+        for desc in &course {
+            registry
+                .register_course(desc.name, desc.methods, &advertised)
+                .await?;
+        }
+        // ANCHOR_END: register_course
         log::info!("provider serving {} on {advertised}", names.join(", "));
         Ok(RunningProvider {
             local_addr,
             advertised,
             services: names,
+            course,
             registry,
             shutdown_tx,
             task: Some(task),
@@ -286,6 +302,9 @@ pub struct RunningProvider {
     advertised: String,
     /// Published services.
     services: Vec<String>,
+    /// Services also published in the course's layout
+    /// (`course_compat.register`).
+    course: Vec<&'static ServiceDescriptor>,
     /// Where we registered.
     registry: Arc<dyn Registry>,
     /// Flips to `true` to start shutdown.
@@ -308,7 +327,8 @@ impl RunningProvider {
     // ANCHOR: shutdown
     /// Graceful shutdown, in the order that keeps every caller's call alive:
     ///
-    /// 1. deregister from the registry, so callers stop choosing us;
+    /// 1. deregister from the registry (and the course's layout, with
+    ///    `course_compat.register`), so callers stop choosing us;
     /// 2. stop accepting connections;
     /// 3. send goaway on every connection: callers send new calls elsewhere;
     /// 4. keep serving until each caller has closed its side (it does so when
@@ -316,6 +336,21 @@ impl RunningProvider {
     /// 5. close.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         let mut first_err = None;
+        // C++ callers first: they have no goaway and look the node up on
+        // every call.
+        for desc in &self.course {
+            if let Err(e) = self
+                .registry
+                .deregister_course(desc.name, desc.methods)
+                .await
+            {
+                log::warn!(
+                    "withdrawing {} from the course layout failed: {e}",
+                    desc.name
+                );
+                first_err.get_or_insert(e);
+            }
+        }
         for name in &self.services {
             if let Err(e) = self.registry.deregister(name, &self.advertised).await {
                 log::warn!("deregistering {name} failed: {e}; callers will learn from goaway");

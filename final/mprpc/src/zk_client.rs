@@ -62,6 +62,26 @@ pub static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
 ];
 // ANCHOR_END: registry_acl
 
+// ANCHOR: course_parent_acl
+/// The ACL of a course `/<Service>` node made by an authenticated client:
+/// everything for the creator, and for everyone reading *and creating
+/// children*. The course's providers carry no credential and register by
+/// creating `/<Service>/<Method>` under it; without CREATE they could not,
+/// and a migration could not run C++ and final/ providers side by side.
+/// Everyone lacks DELETE, so nobody without the credential can delete the
+/// method nodes a final/ provider holds under it.
+static COURSE_PARENT_ACL: std::sync::LazyLock<[zk::Acl; 2]> = std::sync::LazyLock::new(|| {
+    [
+        zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+        zk::Acl::new_const(
+            zk::Permission::READ | zk::Permission::CREATE,
+            "world",
+            "anyone",
+        ),
+    ]
+});
+// ANCHOR_END: course_parent_acl
+
 /// How often [`ZkClient::restrict_open_acl`] re-reads an ACL that another
 /// client changed between our read and our write.
 const ACL_ATTEMPTS: usize = 3;
@@ -509,25 +529,21 @@ impl ZkClient {
     /// The parent must exist ([`ZkError::NoParent`] otherwise): create
     /// `/Service` before `/Service/Method`.
     pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(), ZkError> {
-        let options = match mode {
+        if self.create_if_absent(path, data, mode).await? || mode == CreateMode::Persistent {
+            return Ok(());
+        }
+        self.claim_ephemeral(path, data, &self.create_options(mode))
+            .await
+    }
+
+    /// How this client creates a node of `mode`: open without a credential,
+    /// creator-all plus world-read with one (see `start_with_auth`).
+    fn create_options(&self, mode: CreateMode) -> zk::CreateOptions<'static> {
+        match mode {
             CreateMode::Persistent => zk::CreateMode::Persistent,
             CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
         }
-        // Open without a credential, creator-all plus world-read with one
-        // (see `start_with_auth`).
-        .with_acls(self.acls);
-        match self
-            .bounded("create", path, self.client.create(path, data, &options))
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) if mode == CreateMode::Persistent => Ok(()),
-            Err(zk::Error::NodeExists) => self.claim_ephemeral(path, data, &options).await,
-            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
-                path: path.to_string(),
-            }),
-            Err(source) => Err(self.failed("create", path, source)),
-        }
+        .with_acls(self.acls)
     }
 
     /// Makes sure the existing ephemeral znode `path` is owned by this session,
@@ -705,6 +721,114 @@ impl ZkClient {
     }
     // ANCHOR_END: watch_children
 
+    // ANCHOR: create_if_absent
+    /// Creates znode `path` holding `data` unless it exists, and says which:
+    /// `true` if this call created it, `false` if it was already there (left
+    /// exactly as it was, whoever owns it).
+    ///
+    /// [`ZkClient::create`] replaces an ephemeral node of another session;
+    /// for the course's `/<Service>/<Method>` nodes that would evict a live
+    /// provider of another process (the course allows one per method), so
+    /// the course layout uses this instead.
+    pub async fn create_if_absent(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<bool, ZkError> {
+        let options = self.create_options(mode);
+        match self
+            .bounded("create", path, self.client.create(path, data, &options))
+            .await?
+        {
+            Ok(_) => Ok(true),
+            Err(zk::Error::NodeExists) => Ok(false),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
+    // ANCHOR_END: create_if_absent
+
+    /// Creates the persistent znode `path` without data unless it exists,
+    /// such that clients without a credential may still create children in
+    /// it: the open ACL without a credential (as every node of this client),
+    /// [`COURSE_PARENT_ACL`]'s "all for us, read and create for everyone"
+    /// with one. Used for the course's `/<Service>` nodes, under which the
+    /// course's own providers register. The parent must exist.
+    pub async fn create_shared_parent(&self, path: &str) -> Result<(), ZkError> {
+        let acls = match self.identity {
+            None => self.acls,
+            Some(_) => zk::Acls::new(&*COURSE_PARENT_ACL),
+        };
+        let options = zk::CreateMode::Persistent.with_acls(acls);
+        match self
+            .bounded("create", path, self.client.create(path, b"", &options))
+            .await?
+        {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
+                path: path.to_string(),
+            }),
+            Err(source) => Err(self.failed("create", path, source)),
+        }
+    }
+
+    // ANCHOR: watch_node
+    /// Reads znode `path` and leaves a one-shot watch on it: its data and
+    /// [`Stat`] (`None` if it does not exist), and a [`NodeWatch`] that
+    /// completes at the node's next creation, deletion or data change, or at
+    /// the end of the session.
+    ///
+    /// One `exists` watch covers all three events, so a node deleted between
+    /// the two reads is reported as missing and the watch still fires for
+    /// anything that happens after the first read.
+    pub async fn watch_node(
+        &self,
+        path: &str,
+    ) -> Result<(Option<(Vec<u8>, Stat)>, NodeWatch), ZkError> {
+        let (stat, watcher) = self
+            .bounded("watch_node", path, self.client.check_and_watch_stat(path))
+            .await?
+            .map_err(|source| self.failed("watch_node", path, source))?;
+        let node = match stat {
+            None => None,
+            Some(_) => match self
+                .bounded("watch_node", path, self.client.get_data(path))
+                .await?
+            {
+                Ok(node) => Some(node),
+                Err(zk::Error::NoNode) => None,
+                Err(source) => return Err(self.failed("watch_node", path, source)),
+            },
+        };
+        Ok((node, NodeWatch(watcher)))
+    }
+    // ANCHOR_END: watch_node
+
+    /// Deletes the ephemeral znode `path` only if this session owns it, and
+    /// says whether it did. A node of another session (another provider
+    /// holding a course method node) is left alone.
+    pub async fn delete_if_owned(&self, path: &str) -> Result<bool, ZkError> {
+        let Some(stat) = self.exists(path).await? else {
+            return Ok(false);
+        };
+        if stat.ephemeral_owner != self.session_id() {
+            return Ok(false);
+        }
+        // Only the version we looked at (it cannot change hands while our
+        // session lives, but say so rather than rely on it).
+        match self
+            .bounded("delete", path, self.client.delete(path, Some(stat.version)))
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(zk::Error::NoNode) | Err(zk::Error::BadVersion) => Ok(false),
+            Err(source) => Err(self.failed("delete", path, source)),
+        }
+    }
+
     /// Waits until znode `path` exists (returns at once if it does), or the
     /// session ends (then returns an error).
     pub async fn wait_exists(&self, path: &str) -> Result<(), ZkError> {
@@ -844,9 +968,26 @@ impl ChildWatch {
     /// Waits for the watch to fire. Returns `false` when it fired because the
     /// session ended, `true` for a change of the node or its children.
     pub async fn changed(self) -> bool {
-        let event = self.0.changed().await;
-        !event.session_state.is_terminated()
+        fired(self.0).await
     }
+}
+
+/// A one-shot watch on one znode (see [`ZkClient::watch_node`]).
+#[derive(Debug)]
+pub struct NodeWatch(zk::OneshotWatcher);
+
+impl NodeWatch {
+    /// Waits for the watch to fire. Returns `false` when it fired because the
+    /// session ended, `true` for a creation, deletion or data change.
+    pub async fn changed(self) -> bool {
+        fired(self.0).await
+    }
+}
+
+/// Waits for `watcher`; `false` if it fired because the session ended.
+async fn fired(watcher: zk::OneshotWatcher) -> bool {
+    let event = watcher.changed().await;
+    !event.session_state.is_terminated()
 }
 
 /// How a session ended (see [`ZkClient::session_ended`]).

@@ -67,7 +67,7 @@ fn records_from_many_threads_keep_their_own_level_and_none_is_lost() {
 }
 
 #[test]
-fn application_init_installs_the_file_logger_for_the_log_macros() {
+fn the_program_installs_the_file_logger_from_its_config() {
     let tmp = match tempfile::tempdir() {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
@@ -86,8 +86,14 @@ fn application_init_installs_the_file_logger_for_the_log_macros() {
         "-i".into(),
         config.display().to_string(),
     ];
-    let loaded = mprpc::MprpcApplication::init_from(args, "unused.toml");
-    assert!(loaded.is_ok(), "{:?}", loaded.err());
+    let loaded = match mprpc::MprpcApplication::init_from(args, "unused.toml") {
+        Ok(config) => config,
+        Err(e) => panic!("{e}"),
+    };
+    // Loading the config installs nothing: logging is the program's choice.
+    log::info!("before the logger: goes nowhere");
+    let guard = mprpc::logger::init(loaded);
+    assert!(guard.is_ok(), "{:?}", guard.err());
     log::info!("hello from the facade");
     log::debug!("below the level: not written");
     mprpc::logger::flush();
@@ -99,4 +105,5 @@ fn application_init_installs_the_file_logger_for_the_log_macros() {
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.contains("below the level")));
+    assert!(!lines.iter().any(|l| l.contains("before the logger")));
 }

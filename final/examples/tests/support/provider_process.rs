@@ -36,7 +36,7 @@ const PORT_ATTEMPTS: usize = 3;
 /// The line the provider logs once it listens and has registered.
 const READY_LINE: &str = "provider serving";
 
-/// Example binaries already built by this test binary, by name.
+/// Binaries already built by this test binary, by cargo arguments and name.
 static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 
 /// Builds example `name` of this crate (once per test binary) and returns
@@ -48,14 +48,24 @@ static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 /// second. Cargo does not hold its build lock while tests run, so this
 /// cannot deadlock.
 pub fn example_binary(name: &str) -> io::Result<PathBuf> {
+    cargo_binary(&["-p", "mprpc-examples", "--example", name], name)
+}
+
+/// Runs `cargo build <args>` (once per test binary and `args`) with the
+/// cargo running the tests, in the same profile, and returns the path of the
+/// executable called `name` it built: an example of this crate, or a `bin`
+/// of another package of the workspace (`["-p", "step-12", "--bins"]`).
+pub fn cargo_binary(args: &[&str], name: &str) -> io::Result<PathBuf> {
+    let key = format!("{} {name}", args.join(" "));
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.get_or_insert_with(HashMap::new).get(name) {
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(&key) {
         return Ok(path.clone());
     }
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "mprpc-examples", "--example", name])
+        .arg("build")
+        .args(args)
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     if !cfg!(debug_assertions) {
@@ -65,11 +75,12 @@ pub fn example_binary(name: &str) -> io::Result<PathBuf> {
     let output = command.output()?;
     if !output.status.success() {
         return Err(io::Error::other(format!(
-            "cargo build --example {name} failed with {}",
+            "cargo build {} failed with {}",
+            args.join(" "),
             output.status
         )));
     }
-    // One JSON message per line; ours names the example and its executable.
+    // One JSON message per line; ours names the target and its executable.
     let stdout = String::from_utf8_lossy(&output.stdout);
     let path = stdout
         .lines()
@@ -81,7 +92,7 @@ pub fn example_binary(name: &str) -> io::Result<PathBuf> {
         })
         .ok_or_else(|| io::Error::other(format!("cargo did not name the {name} executable")))?;
     if let Some(map) = built.as_mut() {
-        map.insert(name.to_string(), path.clone());
+        map.insert(key, path.clone());
     }
     Ok(path)
 }

@@ -57,8 +57,58 @@ pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>>;
+
+    /// Also publishes `addr` in the C++ course's layout
+    /// (`course_compat.register`): `/<service>` persistent and
+    /// `/<service>/<method>` ephemeral for each method, data `ip:port`.
+    /// `service` is the course's short name. A method node held by another
+    /// live session is left alone (and taken when it goes away), never
+    /// evicted. Only registries backed by ZooKeeper have that layout; the
+    /// default is an error saying so.
+    fn register_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+        addr: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = (methods, addr);
+        Box::pin(async move { Err(no_course_layout(service)) })
+    }
+
+    /// Withdraws [`register_course`](Registry::register_course): deletes the
+    /// method nodes this process holds (never another's) and stops waiting
+    /// for the others. The persistent `/<service>` stays, as in the course.
+    fn deregister_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = methods;
+        Box::pin(async move { Err(no_course_layout(service)) })
+    }
+
+    /// The provider of `service.method` in the course's layout
+    /// (`course_compat.discover`), as a list of zero or one
+    /// `"course://ip:port"` entries, updated in the background.
+    fn subscribe_course<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
+        let _ = method;
+        Box::pin(async move { Err(no_course_layout(service)) })
+    }
 }
 // ANCHOR_END: registry_trait
+
+/// The error of the course-layout methods on a registry without ZooKeeper.
+fn no_course_layout(service: &str) -> Error {
+    Error::Registry(format!(
+        "{service}: the course's /<Service>/<Method> layout lives in ZooKeeper and this \
+         registry has none (set zookeeperip, or list the provider as \"course://ip:port\" \
+         in [static_registry])"
+    ))
+}
 
 /// Fixed addresses per service, from configuration.
 #[derive(Debug, Default)]

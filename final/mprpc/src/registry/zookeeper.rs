@@ -26,6 +26,15 @@
 //!   vanishes when its session expires; the parents stay so watches on them
 //!   keep working while the list is empty.
 //!
+//! # The course's layout
+//!
+//! With `[course_compat]` the same registry, on the same session, also
+//! publishes and follows the C++ course's `/<Service>/<Method>` nodes (short
+//! service names, at the ZooKeeper root), so that course processes and
+//! final/ processes find each other during a migration; see the private
+//! `course` module and the book's chapter "Migrating a C++ mprpc
+//! deployment".
+//!
 //! # Callers: cache plus watch
 //!
 //! For each service a background task lists the children with a watch,
@@ -70,6 +79,8 @@ use crate::error::Error;
 use crate::registry::{ProviderList, Registry};
 use crate::zk_client::{CreateMode, ZkAuth, ZkClient, ZkError};
 
+mod course;
+
 /// First retry delay after a failed ZooKeeper operation or connect.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest retry delay.
@@ -89,6 +100,12 @@ pub struct ZkRegistry {
     /// Background tasks (session supervisor, one watcher per service),
     /// aborted when the registry is dropped.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Tasks holding the course's `/<Service>/<Method>` nodes
+    /// (`course_compat.register`), by path; see the `course` module.
+    course_claims: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Course method nodes already followed (`course_compat.discover`), by
+    /// path.
+    course_subscriptions: Mutex<HashMap<String, watch::Receiver<ProviderList>>>,
 }
 
 /// State shared by the registry and its tasks.
@@ -176,6 +193,8 @@ impl ZkRegistry {
         Ok(ZkRegistry {
             inner,
             tasks: Mutex::new(vec![supervisor.abort_handle()]),
+            course_claims: Mutex::new(HashMap::new()),
+            course_subscriptions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -190,9 +209,51 @@ impl ZkRegistry {
     }
 }
 
+impl ZkRegistry {
+    /// The receiver `subs` holds for `key`; on first use a new one, kept
+    /// current by a background task `follower(inner, sender)`. Waits
+    /// (bounded) for the first list, so that the first call sees the
+    /// providers: the stored receiver never marks updates seen, so for a
+    /// clone this returns at once if the list already arrived.
+    async fn followed<F, Fut>(
+        &self,
+        subs: &Mutex<HashMap<String, watch::Receiver<ProviderList>>>,
+        key: &str,
+        follower: F,
+    ) -> watch::Receiver<ProviderList>
+    where
+        F: FnOnce(Arc<Inner>, watch::Sender<ProviderList>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut rx = {
+            let mut subs = lock(subs);
+            match subs.get(key) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(ProviderList::from(Vec::new()));
+                    subs.insert(key.to_string(), rx.clone());
+                    let task = tokio::spawn(follower(Arc::clone(&self.inner), tx));
+                    lock(&self.tasks).push(task.abort_handle());
+                    rx
+                }
+            }
+        };
+        let wait = self.inner.session_timeout.max(Duration::from_secs(1));
+        if tokio::time::timeout(wait, rx.changed()).await.is_err() {
+            log::warn!(
+                "nothing read for {key} from ZooKeeper within {wait:?}; no provider of it for now"
+            );
+        }
+        rx
+    }
+}
+
 impl Drop for ZkRegistry {
     fn drop(&mut self) {
         for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        for (_, task) in lock(&self.course_claims).drain() {
             task.abort();
         }
     }
@@ -425,30 +486,37 @@ impl Registry for ZkRegistry {
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
         Box::pin(async move {
-            let mut rx = {
-                let mut subs = lock(&self.inner.subscriptions);
-                match subs.get(service) {
-                    Some(rx) => rx.clone(),
-                    None => {
-                        let (tx, rx) = watch::channel(ProviderList::from(Vec::new()));
-                        subs.insert(service.to_string(), rx.clone());
-                        let task =
-                            tokio::spawn(follow(Arc::clone(&self.inner), service.to_string(), tx));
-                        lock(&self.tasks).push(task.abort_handle());
-                        rx
-                    }
-                }
-            };
-            // Wait for the first list so the first call sees the providers.
-            // The stored receiver never marks updates seen, so for a clone
-            // this returns at once if the list already arrived.
-            let wait = self.inner.session_timeout.max(Duration::from_secs(1));
-            if tokio::time::timeout(wait, rx.changed()).await.is_err() {
-                log::warn!(
-                    "no provider list for {service} from ZooKeeper within {wait:?}; using an empty one for now"
-                );
-            }
+            let rx = self
+                .followed(&self.inner.subscriptions, service, |inner, tx| {
+                    follow(inner, service.to_string(), tx)
+                })
+                .await;
             Ok(rx)
         })
+    }
+
+    fn register_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+        addr: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.course_register(service, methods, addr)
+    }
+
+    fn deregister_course<'a>(
+        &'a self,
+        service: &'a str,
+        methods: &'a [&'static str],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.course_deregister(service, methods)
+    }
+
+    fn subscribe_course<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<ProviderList>, Error>> {
+        self.course_subscribe(service, method)
     }
 }
