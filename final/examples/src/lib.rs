@@ -19,6 +19,7 @@ pub use friend_service::FriendService;
 pub use kv_store::KvStoreService;
 pub use user_service::UserService;
 
+// ANCHOR: include_proto
 /// Package `fixbug`: the course's messages and services, generated from
 /// `proto/user.proto`, `proto/friend.proto` and the `common.proto` they import.
 #[allow(missing_docs)]
@@ -32,3 +33,4 @@ pub mod fixbug {
 pub mod kv {
     mprpc::include_proto!("kv");
 }
+// ANCHOR_END: include_proto

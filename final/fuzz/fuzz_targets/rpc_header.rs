@@ -2,7 +2,7 @@
 //! seeded smoke test `tests/decoders.rs`) on coverage-guided inputs.
 #![no_main]
 
-#[path = "../../tests/decoder_oracle/mod.rs"]
+#[path = "../../examples/tests/decoder_oracle/mod.rs"]
 mod oracle;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| oracle::check_rpc_header(data));
