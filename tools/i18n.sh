@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The book's translations (issue #16): mdbook-i18n-helpers 0.4 and GNU gettext.
+#
+#   tools/i18n.sh pot      regenerate book/po/messages.pot from the English book
+#   tools/i18n.sh update   merge the POT into book/po/zh-CN.po (msgmerge)
+#   tools/i18n.sh build    build both editions: English to book/build/,
+#                          Chinese to book/build/zh-CN/
+#   tools/i18n.sh check    fail if zh-CN.po is stale against a fresh POT: a
+#                          message missing, untranslated or fuzzy (lists them)
+#   tools/i18n.sh stats    msgfmt --statistics of zh-CN.po
+#
+# Messages are prose only: book.toml's i18n-prose preprocessor
+# (tools/i18n_prose.py) blanks code blocks and includes for the POT, so code,
+# diffs and outputs come from the same files in both editions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+LANGS=(zh-CN)
+PO_DIR=book/po
+POT=$PO_DIR/messages.pot
+
+need() {
+    for program in "$@"; do
+        if ! command -v "$program" >/dev/null; then
+            case $program in
+                mdbook-gettext | mdbook-xgettext)
+                    echo "i18n: $program missing: cargo install mdbook-i18n-helpers --version '^0.4' --locked" >&2 ;;
+                *)
+                    echo "i18n: $program missing: apt-get install gettext" >&2 ;;
+            esac
+            exit 1
+        fi
+    done
+}
+
+# make_pot DIR: writes DIR/messages.pot.
+make_pot() {
+    need mdbook-xgettext
+    MDBOOK_OUTPUT='{"xgettext": {}}' mdbook build book -d "$1" >/dev/null 2>"$1.log" || {
+        cat "$1.log" >&2
+        exit 1
+    }
+    rm -f "$1.log"
+}
+
+case "${1:-}" in
+    pot)
+        mkdir -p "$PO_DIR"
+        make_pot "$PO_DIR"
+        echo "i18n: wrote $POT ($(grep -c '^msgid' "$POT") messages, header included)"
+        ;;
+    update)
+        need msgmerge msginit
+        for lang in "${LANGS[@]}"; do
+            po=$PO_DIR/$lang.po
+            if [ -f "$po" ]; then
+                msgmerge --quiet --update --backup=none --no-wrap "$po" "$POT"
+            else
+                msginit --no-translator --no-wrap -l "$lang" -i "$POT" -o "$po"
+            fi
+            msgfmt --statistics -o /dev/null "$po"
+        done
+        ;;
+    build)
+        need mdbook-gettext
+        # English first: mdbook empties its build directory, zh-CN/ included.
+        mdbook build book
+        for lang in "${LANGS[@]}"; do
+            # site-url: the 404 page links its CSS and JS from there.
+            MDBOOK_BOOK__LANGUAGE=$lang MDBOOK_OUTPUT__HTML__SITE_URL=/$lang/ \
+                mdbook build book -d "book/build/$lang"
+            if ! grep -q "<html lang=\"$lang\"" "book/build/$lang/index.html"; then
+                echo "i18n: book/build/$lang/index.html is not in $lang" >&2
+                exit 1
+            fi
+        done
+        ;;
+    check)
+        need msgcmp msgattrib
+        fresh=$(mktemp -d)
+        trap 'rm -rf "$fresh"' EXIT
+        make_pot "$fresh/po"
+        status=0
+        for lang in "${LANGS[@]}"; do
+            po=$PO_DIR/$lang.po
+            if [ ! -f "$po" ]; then
+                echo "i18n check: $po missing (tools/i18n.sh update)" >&2
+                status=1
+                continue
+            fi
+            if ! cmp -s <(grep -v POT-Creation-Date "$POT") <(grep -v POT-Creation-Date "$fresh/po/messages.pot"); then
+                echo "i18n check: $POT is stale: run tools/i18n.sh pot and update" >&2
+                status=1
+            fi
+            # Every message of the fresh POT present in the PO, and translated.
+            if ! msgcmp --use-untranslated --use-fuzzy "$po" "$fresh/po/messages.pot" 2>"$fresh/missing"; then
+                echo "i18n check: $po lacks messages of the English book:" >&2
+                grep -v '^msgcmp: found' "$fresh/missing" | head -40 >&2
+                status=1
+            fi
+            for kind in untranslated only-fuzzy; do
+                listed=$(msgattrib --$kind --no-obsolete "$po" | grep '^#: ' || true)
+                if [ -n "$listed" ]; then
+                    echo "i18n check: $po: $(echo "$listed" | wc -l) ${kind#only-} messages, at:" >&2
+                    echo "$listed" | head -20 >&2
+                    status=1
+                fi
+            done
+            echo "i18n check: $lang: $(msgfmt --statistics -o /dev/null "$po" 2>&1)"
+        done
+        [ $status = 0 ] && echo "i18n check: translations complete and up to date"
+        exit $status
+        ;;
+    stats)
+        for lang in "${LANGS[@]}"; do
+            echo "$lang: $(msgfmt --statistics -o /dev/null "$PO_DIR/$lang.po" 2>&1)"
+        done
+        ;;
+    *)
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac
