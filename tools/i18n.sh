@@ -2,7 +2,9 @@
 # The book's translations (issue #16): mdbook-i18n-helpers 0.4 and GNU gettext.
 #
 #   tools/i18n.sh pot      regenerate book/po/messages.pot from the English book
-#   tools/i18n.sh update   merge the POT into book/po/zh-CN.po (msgmerge)
+#   tools/i18n.sh update [PART.po...]
+#                          merge the POT (and translators' parts) into
+#                          book/po/zh-CN.po (msgcat, msgmerge)
 #   tools/i18n.sh build    build both editions: English to book/build/,
 #                          Chinese to book/build/zh-CN/
 #   tools/i18n.sh check    fail if zh-CN.po is stale against a fresh POT: a
@@ -51,15 +53,27 @@ case "${1:-}" in
         echo "i18n: wrote $POT ($(grep -c '^msgid' "$POT") messages, header included)"
         ;;
     update)
-        need msgmerge msginit
+        # Also: tools/i18n.sh update PART.po...  merges translators' parts first.
+        need msgmerge msgcat msgfmt
+        shift
         for lang in "${LANGS[@]}"; do
             po=$PO_DIR/$lang.po
-            if [ -f "$po" ]; then
-                msgmerge --quiet --update --backup=none --no-wrap "$po" "$POT"
-            else
-                msginit --no-translator --no-wrap -l "$lang" -i "$POT" -o "$po"
+            if [ ! -f "$po" ]; then
+                # msginit would want a locale name (zh_CN); mdbook-gettext wants
+                # po/<book.language>.po and the header says the same.
+                sed -e 's/^"Language: .*\\n"$/"Language: '"$lang"'\\n"/' \
+                    -e 's/^"Plural-Forms: .*\\n"$/"Plural-Forms: nplurals=1; plural=0;\\n"/' "$POT" >"$po"
             fi
-            msgfmt --statistics -o /dev/null "$po"
+            work=$(mktemp -d)
+            # Translators' parts under what the PO has already (first wins), then
+            # the messages that read the same in every language, then the POT's
+            # current messages and references (msgmerge: vanished messages
+            # become obsolete, changed ones fuzzy).
+            python3 tools/i18n_identity.py "$POT" >"$work/identity.po"
+            msgcat --use-first --no-wrap -o "$work/all.po" "$po" "$@" "$work/identity.po"
+            msgmerge --quiet --no-wrap --no-fuzzy-matching -o "$po" "$work/all.po" "$POT"
+            rm -rf "$work"
+            echo "$lang: $(msgfmt --statistics -o /dev/null "$po" 2>&1)"
         done
         ;;
     build)
