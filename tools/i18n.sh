@@ -7,6 +7,7 @@
 #                          book/po/zh-CN.po (msgcat, msgmerge)
 #   tools/i18n.sh build    build both editions: English to book/build/,
 #                          Chinese to book/build/zh-CN/
+#   tools/i18n.sh serve    serve the Chinese book at http://localhost:3001
 #   tools/i18n.sh check    fail if zh-CN.po is stale against a fresh POT: a
 #                          message missing, untranslated or fuzzy (lists them)
 #   tools/i18n.sh stats    msgfmt --statistics of zh-CN.po
@@ -46,11 +47,32 @@ make_pot() {
     rm -f "$1.log"
 }
 
+# edition_env LANG: the settings of that edition that book.toml cannot hold.
+edition_env() {
+    export MDBOOK_BOOK__LANGUAGE=$1
+    # book.toml's title and description are English; each edition's come from
+    # here (the POT holds only the chapters' text).
+    case $1 in
+        zh-CN)
+            export MDBOOK_BOOK__TITLE="mprpc-rs：用 Rust 实现一个 RPC 框架"
+            export MDBOOK_BOOK__DESCRIPTION="用 Rust 一步一步重写 mprpc 课程（muduo + protobuf + ZooKeeper）：prost、tokio 与 zookeeper-client。" ;;
+    esac
+}
+
 case "${1:-}" in
     pot)
         mkdir -p "$PO_DIR"
-        make_pot "$PO_DIR"
-        echo "i18n: wrote $POT ($(grep -c '^msgid' "$POT") messages, header included)"
+        fresh=$(mktemp -d)
+        trap 'rm -rf "$fresh"' EXIT
+        make_pot "$fresh/po"
+        # Only a new creation date is no change: keep the file as it is.
+        if [ -f "$POT" ] && cmp -s <(grep -v '^"POT-Creation-Date' "$POT") \
+            <(grep -v '^"POT-Creation-Date' "$fresh/po/messages.pot"); then
+            echo "i18n: $POT is up to date"
+        else
+            cp "$fresh/po/messages.pot" "$POT"
+            echo "i18n: wrote $POT ($(($(grep -c '^msgid' "$POT") - 1)) messages)"
+        fi
         ;;
     update)
         # Also: tools/i18n.sh update PART.po...  merges translators' parts first.
@@ -82,8 +104,7 @@ case "${1:-}" in
         mdbook build book
         for lang in "${LANGS[@]}"; do
             # site-url: the 404 page links its CSS and JS from there.
-            MDBOOK_BOOK__LANGUAGE=$lang MDBOOK_OUTPUT__HTML__SITE_URL=/$lang/ \
-                mdbook build book -d "book/build/$lang"
+            (edition_env "$lang" && MDBOOK_OUTPUT__HTML__SITE_URL=/$lang/ mdbook build book -d "book/build/$lang")
             if ! grep -q "<html lang=\"$lang\"" "book/build/$lang/index.html"; then
                 echo "i18n: book/build/$lang/index.html is not in $lang" >&2
                 exit 1
@@ -91,7 +112,7 @@ case "${1:-}" in
         done
         ;;
     check)
-        need msgcmp msgattrib
+        need msgattrib msgfmt
         fresh=$(mktemp -d)
         trap 'rm -rf "$fresh"' EXIT
         make_pot "$fresh/po"
@@ -103,18 +124,32 @@ case "${1:-}" in
                 status=1
                 continue
             fi
-            if ! cmp -s <(grep -v POT-Creation-Date "$POT") <(grep -v POT-Creation-Date "$fresh/po/messages.pot"); then
+            if ! cmp -s <(grep -v '^"POT-Creation-Date' "$POT") <(grep -v '^"POT-Creation-Date' "$fresh/po/messages.pot"); then
                 echo "i18n check: $POT is stale: run tools/i18n.sh pot and update" >&2
                 status=1
             fi
             # Every message of the fresh POT present in the PO, and translated.
-            if ! msgcmp --use-untranslated --use-fuzzy "$po" "$fresh/po/messages.pot" 2>"$fresh/missing"; then
-                echo "i18n check: $po lacks messages of the English book:" >&2
-                grep -v '^msgcmp: found' "$fresh/missing" | head -40 >&2
+            # Every message of the fresh POT present in the PO (translated or not).
+            missing=$(python3 - "$po" "$fresh/po/messages.pot" <<'PY'
+import sys
+sys.path.insert(0, "tools")
+from i18n_identity import entries
+have = {value for _, _, value in entries(open(sys.argv[1], encoding="utf-8").read())}
+for comments, _, value in entries(open(sys.argv[2], encoding="utf-8").read()):
+    if value not in have:
+        where = next((c.split()[1] for c in comments if c.startswith("#:")), "?")
+        print(f"{where}: {value[:100]}")
+PY
+            )
+            if [ -n "$missing" ]; then
+                echo "i18n check: $po lacks $(echo "$missing" | wc -l) messages of the English book (tools/i18n.sh pot; tools/i18n.sh update):" >&2
+                echo "$missing" | head -40 >&2
                 status=1
             fi
             for kind in untranslated only-fuzzy; do
-                listed=$(msgattrib --$kind --no-obsolete "$po" | grep '^#: ' || true)
+                # One line per message: its first source reference.
+                listed=$(msgattrib --$kind --no-obsolete "$po" |
+                    awk 'BEGIN { RS = "" } { for (i = 1; i <= NF; i++) if ($i == "#:") { print $(i + 1); break } }')
                 if [ -n "$listed" ]; then
                     echo "i18n check: $po: $(echo "$listed" | wc -l) ${kind#only-} messages, at:" >&2
                     echo "$listed" | head -20 >&2
@@ -126,13 +161,20 @@ case "${1:-}" in
         [ $status = 0 ] && echo "i18n check: translations complete and up to date"
         exit $status
         ;;
+    serve)
+        # The Chinese book with live reload (also on book/po/ changes), at
+        # http://localhost:3001; `mdbook serve book` stays the English one.
+        need mdbook-gettext
+        edition_env "${2:-zh-CN}"
+        exec mdbook serve book -d "book/build/${2:-zh-CN}" -p 3001
+        ;;
     stats)
         for lang in "${LANGS[@]}"; do
             echo "$lang: $(msgfmt --statistics -o /dev/null "$PO_DIR/$lang.po" 2>&1)"
         done
         ;;
     *)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -13,14 +13,15 @@
     const here = document.documentElement.lang;
     const other = EDITIONS[here];
     if (!other) return;
-    const buttons = document.querySelector('#menu-bar .right-buttons');
+    const buttons = document.querySelector('#mdbook-menu-bar .right-buttons, #menu-bar .right-buttons');
     if (!buttons) return;
 
     // mdBook sets `path_to_root` on every page ("" or "../" ...); the 404
     // page gets the site URL instead, an absolute path.
     let root;
     try {
-        root = new URL(typeof path_to_root === 'string' ? path_to_root : '', location.href);
+        // "" means this directory: new URL("", page) would be the page itself.
+        root = new URL((typeof path_to_root === 'string' && path_to_root) || './', location.href);
     } catch (e) {
         return;
     }
