@@ -103,6 +103,37 @@ for src in "${sources[@]}"; do
     fi
 done
 
+# Translated diagrams: book/po/diagrams.LANG.po holds the labels' translations
+# (tools/diagrams_i18n.py); a diagram with any translated label is rendered
+# to $dir/LANG/NAME.svg, which that edition's chapters show. Chinese text is
+# measured with the installed CJK font (fonts-wqy-zenhei), named in the SVG.
+for po in book/po/diagrams.*.po; do
+    [ -f "$po" ] || continue
+    lang=${po#book/po/diagrams.}
+    lang=${lang%.po}
+    mkdir -p "$dir/$lang"
+    for src in "${sources[@]}"; do
+        name=$(basename "${src%.dot}")
+        svg=$dir/$lang/$name.svg
+        python3 tools/diagrams_i18n.py translate "$lang" "$src" >"$tmp/$name.dot"
+        if cmp -s "$src" "$tmp/$name.dot"; then
+            if [ -f "$svg" ]; then
+                echo "diagrams: $svg exists but no label of $src is translated in $po" >&2
+                status=1
+            fi
+            continue
+        fi
+        render "$tmp/$name.dot" "$tmp/$name.svg" || { status=1; continue; }
+        sed -i 's/,sans-serif"/,WenQuanYi Zen Hei,sans-serif"/g' "$tmp/$name.svg"
+        if [ "$check" = 0 ]; then
+            cp "$tmp/$name.svg" "$svg"
+        elif ! cmp -s "$tmp/$name.svg" "$svg"; then
+            echo "diagrams: $svg is not what $src with $po renders to; run tools/diagrams.sh and commit it" >&2
+            status=1
+        fi
+    done
+done
+
 if [ "$check" = 1 ]; then
     for svg in "$dir"/*.svg; do
         if [ ! -f "${svg%.svg}.dot" ]; then
