@@ -56,7 +56,9 @@ pub fn from_hex(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
         .map(|i| {
-            let pair = hex.get(i..i + 2).unwrap_or_else(|| panic!("not hex: {hex}"));
+            let pair = hex
+                .get(i..i + 2)
+                .unwrap_or_else(|| panic!("not hex: {hex}"));
             u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("not hex: {pair}"))
         })
         .collect()

@@ -32,8 +32,15 @@ impl<L> Default for Recorder<L> {
     }
 }
 
-impl<L: Clone + Debug> Recorder<L> {
-    /// Records one line; a step's log sink calls this.
+impl<L: Clone + Debug + Send + 'static> Recorder<L> {
+    /// A log sink that appends to this recorder: the type of a step's
+    /// `provider::LogSink`, for `RpcProvider::set_log_sink`.
+    pub fn sink(&self) -> Arc<dyn Fn(L, &str) + Send + Sync> {
+        let recorder = self.clone();
+        Arc::new(move |level, line: &str| recorder.push(level, line))
+    }
+
+    /// Records one line.
     pub fn push(&self, level: L, line: &str) {
         let (list, changed) = &*self.lines;
         list.lock()

@@ -292,6 +292,33 @@ fn missing(what: &str) -> io::Error {
 pub const START_BY_HAND: &str = "java -cp '/usr/share/java/zookeeper.jar:/usr/share/java/*' \
      org.apache.zookeeper.server.quorum.QuorumPeerMain /etc/zookeeper/conf/zoo.cfg";
 
+// ANCHOR: find_or_start
+/// The ZooKeeper a demo should use: the configured one (`"host:port"`) if it
+/// answers, else a throw-away one started here (returned, so the caller
+/// decides when it stops). Says on stderr which; explains how to get a
+/// ZooKeeper when neither works.
+pub fn find_or_start(configured: &str) -> Result<(String, Option<ZkServer>), String> {
+    if answers(configured) {
+        eprintln!("using the ZooKeeper that answers at {configured} (from the config)");
+        return Ok((configured.to_string(), None));
+    }
+    eprintln!("no ZooKeeper answers at {configured}; starting a throw-away one");
+    match ZkServer::start() {
+        Ok(server) => {
+            eprintln!(
+                "started ZooKeeper at {} (its files are in a temporary directory, deleted at exit)",
+                server.addr()
+            );
+            Ok((server.addr(), Some(server)))
+        }
+        Err(error) => Err(format!(
+            "{error}\nOr run a ZooKeeper yourself on the default port 2181 (the one in \
+             mprpc.toml):\n    {START_BY_HAND}"
+        )),
+    }
+}
+// ANCHOR_END: find_or_start
+
 /// Whether a ZooKeeper answers at `addr` (`"host:port"`): it replies to the
 /// `srvr` four-letter word. A server that does not allow `srvr` still
 /// replies, with a sentence saying so, which is as good an answer.
