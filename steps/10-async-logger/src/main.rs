@@ -122,31 +122,20 @@ fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
         };
         frame("UserServiceRpc", "Login", &args.encode_to_vec())
     };
-    let register = RegisterRequest {
-        id: 4099,
-        name: b"zhang san".to_vec(),
-        pwd: b"888888".to_vec(),
-    };
+    let (id, name, pwd) = (4099, b"zhang san".to_vec(), b"888888".to_vec());
+    let register = RegisterRequest { id, name, pwd }.encode_to_vec();
+    let register = frame("UserServiceRpc", "Register", &register);
+    let logout = frame("UserServiceRpc", "Logout", &[]);
     for (what, request) in [
-        (
-            "Login of an unknown user: the course's capture request.hex",
-            login(b"123456"),
-        ),
-        (
-            "Register: the course's capture register_request.hex",
-            frame("UserServiceRpc", "Register", &register.encode_to_vec()),
-        ),
-        ("Login with the registered password", login(b"888888")),
-        (
-            "A method the service does not have",
-            frame("UserServiceRpc", "Logout", &[]),
-        ),
+        ("Login (capture request.hex)", login(b"123456")),
+        ("Register (register_request.hex)", register),
+        ("Login, registered password", login(b"888888")),
+        ("Logout: no such method", logout),
         ("A header_size of 4 GiB", vec![0xff; 4]),
     ] {
         println!("\n== {what}");
         println!("sent  {} bytes: {}", request.len(), to_hex(&request));
         let reply = exchange(handle.local_addr(), &request)?;
-        // 0 bytes: the provider closed the connection without a reply.
         println!("reply {} bytes: {}", reply.len(), to_hex(&reply));
     }
     handle.shutdown();
@@ -219,7 +208,7 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     // The caller's config names the provider; here, the port just chosen.
     let mut config = app.config().clone();
     config.rpcserverport = provider.local_addr().port();
-    println!("== the example calls, to a provider with both services");
+    println!("\n== the example calls, to a provider with both services");
     call_examples(&channel_to(&config));
     provider.shutdown();
 

@@ -8,12 +8,19 @@ use std::time::{Duration, Instant};
 /// How long [`Recorder::wait_until`] waits before it fails the test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The lines logged so far and a condition variable notified on every new
+/// one.
+type Shared<L> = Arc<(Mutex<Vec<(L, String)>>, Condvar)>;
+
+/// A log sink over levels `L`: the shape of a step's `provider::LogSink`.
+pub type Sink<L> = Arc<dyn Fn(L, &str) + Send + Sync>;
+
 /// The lines logged so far, each with its level `L` (the step's own
 /// `Level` type: testkit knows nothing of the code under test).
 #[derive(Debug)]
 pub struct Recorder<L> {
     /// The lines, and a condition variable notified on every new one.
-    lines: Arc<(Mutex<Vec<(L, String)>>, Condvar)>,
+    lines: Shared<L>,
 }
 
 impl<L> Clone for Recorder<L> {
@@ -35,7 +42,7 @@ impl<L> Default for Recorder<L> {
 impl<L: Clone + Debug + Send + 'static> Recorder<L> {
     /// A log sink that appends to this recorder: the type of a step's
     /// `provider::LogSink`, for `RpcProvider::set_log_sink`.
-    pub fn sink(&self) -> Arc<dyn Fn(L, &str) + Send + Sync> {
+    pub fn sink(&self) -> Sink<L> {
         let recorder = self.clone();
         Arc::new(move |level, line: &str| recorder.push(level, line))
     }
