@@ -30,12 +30,10 @@ const CONNECT_GRACE: Duration = Duration::from_secs(1);
 /// enum says the same thing without magic numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMode {
-    /// Stays until someone deletes it. The course uses it for the
-    /// `/ServiceName` parent nodes, which outlive any one provider.
+    /// Stays until deleted: the course's `/ServiceName` parent nodes.
     Persistent,
-    /// Lives as long as the session that created it: ZooKeeper deletes it when
-    /// the session is closed or expires. The course uses it for the
-    /// `/ServiceName/MethodName` nodes that hold a provider's `ip:port`, so a
+    /// Lives as long as the session that created it: the course's
+    /// `/ServiceName/MethodName` nodes holding a provider's `ip:port`, so a
     /// provider that dies disappears from the registry by itself.
     Ephemeral,
 }

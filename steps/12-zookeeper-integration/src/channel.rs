@@ -85,8 +85,7 @@ pub enum Target {
         session_timeout: Duration,
     },
     /// Always call the provider at this address, with no lookup
-    /// ([`MprpcChannel::direct`]): steps 08 to 11, and tests of the
-    /// transport itself.
+    /// ([`MprpcChannel::direct`]), as steps 08 to 11 did.
     Direct(SocketAddr),
 }
 // ANCHOR_END: channel
@@ -126,11 +125,9 @@ pub enum ChannelError {
     },
     /// Asking ZooKeeper failed: it is down, slow, or refused the request.
     Lookup(ZkError),
-    /// The channel was called from async code. It blocks its thread, and
-    /// its lookup cannot start a runtime inside another one.
+    /// Called from async code: the lookup cannot start a runtime in one.
     InsideRuntime,
-    /// The small runtime the lookup runs on could not be built (the
-    /// process is out of file descriptors or threads).
+    /// The lookup's small runtime could not be built (no fds or threads).
     Runtime(io::Error),
     /// The method's znode does not hold an `ip:port`.
     BadProviderAddress {
@@ -224,9 +221,8 @@ pub const SHOWN_DATA: usize = 64;
 
 impl MprpcChannel {
     /// A channel that finds each call's provider in the ZooKeeper at the
-    /// config's `zookeeperip:zookeeperport`. The config's
-    /// `rpcserverip:rpcserverport` is the provider's business now; the
-    /// caller no longer reads it.
+    /// config's `zookeeperip:zookeeperport` (`rpcserverip:rpcserverport` is
+    /// the provider's business now).
     pub fn new(config: &MprpcConfig) -> Self {
         Self::with_target(Target::ZooKeeper {
             addr: config.zookeeper_addr(),

@@ -26,11 +26,8 @@ pub type Lines = Vec<(Level, String)>;
 /// Collects the provider's log lines so a test can wait for one.
 pub type Recorder = testkit::Recorder<Level>;
 
-/// A config for 127.0.0.1:`port`.
-///
-/// Every test that builds a provider or a channel comes here first, so this
-/// is also where the process-wide log is sent out of the way (see
-/// [`log_in_target_dir`]).
+/// A config for 127.0.0.1:`port`; also sends the process-wide log out of
+/// the way ([`log_in_target_dir`]): every test comes here first.
 pub fn config(port: u16) -> MprpcConfig {
     log_in_target_dir();
     MprpcConfig {
@@ -43,14 +40,9 @@ pub fn config(port: u16) -> MprpcConfig {
 }
 
 /// Starts the process-wide logger in `<target>/tmp/step-NN-logs`, once
-/// per test binary. A provider without a sink of its own, and a channel
-/// failing without a controller, write to that logger; left to its default
-/// (`logs/` under the current directory, the crate's folder for a test),
-/// every test run would leave a `logs/` folder in the step.
-///
-/// If the logger already exists (a test made it on purpose), it stays as
-/// it is. The guard lives in a `static` and is never dropped: a test binary
-/// does not need its last lines flushed.
+/// per test binary, so that tests leave no `logs/` folder in the step. An
+/// existing logger (a test made it on purpose) stays; the guard is never
+/// dropped (a test binary needs no last flush).
 pub fn log_in_target_dir() {
     static GUARD: OnceLock<Option<LogGuard>> = OnceLock::new();
     GUARD.get_or_init(|| {
