@@ -52,7 +52,6 @@ fn main() -> ExitCode {
         }
     };
 
-    // ANCHOR: main
     let mut provider = RpcProvider::new(app.config());
     let published = provider
         .notify_service(UserServiceRpcServer(UserService::default()))
@@ -65,7 +64,6 @@ fn main() -> ExitCode {
     if let Err(error) = provider.notify_service(UserServiceRpcServer(UserService::default())) {
         println!("publishing UserServiceRpc again: {error}");
     }
-    // ANCHOR_END: main
 
     println!();
     println!("service table:");
@@ -142,8 +140,7 @@ fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
     Ok(())
 }
 
-/// A request frame, built the way the course's caller builds it:
-/// `[u32 header_size, little-endian][RpcHeader][args]`.
+/// A request frame as the course's caller builds it: `[u32 LE][RpcHeader][args]`.
 fn frame(service: &str, method: &str, args: &[u8]) -> Vec<u8> {
     let header = RpcHeader {
         service_name: service.as_bytes().to_vec(),

@@ -68,7 +68,6 @@ fn bad_requests_are_rejected_and_logged() {
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
             "header_size 542393671 is over the limit of 65536 bytes",
         ),
-        // Sizes over the limits are refused before anything is read.
         (
             &[0xff, 0xff, 0xff, 0xff, 0x0a],
             "header_size 4294967295 is over the limit of 65536 bytes",

@@ -60,7 +60,6 @@ fn main() -> ExitCode {
         }
     };
 
-    // ANCHOR: main
     let mut provider = RpcProvider::new(app.config());
     let published = provider
         .notify_service(UserServiceRpcServer(UserService::default()))
@@ -73,7 +72,6 @@ fn main() -> ExitCode {
     if let Err(error) = provider.notify_service(UserServiceRpcServer(UserService::default())) {
         println!("publishing UserServiceRpc again: {error}");
     }
-    // ANCHOR_END: main
 
     println!();
     println!("service table:");
@@ -153,8 +151,7 @@ fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
     Ok(())
 }
 
-/// A request frame, built the way the course's caller builds it:
-/// `[u32 header_size, little-endian][RpcHeader][args]`.
+/// A request frame as the course's caller builds it: `[u32 LE][RpcHeader][args]`.
 fn frame(service: &str, method: &str, args: &[u8]) -> Vec<u8> {
     let header = RpcHeader {
         service_name: service.as_bytes().to_vec(),
@@ -302,6 +299,7 @@ const DEMO_DATA: &[u8] = b"made by step-11";
 /// step 12, its `ip:port`.
 const NODE_DATA: &[u8] = b"127.0.0.1:8000";
 
+// ANCHOR: find_or_start
 /// Finds or starts a ZooKeeper, then shows `ZkClient` at work on it.
 fn zk_demo(app: &MprpcApplication) -> Result<(), String> {
     // `_server` keeps a ZooKeeper we started alive until the demo is over;
@@ -317,6 +315,7 @@ fn zk_demo(app: &MprpcApplication) -> Result<(), String> {
         .block_on(show(&addr, app.config().zk_session_timeout()))
         .map_err(|e| e.to_string())
 }
+// ANCHOR_END: find_or_start
 
 // ANCHOR: show
 /// Creates, reads and closes, printing what it sees.

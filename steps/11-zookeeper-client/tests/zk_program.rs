@@ -54,8 +54,7 @@ fn the_program_uses_the_configured_zookeeper_and_shows_the_ephemeral_node_go() {
         "create /demo, create -e /demo/node (twice): fine",
         "get /demo/node -> \"127.0.0.1:8000\"",
         "stat /demo/node -> ephemeralOwner is this session: true",
-        // After the close, from a second session: the ephemeral node is
-        // gone, the persistent one stays.
+        // After the close, a second session: ephemeral gone, persistent stays.
         "== ZkClient::close, then a second session looks\n\
          get /demo/node -> error: znode /demo/node does not exist\n\
          get /demo -> \"made by step-11\"",

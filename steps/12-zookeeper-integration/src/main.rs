@@ -56,7 +56,6 @@ fn main() -> ExitCode {
         }
     };
 
-    // ANCHOR: main
     let mut provider = RpcProvider::new(app.config());
     let published = provider
         .notify_service(UserServiceRpcServer(UserService::default()))
@@ -69,7 +68,6 @@ fn main() -> ExitCode {
     if let Err(error) = provider.notify_service(UserServiceRpcServer(UserService::default())) {
         println!("publishing UserServiceRpc again: {error}");
     }
-    // ANCHOR_END: main
 
     println!();
     println!("service table:");
@@ -149,8 +147,7 @@ fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
     Ok(())
 }
 
-/// A request frame, built the way the course's caller builds it:
-/// `[u32 header_size, little-endian][RpcHeader][args]`.
+/// A request frame as the course's caller builds it: `[u32 LE][RpcHeader][args]`.
 fn frame(service: &str, method: &str, args: &[u8]) -> Vec<u8> {
     let header = RpcHeader {
         service_name: service.as_bytes().to_vec(),
@@ -209,7 +206,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     let log_file = Path::new(logger::DEFAULT_DIR).join(logger::log_file_name(today));
     let log_start = std::fs::metadata(&log_file).map_or(0, |m| m.len() as usize);
 
-    // ANCHOR: main
     let provider = start_provider(app.config(), true)?
         .start(any_port)
         .map_err(|e| e.to_string())?;
@@ -255,7 +251,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     let mut response = LoginResponse::default();
     stub.login(None, &LoginRequest::default(), &mut response);
     println!("success = {} (a default response)", response.success);
-    // ANCHOR_END: main
 
     // ANCHOR: read_back
     // Wait until the writer thread has written everything queued so far,
@@ -299,6 +294,7 @@ const DEMO_DATA: &[u8] = b"made by step-11";
 /// step 12, its `ip:port`.
 const NODE_DATA: &[u8] = b"127.0.0.1:8000";
 
+// ANCHOR: find_or_start
 /// Finds or starts a ZooKeeper, then shows `ZkClient` at work on it.
 fn zk_demo(app: &MprpcApplication) -> Result<(), String> {
     // `_server` keeps a ZooKeeper we started alive until the demo is over;
@@ -320,6 +316,7 @@ fn zk_demo(app: &MprpcApplication) -> Result<(), String> {
     }
     discovery(&config, &runtime)
 }
+// ANCHOR_END: find_or_start
 
 /// A provider registers, callers find it, the provider goes.
 fn discovery(config: &MprpcConfig, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
