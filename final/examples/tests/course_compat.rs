@@ -150,7 +150,7 @@ fn login() -> LoginRequest {
 /// Step 12's binary `name` ("callee", "caller"), built by the cargo
 /// running the tests (once per test binary).
 fn step12_binary(name: &str) -> std::io::Result<PathBuf> {
-    support::provider_process::cargo_binary(&["-p", "step-12", "--bins"], name)
+    support::provider_process::package_binary("step-12", name)
 }
 
 /// Writes step 12's config (the course's four keys) into `dir`.
