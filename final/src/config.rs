@@ -60,6 +60,9 @@ pub struct MprpcConfig {
     pub limits: Limits,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// How the provider runs handlers: inline on the connection's task, on
+    /// tasks of their own, or learned per method.
+    pub handlers: Handlers,
     /// Static discovery: service name → provider addresses ("ip:port"). Used
     /// when no ZooKeeper is configured, so the demo runs without one.
     pub static_registry: BTreeMap<String, Vec<String>>,
@@ -102,6 +105,21 @@ pub struct Limits {
     /// answered "overloaded". Callers queue (never exceed) this many per
     /// connection.
     pub max_in_flight_per_connection: usize,
+    /// Bytes one connection may hold buffered from its own allowance:
+    /// request bytes received but not yet handled (a partial frame
+    /// included) plus responses not yet written. At this the provider stops
+    /// reading from the connection, and stops taking its handlers' results,
+    /// until the caller reads: TCP flow control then pushes back on the
+    /// caller. One frame larger than this borrows from
+    /// `max_buffered_total`.
+    pub max_buffered_per_connection: usize,
+    /// Bytes all connections together may borrow beyond their own
+    /// allowance, for frames larger than `max_buffered_per_connection` (up
+    /// to `max_frame_size`). A connection whose frame cannot borrow yet
+    /// stops reading until it can. The provider's buffers are thereby
+    /// bounded by `max_connections × max_buffered_per_connection +
+    /// max_buffered_total`.
+    pub max_buffered_total: usize,
 }
 
 /// Timeouts, in milliseconds.
@@ -112,8 +130,9 @@ pub struct Timeouts {
     pub call_ms: u64,
     /// Connecting to a provider.
     pub connect_ms: u64,
-    /// How long a new connection may take to send its first bytes, and a
-    /// legacy caller its whole request.
+    /// How long a new connection may take, from being accepted, to send
+    /// its whole preamble (framed) or its whole request (legacy); and how
+    /// long a legacy caller may take to read its response.
     pub handshake_ms: u64,
     /// How long an mprpc connection may make no progress (no byte read or
     /// written, no call running) before the provider acts: a connection
@@ -122,6 +141,11 @@ pub struct Timeouts {
     /// after another `idle_ms`. 0 = never. Without this a caller that sends
     /// half a frame and goes silent holds a connection slot forever.
     pub idle_ms: u64,
+    /// How long a framed request may take to arrive, from its first byte
+    /// to its last: a caller trickling a frame (one byte every few seconds
+    /// resets `idle_ms` each time) is closed when this runs out. Counted
+    /// only while the provider is reading from the connection. 0 = never.
+    pub frame_ms: u64,
     /// How long graceful shutdown waits for callers to finish.
     pub drain_ms: u64,
     /// How long a caller avoids a provider whose connection failed.
@@ -129,6 +153,50 @@ pub struct Timeouts {
     /// How long to keep retrying (with backoff) when ZooKeeper is
     /// unreachable at start.
     pub zk_connect_ms: u64,
+}
+
+/// How the provider runs handlers (`[handlers]` table).
+///
+/// A handler polled inline on its connection's task costs no task switch,
+/// but one that computes without awaiting holds up every other call on that
+/// connection, and nothing can interrupt it once polled. So the choice is
+/// made before the first poll: in `adaptive` mode a method's calls run on
+/// tasks of their own until [`LEARN_AFTER`](crate::provider::LEARN_AFTER)
+/// calls in a row stayed under `inline_budget_us` per poll; from then on
+/// they are polled inline, and a poll over the budget sends the method back
+/// to its own tasks until it has proved quick again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Handlers {
+    /// `adaptive` (default), `inline` (always on the connection's task, the
+    /// fastest for handlers known to be quick) or `spawn` (always a task per
+    /// call).
+    pub mode: HandlerMode,
+    /// Longest poll, in microseconds, that still counts as quick.
+    pub inline_budget_us: u64,
+}
+
+/// See [`Handlers::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HandlerMode {
+    /// Learned per method: spawned until proved quick, then inline.
+    #[default]
+    Adaptive,
+    /// Always polled on the connection's task.
+    Inline,
+    /// Always on a task of its own.
+    Spawn,
+}
+
+impl Default for Handlers {
+    fn default() -> Self {
+        Handlers {
+            mode: HandlerMode::default(),
+            inline_budget_us: 100,
+        }
+    }
 }
 
 /// Load-balancing policy of [`crate::MprpcChannel`].
@@ -161,6 +229,7 @@ impl Default for MprpcConfig {
             log_level: "info".into(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            handlers: Handlers::default(),
             static_registry: BTreeMap::new(),
         }
     }
@@ -172,6 +241,9 @@ impl Default for Limits {
             max_frame_size: 16 << 20,
             max_connections: 1024,
             max_in_flight_per_connection: 1024,
+            // 1,024 connections × 128 KiB + 64 MiB = 192 MiB at most.
+            max_buffered_per_connection: 128 << 10,
+            max_buffered_total: 64 << 20,
         }
     }
 }
@@ -183,6 +255,7 @@ impl Default for Timeouts {
             connect_ms: 1_000,
             handshake_ms: 5_000,
             idle_ms: 60_000,
+            frame_ms: 10_000,
             drain_ms: 10_000,
             eject_ms: 5_000,
             zk_connect_ms: 60_000,
@@ -230,6 +303,25 @@ impl MprpcConfig {
                 "limits.max_connections and limits.max_in_flight_per_connection must be at least 1"
                     .into(),
             ));
+        }
+        if l.max_buffered_per_connection < 4096 {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_per_connection = {} must be at least 4096",
+                l.max_buffered_per_connection
+            )));
+        }
+        if l.max_buffered_per_connection.max(l.max_buffered_total) < l.max_frame_size + 4 {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_total = {} (or max_buffered_per_connection) must hold one \
+                 frame of max_frame_size = {} plus its 4-byte length",
+                l.max_buffered_total, l.max_frame_size
+            )));
+        }
+        if l.max_buffered_total > u32::MAX as usize {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_total = {} must be below 4 GiB",
+                l.max_buffered_total
+            )));
         }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(Error::Config(format!(
