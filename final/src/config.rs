@@ -105,13 +105,14 @@ pub struct Limits {
     /// answered "overloaded". Callers queue (never exceed) this many per
     /// connection.
     pub max_in_flight_per_connection: usize,
-    /// Bytes one connection may hold buffered from its own allowance:
-    /// request bytes received but not yet handled (a partial frame
-    /// included) plus responses not yet written. At this the provider stops
-    /// reading from the connection, and stops taking its handlers' results,
-    /// until the caller reads: TCP flow control then pushes back on the
-    /// caller. One frame larger than this borrows from
-    /// `max_buffered_total`.
+    /// Bytes one connection may hold buffered from its own allowance, half
+    /// for request bytes received and not yet handled (a partial frame
+    /// included), half for responses not yet written. With its half of
+    /// responses unsent the provider stops reading from the connection, and
+    /// stops taking its handlers' results, until the caller reads: TCP flow
+    /// control then pushes back on the caller. A request frame larger than
+    /// its half borrows from `max_buffered_total`. (Buffers grow by
+    /// doubling, so their capacity may reach the whole allowance.)
     pub max_buffered_per_connection: usize,
     /// Bytes all connections together may borrow beyond their own
     /// allowance, for frames larger than `max_buffered_per_connection` (up
@@ -194,7 +195,7 @@ impl Default for Handlers {
     fn default() -> Self {
         Handlers {
             mode: HandlerMode::default(),
-            inline_budget_us: 100,
+            inline_budget_us: 500,
         }
     }
 }
@@ -241,8 +242,8 @@ impl Default for Limits {
             max_frame_size: 16 << 20,
             max_connections: 1024,
             max_in_flight_per_connection: 1024,
-            // 1,024 connections × 128 KiB + 64 MiB = 192 MiB at most.
-            max_buffered_per_connection: 128 << 10,
+            // 1,024 connections × 64 KiB + 64 MiB = 128 MiB at most.
+            max_buffered_per_connection: 64 << 10,
             max_buffered_total: 64 << 20,
         }
     }

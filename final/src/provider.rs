@@ -52,7 +52,7 @@ use crate::service::{CallContext, Service};
 /// A buffer left with more capacity than this once empty is replaced by a
 /// small one: one large frame must not pin its memory for the connection's
 /// lifetime.
-const SHRINK_ABOVE: usize = 64 << 10;
+const SHRINK_ABOVE: usize = 32 << 10;
 
 /// How long a closing connection may spend handing its last bytes (queued
 /// responses, a connection-error frame) to a peer that may not be reading.
@@ -61,6 +61,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Calls in a row whose every poll stayed under `handlers.inline_budget_us`
 /// before a method's handlers are polled inline (adaptive mode).
 pub const LEARN_AFTER: u32 = 8;
+
+/// Calls one connection may have running on tasks of their own. More wait,
+/// unread, until one finishes: spawning beyond the cores adds no
+/// parallelism, and each finished task holds its result until the
+/// connection takes it (which it does not while its caller reads nothing).
+const MAX_SPAWNED_PER_CONNECTION: usize = 64;
 
 /// A connection at least this long without a frame in progress, a call in
 /// flight or a response unsent may be closed (after goaway) to admit a new
@@ -708,8 +714,9 @@ async fn serve_connection(
     // ANCHOR_END: detect
 }
 
-/// A call's eventual output; `None` when the caller cancelled it.
-type InFlight = Pin<Box<dyn Future<Output = (u64, Option<Result<Vec<u8>, Status>>)> + Send>>;
+/// A call's eventual output: its id, whether it ran on a task of its own,
+/// and its result (`None` when the caller cancelled it).
+type InFlight = Pin<Box<dyn Future<Output = (u64, bool, Option<Result<Vec<u8>, Status>>)> + Send>>;
 
 /// A handler's future as the provider runs it: panics caught, cancellable,
 /// its polls timed.
@@ -731,6 +738,8 @@ struct ConnState<'a> {
     /// Abort handles of `in_flight`, by call id: for cancel frames, and to
     /// tell a duplicate id.
     aborts: HashMap<u64, AbortHandle>,
+    /// Calls of `in_flight` running on tasks of their own.
+    spawned: usize,
 }
 
 // ANCHOR: serve_mprpc
@@ -750,6 +759,7 @@ async fn serve_mprpc(
         out: BytesMut::with_capacity(16 * 1024),
         in_flight: FuturesUnordered::new(),
         aborts: HashMap::new(),
+        spawned: 0,
     };
     st.out.extend_from_slice(&PREAMBLE);
     // Wait for the full preamble, then check the version.
@@ -772,7 +782,10 @@ async fn serve_mprpc(
     }
 
     let (mut rd, mut wr) = stream.split();
-    let per_conn = shared.per_conn;
+    // Half of the allowance for requests received and not yet handled,
+    // half for responses not yet written. Buffers grow by doubling, so
+    // their capacity stays within about the whole allowance.
+    let half = shared.per_conn / 2;
     let mut read_closed = false;
     let mut draining = false;
     // A loan from the provider-wide pool for the frame being received, when
@@ -793,13 +806,14 @@ async fn serve_mprpc(
         // ANCHOR: budget
         // Handle the complete frames received, as long as the responses
         // waiting to be written stay within this connection's allowance.
-        while st.out.len() < per_conn && borrowing.is_none() {
+        while st.out.len() < half && borrowing.is_none() && st.spawned < MAX_SPAWNED_PER_CONNECTION
+        {
             if loan.is_none() {
                 // A frame above the allowance borrows before its bytes are
                 // reserved, or waits (reading nothing meanwhile).
                 if let Some(len) = frame::peek_len(&inbuf) {
                     let need = len.saturating_add(4);
-                    if need > per_conn && len <= shared.max_frame_size {
+                    if need > half && len <= shared.max_frame_size {
                         let permits = u32::try_from(need).unwrap_or(u32::MAX);
                         match Arc::clone(&shared.pool).try_acquire_many_owned(permits) {
                             Ok(p) => loan = Some(p),
@@ -830,9 +844,9 @@ async fn serve_mprpc(
         if inbuf.is_empty() && inbuf.capacity() > SHRINK_ABOVE {
             inbuf = BytesMut::with_capacity(8 * 1024);
         }
-        let allowance = per_conn + loan.as_ref().map_or(0, |l| l.num_permits());
-        let room = allowance.saturating_sub(inbuf.len() + st.out.len());
-        let out_full = st.out.len() >= per_conn;
+        let allowance = half + loan.as_ref().map_or(0, |l| l.num_permits());
+        let room = allowance.saturating_sub(inbuf.len());
+        let out_full = st.out.len() >= half;
         let can_read = !read_closed && borrowing.is_none() && !out_full && room > 0;
         if can_read && inbuf.capacity() - inbuf.len() < 1024 {
             // Read in useful sizes, not the 64 bytes an exhausted buffer grows by.
@@ -873,8 +887,9 @@ async fn serve_mprpc(
                     return;
                 }
             },
-            Some((id, result)) = st.in_flight.next(), if !st.in_flight.is_empty() && !out_full => {
+            Some((id, spawned, result)) = st.in_flight.next(), if !st.in_flight.is_empty() && !out_full => {
                 st.aborts.remove(&id);
+                st.spawned -= usize::from(spawned);
                 progress = Instant::now();
                 if let Some(result) = result {
                     st.respond(id, result);
@@ -1171,6 +1186,7 @@ impl ConnState<'_> {
                 let (fut, handle) = futures_util::future::abortable(fut);
                 self.aborts.insert(id, handle);
                 let task = AbortOnDrop(tokio::spawn(fut));
+                self.spawned += 1;
                 Box::pin(async move {
                     match task.await {
                         Ok(r) => outcome(r, name, mname),
@@ -1210,7 +1226,7 @@ impl ConnState<'_> {
                     }),
                 None => outcome.await,
             };
-            (id, result)
+            (id, spawn, result)
         }));
     }
     // ANCHOR_END: on_request
