@@ -416,8 +416,9 @@ mod tests {
     }
 
     // ANCHOR: worked_example
-    /// The bytes the book walks through: Login{"zhang san", "123456"} as
-    /// call 1 with a 5 s deadline, and its answer `LoginResponse{result: {}}`.
+    /// The bytes the book walks through: `fixbug.UserServiceRpc.Login` with
+    /// `{"zhang san", "123456"}` as call 1 with a 5 s deadline, and its
+    /// answer `LoginResponse{result: {}}`.
     #[test]
     fn login_frame_bytes() {
         let msg = crate::proto::fixbug::LoginRequest {
@@ -425,7 +426,15 @@ mod tests {
             pwd: b"123456".to_vec(),
         };
         let mut wire = BytesMut::new();
-        let ok = encode_request(&mut wire, 1, 5000, "UserServiceRpc", "Login", &msg, 1 << 20);
+        let ok = encode_request(
+            &mut wire,
+            1,
+            5000,
+            "fixbug.UserServiceRpc",
+            "Login",
+            &msg,
+            1 << 20,
+        );
         assert!(ok.is_ok());
         let response = crate::proto::fixbug::LoginResponse {
             result: Some(Default::default()),
@@ -439,12 +448,12 @@ mod tests {
         );
         let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
         let expected = [
-            "00000035",                               // length: 53 bytes follow
+            "0000003c",                               // length: 60 bytes follow
             "01",                                     // kind: request
             "0000000000000001",                       // call id 1
             "00001388",                               // timeout 5000 ms
-            "0e",                                     // service name: 14 bytes
-            "5573657253657276696365527063",           // "UserServiceRpc"
+            "15",                                     // service name: 21 bytes
+            "6669786275672e5573657253657276696365527063", // "fixbug.UserServiceRpc"
             "05",                                     // method name: 5 bytes
             "4c6f67696e",                             // "Login"
             "0a097a68616e672073616e1206313233343536", // LoginRequest, 19 bytes

@@ -37,6 +37,10 @@ const PEAK_BOUND_MIB: u64 = 100;
 /// The provider's idle_ms: stalled connections are closed after it.
 const IDLE_MS: u64 = 3000;
 
+/// The service name framed requests carry (the full protobuf name
+/// "fixbug.UserServiceRpc" once the provider publishes full names).
+const FRAMED_SERVICE: &str = "UserServiceRpc";
+
 fn login(name: Vec<u8>) -> LoginRequest {
     LoginRequest {
         name,
@@ -52,7 +56,7 @@ fn logins(first: u64, n: u64, name: &[u8]) -> Vec<u8> {
             &mut buf,
             id,
             0,
-            "UserServiceRpc",
+            FRAMED_SERVICE,
             "Login",
             &login(name.to_vec()),
             16 << 20,
@@ -75,7 +79,7 @@ fn unknown_methods(n: u64) -> Vec<u8> {
             &mut buf,
             id,
             0,
-            "UserServiceRpc",
+            FRAMED_SERVICE,
             &name,
             &login(Vec::new()),
             1 << 20,
@@ -98,7 +102,7 @@ async fn good_calls(addr: &str) -> Vec<String> {
         }
         let legacy = mprpc::legacy::call::<_, LoginResponse>(
             addr,
-            "UserServiceRpc",
+            FRAMED_SERVICE,
             "Login",
             &login(b"zhang san".to_vec()),
             4096,

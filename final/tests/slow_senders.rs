@@ -43,6 +43,10 @@ const SLACK: Duration = Duration::from_millis(1500);
 /// Fresh callers: one every 250 ms.
 const FRESH: usize = 32;
 
+/// The service name framed requests carry (the full protobuf name
+/// "fixbug.UserServiceRpc" once the provider publishes full names).
+const FRAMED_SERVICE: &str = "UserServiceRpc";
+
 fn login() -> LoginRequest {
     LoginRequest {
         name: b"zhang san".to_vec(),
@@ -74,7 +78,7 @@ async fn slow_sender(addr: String, ends: Arc<Ends>, stop: Arc<AtomicBool>, once:
         &mut request,
         1,
         0,
-        "UserServiceRpc",
+        FRAMED_SERVICE,
         "Login",
         &login(),
         1 << 20,
