@@ -474,6 +474,30 @@ mod tests {
     }
 
     #[test]
+    fn budget_frame_and_handler_keys_parse_and_are_checked() {
+        let c = MprpcConfig::from_toml(
+            "[limits]\nmax_buffered_per_connection = 8192\nmax_buffered_total = 33554432\n\
+             [timeouts]\nframe_ms = 2500\n[handlers]\nmode = \"spawn\"\ninline_budget_us = 50\n",
+        );
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(c.limits.max_buffered_per_connection, 8192);
+        assert_eq!(c.limits.max_buffered_total, 32 << 20);
+        assert_eq!(c.timeouts.frame_ms, 2500);
+        assert_eq!(c.handlers.mode, HandlerMode::Spawn);
+        assert_eq!(c.handlers.inline_budget_us, 50);
+        assert_eq!(MprpcConfig::default().handlers.mode, HandlerMode::Adaptive);
+        // A pool that cannot hold one largest frame: such a frame could
+        // never be received.
+        let err = MprpcConfig::from_toml("[limits]\nmax_buffered_total = 1048576\n");
+        assert!(err.is_err_and(|e| e.to_string().contains("max_buffered_total")));
+        assert!(MprpcConfig::from_toml("[handlers]\nmode = \"threads\"\n").is_err());
+        assert!(MprpcConfig::from_toml("[handlers]\nbudget = 1\n").is_err());
+    }
+
+    #[test]
     fn typos_and_bad_limits_are_errors() {
         assert!(MprpcConfig::from_toml("rpcserverprot = 1\n").is_err());
         assert!(MprpcConfig::from_toml("[limits]\nmax_frame_size = 5000000000\n").is_err());

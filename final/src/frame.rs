@@ -448,20 +448,20 @@ mod tests {
         );
         let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
         let expected = [
-            "0000003c",                               // length: 60 bytes follow
-            "01",                                     // kind: request
-            "0000000000000001",                       // call id 1
-            "00001388",                               // timeout 5000 ms
-            "15",                                     // service name: 21 bytes
+            "0000003c",                                   // length: 60 bytes follow
+            "01",                                         // kind: request
+            "0000000000000001",                           // call id 1
+            "00001388",                                   // timeout 5000 ms
+            "15",                                         // service name: 21 bytes
             "6669786275672e5573657253657276696365527063", // "fixbug.UserServiceRpc"
-            "05",                                     // method name: 5 bytes
-            "4c6f67696e",                             // "Login"
-            "0a097a68616e672073616e1206313233343536", // LoginRequest, 19 bytes
-            "0000000c",                               // length: 12 bytes follow
-            "02",                                     // kind: response
-            "0000000000000001",                       // call id 1
-            "00",                                     // code: ok
-            "0a00",                                   // LoginResponse{result: {}}
+            "05",                                         // method name: 5 bytes
+            "4c6f67696e",                                 // "Login"
+            "0a097a68616e672073616e1206313233343536",     // LoginRequest, 19 bytes
+            "0000000c",                                   // length: 12 bytes follow
+            "02",                                         // kind: response
+            "0000000000000001",                           // call id 1
+            "00",                                         // code: ok
+            "0a00",                                       // LoginResponse{result: {}}
         ];
         assert_eq!(hex, expected.concat());
     }

@@ -107,10 +107,17 @@ impl std::fmt::Debug for RpcProvider {
     }
 }
 
+/// A published service and what has been learned about each of its
+/// methods, by method index.
+type Published = (Arc<dyn Service>, Box<[Arc<MethodStats>]>);
+
+/// A call's result once it ends: `None` if the caller cancelled it.
+type Outcome = Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, Status>>> + Send>>;
+
 /// What every connection task needs, shared read-only.
 struct Shared {
     /// Published services by wire name, with per-method dispatch statistics.
-    published: HashMap<Vec<u8>, (Arc<dyn Service>, Box<[Arc<MethodStats>]>)>,
+    published: HashMap<Vec<u8>, Published>,
     /// The same services, for the legacy path.
     services: HashMap<Vec<u8>, Arc<dyn Service>>,
     /// "A, B" — for "unknown service" messages.
@@ -1179,37 +1186,35 @@ impl ConnState<'_> {
             budget: self.shared.budget,
             longest: Duration::ZERO,
         };
-        let outcome: Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, Status>>> + Send>> =
-            if spawn {
-                // Not known to be quick: a task of its own, so that a handler
-                // computing for a while holds up no other call.
-                let (fut, handle) = futures_util::future::abortable(fut);
-                self.aborts.insert(id, handle);
-                let task = AbortOnDrop(tokio::spawn(fut));
-                self.spawned += 1;
-                Box::pin(async move {
-                    match task.await {
-                        Ok(r) => outcome(r, name, mname),
-                        Err(e) if e.is_panic() => Some(Err(panicked(name, mname))),
-                        Err(_) => None,
-                    }
-                })
-            } else {
-                // First poll right here, on the connection task: no spawn,
-                // no channel, no wake-up.
-                let first =
-                    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
-                match first {
-                    Poll::Ready(Ok(result)) => return self.respond(id, result),
-                    Poll::Ready(Err(_panic)) => {
-                        return self.respond(id, Err(panicked(name, mname)));
-                    }
-                    Poll::Pending => {}
+        let outcome: Outcome = if spawn {
+            // Not known to be quick: a task of its own, so that a handler
+            // computing for a while holds up no other call.
+            let (fut, handle) = futures_util::future::abortable(fut);
+            self.aborts.insert(id, handle);
+            let task = AbortOnDrop(tokio::spawn(fut));
+            self.spawned += 1;
+            Box::pin(async move {
+                match task.await {
+                    Ok(r) => outcome(r, name, mname),
+                    Err(e) if e.is_panic() => Some(Err(panicked(name, mname))),
+                    Err(_) => None,
                 }
-                let (fut, handle): (Guarded, _) = futures_util::future::abortable(fut);
-                self.aborts.insert(id, handle);
-                Box::pin(async move { outcome(fut.await, name, mname) })
-            };
+            })
+        } else {
+            // First poll right here, on the connection task: no spawn,
+            // no channel, no wake-up.
+            let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
+            match first {
+                Poll::Ready(Ok(result)) => return self.respond(id, result),
+                Poll::Ready(Err(_panic)) => {
+                    return self.respond(id, Err(panicked(name, mname)));
+                }
+                Poll::Pending => {}
+            }
+            let (fut, handle): (Guarded, _) = futures_util::future::abortable(fut);
+            self.aborts.insert(id, handle);
+            Box::pin(async move { outcome(fut.await, name, mname) })
+        };
         self.in_flight.push(Box::pin(async move {
             // Pool memory borrowed for a large request is returned when the
             // call is over, not when its frame was parsed: the handler holds
