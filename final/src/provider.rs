@@ -813,6 +813,7 @@ async fn serve_mprpc(
         // ANCHOR: budget
         // Handle the complete frames received, as long as the responses
         // waiting to be written stay within this connection's allowance.
+        let mut completed = false;
         while st.out.len() < half && borrowing.is_none() && st.spawned < MAX_SPAWNED_PER_CONNECTION
         {
             if loan.is_none() {
@@ -836,7 +837,10 @@ async fn serve_mprpc(
                 }
             }
             match frame::try_decode(&mut inbuf, shared.max_frame_size) {
-                Ok(Some(f)) => st.on_frame(f, loan.take()).await,
+                Ok(Some(f)) => {
+                    completed = true;
+                    st.on_frame(f, loan.take()).await;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log::warn!("{peer}: {e}");
@@ -859,9 +863,17 @@ async fn serve_mprpc(
             // Read in useful sizes, not the 64 bytes an exhausted buffer grows by.
             inbuf.reserve(room.min(8 * 1024));
         }
-        // Bytes left in `inbuf` now are a frame the caller has not finished
-        // sending; its clock runs only while we are willing to read.
-        let partial = !inbuf.is_empty() && !out_full && borrowing.is_none();
+        // Unless decoding is held back (responses unsent, a loan awaited,
+        // too many calls on their own tasks), bytes left in `inbuf` now are
+        // a frame the caller has not finished sending; its clock runs only
+        // while we are willing to read.
+        let held_back = out_full || borrowing.is_some() || st.spawned >= MAX_SPAWNED_PER_CONNECTION;
+        let partial = !inbuf.is_empty() && !held_back;
+        if completed {
+            // A frame arrived whole: what is left is a new one, whose clock
+            // starts now (a caller streaming requests is always mid-frame).
+            frame_started = None;
+        }
         if partial && can_read {
             if frame_started.is_none() {
                 let now = Instant::now();
