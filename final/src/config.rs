@@ -168,6 +168,7 @@ pub struct Timeouts {
 /// to its own tasks until it has proved quick again.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Handlers {
     /// `adaptive` (default), `inline` (always on the connection's task, the
     /// fastest for handlers known to be quick) or `spawn` (always a task per

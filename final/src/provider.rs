@@ -16,11 +16,17 @@
 //!   process on a 2-core machine, one connection): 312,000 calls/s at 128 in
 //!   flight handled inline versus 91,000 calls/s with `tokio::spawn` per
 //!   request — a spawned task per call costs 3.4× in throughput (55,000
-//!   versus 42,000 calls/s with one call in flight);
+//!   versus 42,000 calls/s with one call in flight). But a handler that
+//!   computes without awaiting would hold up every call of its connection,
+//!   so only methods whose handlers have proved quick are polled inline;
+//!   the others run on tasks of their own (`MethodStats`,
+//!   `[handlers]` in the config);
 //! * collects all responses produced in one turn of the loop into one
 //!   buffer and writes it with one syscall;
-//! * enforces `max_connections`, `max_in_flight_per_connection` and
-//!   `max_frame_size`, answering the peer with a clear error;
+//! * enforces `max_connections` (the least productive connection makes room,
+//!   `Slots`), `max_in_flight_per_connection`, `max_frame_size`, a memory
+//!   budget per connection and in all, and deadlines for the handshake and
+//!   for each frame, answering the peer with a clear error;
 //! * shuts down gracefully: deregister, stop accepting, send goaway, serve
 //!   until callers close, then close ([`RunningProvider::shutdown`]).
 
