@@ -213,7 +213,9 @@ pub(crate) async fn serve(
             return close(
                 stream,
                 peer,
-                &format!("request not complete within {write_timeout:?} of connecting"),
+                &format!(
+                    "request not complete within handshake_ms ({write_timeout:?}) of connecting"
+                ),
             )
             .await;
         }
