@@ -163,12 +163,25 @@ async fn trickle(addr: String, bytes: Vec<u8>) -> Duration {
     started.elapsed()
 }
 
+/// `name` from the environment, else `default`: `MPRPC_SLOW=2000
+/// MPRPC_MAX_CONNECTIONS=1024 MPRPC_FRESH=120` repeats the issue's attack at
+/// its own scale.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_senders_hold_no_slot_and_fresh_callers_get_in() {
+    let max_connections = env_or("MPRPC_MAX_CONNECTIONS", MAX_CONNECTIONS);
+    let slow_count = env_or("MPRPC_SLOW", SLOW);
+    let fresh_count = env_or("MPRPC_FRESH", FRESH);
     let mut provider = Callee::start(
         "error",
         &format!(
-            "[limits]\nmax_connections = {MAX_CONNECTIONS}\n\
+            "[limits]\nmax_connections = {max_connections}\n\
              [timeouts]\nhandshake_ms = {HANDSHAKE_MS}\nidle_ms = {IDLE_MS}\nframe_ms = {FRAME_MS}\n"
         ),
         None,
@@ -220,7 +233,7 @@ async fn slow_senders_hold_no_slot_and_fresh_callers_get_in() {
     let ends = Arc::new(Ends::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut slow = tokio::task::JoinSet::new();
-    for i in 0..SLOW {
+    for i in 0..slow_count {
         slow.spawn(slow_sender(
             provider.addr.clone(),
             Arc::clone(&ends),
@@ -236,7 +249,7 @@ async fn slow_senders_hold_no_slot_and_fresh_callers_get_in() {
 
     // Fresh callers, one every 250 ms, each on a new connection.
     let mut fresh = tokio::task::JoinSet::new();
-    for _ in 0..FRESH {
+    for _ in 0..fresh_count {
         let addr = provider.addr.clone();
         fresh.spawn(async move {
             let stub = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
@@ -260,21 +273,21 @@ async fn slow_senders_hold_no_slot_and_fresh_callers_get_in() {
 
     let longest = Duration::from_millis(ends.longest_ms.load(Ordering::Relaxed));
     println!(
-        "{SLOW} slow senders against max_connections = {MAX_CONNECTIONS}: provider fds with every slot held: {fds_full}; \
+        "{slow_count} slow senders against max_connections = {max_connections}: provider fds with every slot held: {fds_full}; \
          {} slow connections opened, ended by frame_ms: {}, evicted to make room: {}, otherwise: {}; \
-         longest lived {longest:?}; fresh callers: {ok} of {FRESH} succeeded; failures: {failures:?}",
+         longest lived {longest:?}; fresh callers: {ok} of {fresh_count} succeeded; failures: {failures:?}",
         ends.opened.load(Ordering::Relaxed),
         ends.deadline.load(Ordering::Relaxed),
         ends.evicted.load(Ordering::Relaxed),
         ends.other.load(Ordering::Relaxed),
     );
     assert!(
-        fds_full >= MAX_CONNECTIONS,
+        fds_full >= max_connections,
         "the slow senders never filled the provider ({fds_full} descriptors): nothing was measured"
     );
     assert!(
-        ok * 10 >= FRESH * 9,
-        "only {ok} of {FRESH} fresh callers succeeded: {failures:?}"
+        ok * 10 >= fresh_count * 9,
+        "only {ok} of {fresh_count} fresh callers succeeded: {failures:?}"
     );
     assert!(
         longest <= Duration::from_millis(FRAME_MS) + SLACK,
