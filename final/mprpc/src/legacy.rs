@@ -297,17 +297,23 @@ async fn read_request(
 // ANCHOR_END: legacy_read
 
 /// Serves one legacy call on `stream`, then closes it. `services` is keyed
-/// by short name ("UserServiceRpc"): the course's header carries no package.
+/// by short name ("UserServiceRpc"): the course's header carries no package. The request must be
+/// complete by `deadline` (however slowly it trickles in); the response
+/// must be taken within `write_timeout`. `on_request` runs once the
+/// request is complete.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     mut buf: BytesMut,
     services: &HashMap<Vec<u8>, Arc<dyn Service>>,
     max_frame_size: usize,
-    read_timeout: Duration,
+    deadline: std::time::Instant,
+    write_timeout: Duration,
+    on_request: impl FnOnce(),
 ) {
-    let request = match tokio::time::timeout(
-        read_timeout,
+    let request = match tokio::time::timeout_at(
+        deadline.into(),
         read_request(&mut stream, &mut buf, max_frame_size),
     )
     .await
@@ -318,11 +324,14 @@ pub(crate) async fn serve(
             return close(
                 stream,
                 peer,
-                &format!("request not complete within {read_timeout:?}"),
+                &format!(
+                    "request not complete within handshake_ms ({write_timeout:?}) of connecting"
+                ),
             )
             .await;
         }
     };
+    on_request();
     let name = format!(
         "{}.{}",
         String::from_utf8_lossy(&request.service),
@@ -349,10 +358,10 @@ pub(crate) async fn serve(
         Ok(response) => {
             // Bounded like the read: a caller that never reads must not
             // hold the connection forever.
-            match tokio::time::timeout(read_timeout, stream.write_all(&response)).await {
+            match tokio::time::timeout(write_timeout, stream.write_all(&response)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::debug!("legacy {peer}: writing the response failed: {e}"),
-                Err(_) => log::warn!("legacy {peer}: response not taken within {read_timeout:?}"),
+                Err(_) => log::warn!("legacy {peer}: response not taken within {write_timeout:?}"),
             }
             let _ = stream.shutdown().await;
         }
