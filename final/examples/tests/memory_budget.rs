@@ -104,7 +104,7 @@ async fn good_calls(addr: &str) -> Vec<String> {
         }
         let legacy = mprpc::legacy::call::<_, LoginResponse>(
             addr,
-            FRAMED_SERVICE,
+            "UserServiceRpc", // the course format carries the short name
             "Login",
             &login(b"zhang san".to_vec()),
             4096,

@@ -83,11 +83,11 @@ const EVICT_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Publishes services over TCP (the course's `RpcProvider`).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), mprpc::Error> {
-/// use mprpc::proto::fixbug::UserServiceRpcServer;
+/// # async fn demo(service: impl mprpc::Service) -> Result<(), mprpc::Error> {
+/// // `service`: a generated adapter, e.g. `KvStoreServer::new(MyStore)`.
 /// let config = mprpc::MprpcConfig::default();
 /// let mut provider = mprpc::RpcProvider::new(config);
-/// provider.notify_service(UserServiceRpcServer::new(mprpc::demo::UserService::default()));
+/// provider.notify_service(service);
 /// provider.run().await // until Ctrl-C, then graceful shutdown
 /// # }
 /// ```
