@@ -2,6 +2,8 @@
 """Checks the book beyond what `mdbook build` checks.
 
     python3 tools/check_book.py     (after `mdbook build book`)
+    python3 tools/check_book.py book/build/zh-CN    (a translated edition,
+        after tools/i18n.sh build; its site-absolute links start /zh-CN/)
 
 1. Includes: every {{#include path[:anchor]}} in book/src names a file that
    exists and, for a named anchor, a file with both `ANCHOR: name` and
@@ -22,7 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "book" / "src"
-BUILD = ROOT / "book" / "build"
+ENGLISH = ROOT / "book" / "build"
+BUILD = ENGLISH
 INCLUDE = re.compile(r"\{\{#(include|rustdoc_include)\s+([^}\s]+)\s*\}\}")
 
 
@@ -58,10 +61,12 @@ class Page(HTMLParser):
 
 def check_built(problems):
     if not (BUILD / "index.html").exists():
-        problems.append("book/build/index.html missing: run `mdbook build book` first")
+        problems.append(f"{BUILD.relative_to(ROOT)}/index.html missing: run `mdbook build book` first")
         return
     pages = {}
     for html in BUILD.rglob("*.html"):
+        if BUILD == ENGLISH and html.relative_to(BUILD).parts[0] in EDITIONS:
+            continue  # a translated edition inside book/build/, checked on its own
         page = Page()
         text = html.read_text(errors="replace")
         page.feed(text)
@@ -81,8 +86,9 @@ def check_built(problems):
             if not parts.path:
                 target = html
             elif parts.path.startswith("/"):
-                # Site-absolute (the 404 page uses these): relative to the book's root.
-                target = (BUILD / unquote(parts.path).lstrip("/")).resolve()
+                # Site-absolute (the 404 page uses these): relative to the site's
+                # root, book/build/ (a translated edition is a folder in it).
+                target = (ENGLISH / unquote(parts.path).lstrip("/")).resolve()
             else:
                 target = (html.parent / unquote(parts.path)).resolve()
             if target.is_dir():
@@ -98,7 +104,14 @@ def check_built(problems):
         print(f"check_book: {len(external)} external links not fetched (no network here)")
 
 
+# Translated editions, built into book/build/<language>/ (tools/i18n.sh).
+EDITIONS = ("zh-CN",)
+
+
 def main():
+    global BUILD
+    if len(sys.argv) > 1:
+        BUILD = Path(sys.argv[1]).resolve()
     problems = []
     check_includes(problems)
     check_built(problems)
@@ -107,7 +120,7 @@ def main():
         for problem in problems:
             print("  " + problem)
         sys.exit(1)
-    print("check_book: includes, anchors and links are sound")
+    print(f"check_book: includes, anchors and links of {BUILD.relative_to(ROOT)} are sound")
 
 
 if __name__ == "__main__":

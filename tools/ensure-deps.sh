@@ -4,6 +4,9 @@
 #
 #   mdbook 0.5.4   `cargo install --locked` (pinned: 0.5 rejects unknown
 #                  book.toml fields, so a different version may not build it)
+#   mdbook-i18n-helpers 0.4.0   `cargo install --locked`: mdbook-gettext
+#                  (the Chinese edition) and mdbook-xgettext (the POT), built
+#                  for mdBook 0.5; with Debian's `gettext` (msgmerge, msgfmt)
 #   zookeeper      Debian's package (3.8, on the installed Java 17); tests
 #                  start their own server from its jars
 #   chromium       Debian's package, for the book's browser check, with a CJK
@@ -12,6 +15,7 @@
 #                  fonts-liberation2, the fonts the diagrams are measured in
 
 MDBOOK_VERSION=0.5.4
+I18N_HELPERS_VERSION=0.4.0
 export PATH="$HOME/.cargo/bin:$PATH"
 
 need_root_for() {
@@ -34,6 +38,14 @@ need_root_for() {
 if [ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
     echo "ensure-deps: installing mdbook $MDBOOK_VERSION (takes a few minutes)"
     cargo install mdbook --version "$MDBOOK_VERSION" --locked --quiet
+fi
+
+if ! cargo install --list | grep -q "^mdbook-i18n-helpers v$I18N_HELPERS_VERSION:"; then
+    echo "ensure-deps: installing mdbook-i18n-helpers $I18N_HELPERS_VERSION (takes a few minutes)"
+    cargo install mdbook-i18n-helpers --version "$I18N_HELPERS_VERSION" --locked --quiet
+fi
+if ! command -v msgmerge >/dev/null || ! command -v msgattrib >/dev/null; then
+    need_root_for gettext
 fi
 
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
