@@ -5,14 +5,27 @@
     python3 tools/gen.py --check   fail (exit 1) if anything there is stale
 
 What it writes:
-  diffs/step-NN.diff   `diff -ruN` of step NN-1 against step NN: the one piece a step adds
-  output/step-NN.txt   stdout of `cargo run -q -p step-NN`, normalised so it is the same on
-                       every machine (ephemeral ports, timestamps, ZooKeeper session ids)
+  diffs/step-NN.diff      `diff -ruN` of step NN-1 against step NN: the one piece a step adds,
+                          src/ first, then tests/, then the rest (Cargo.toml, README, ...);
+                          `// ANCHOR:` lines (for {{#include}}) left out
+  diffs/step-NN-src.diff  the same for src/ only: what the chapter shows first
+  code/step-02-generated.rs
+                          an excerpt of what step 02's build.rs generates (the
+                          UserServiceRpc trait, server adapter and stub), rustfmt'ed
+  step-sizes.md           per step: changed code lines in src/ (comments and blank lines
+                          excluded) and changed lines in the whole diff; also printed
+  output/step-NN.txt      stdout of `cargo run -q -p step-NN`, normalised so it is the same on
+                          every machine (ephemeral ports, timestamps, ZooKeeper session ids)
+
+A step is the previous step plus one piece: every step must stay within
+CODE_TARGET changed code lines in src/ and LINES_TARGET changed lines in all;
+`--check` fails when one does not, as when a generated file is stale.
 
 Like the rust-lang book's tools, the book then pulls these in with {{#include}}.
 """
 import argparse
 import difflib
+import json
 import os
 import re
 import subprocess
@@ -25,6 +38,15 @@ STEPS = ROOT / "steps"
 GENERATED = ROOT / "book" / "src" / "generated"
 # Files in a step folder that are not part of the step (build products).
 IGNORED = {"target", "logs", "Cargo.lock"}
+
+# The size of one piece (see the module doc). The counts are those of
+# `diff -ruN` on the step folders as they are, anchors included.
+CODE_TARGET = 350
+LINES_TARGET = 900
+# `// ANCHOR: name` / `# ANCHOR_END: name`: markers for {{#include}}, not code.
+ANCHOR = re.compile(r"^\s*(//|#)\s*ANCHOR(_END)?:")
+# Blank and comment-only lines do not count as code.
+NOT_CODE = re.compile(r"^[+-]\s*(//.*)?$")
 
 # (pattern, replacement): what differs between two honest runs.
 NORMALISE = [
@@ -51,13 +73,26 @@ def files_of(step: Path):
     return out
 
 
-def step_diff(old: Path, new: Path) -> str:
-    """A unified diff of two step folders, paths relative to the repo root."""
+def reading_order(rel: str):
+    """src/ first (the piece), then tests/, then everything else."""
+    group = 0 if rel.startswith("src/") else 1 if rel.startswith("tests/") else 2
+    return (group, rel)
+
+
+def without_anchors(path: Path):
+    return [line for line in path.read_text().splitlines(keepends=True) if not ANCHOR.match(line)]
+
+
+def step_diff(old: Path, new: Path, src_only: bool = False) -> str:
+    """A unified diff of two step folders, paths relative to the repo root,
+    in reading order and without anchor lines."""
     a, b = files_of(old), files_of(new)
     chunks = []
-    for rel in sorted(set(a) | set(b)):
-        old_lines = a[rel].read_text().splitlines(keepends=True) if rel in a else []
-        new_lines = b[rel].read_text().splitlines(keepends=True) if rel in b else []
+    for rel in sorted(set(a) | set(b), key=reading_order):
+        if src_only and not rel.startswith("src/"):
+            continue
+        old_lines = without_anchors(a[rel]) if rel in a else []
+        new_lines = without_anchors(b[rel]) if rel in b else []
         if old_lines == new_lines:
             continue
         old_name = f"steps/{old.name}/{rel}" if rel in a else "/dev/null"
@@ -66,6 +101,111 @@ def step_diff(old: Path, new: Path) -> str:
         for line in lines:
             chunks.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(chunks)
+
+
+def changed(diff_args) -> list:
+    """The +/- lines of `diff -ruN ...`, without the file headers."""
+    result = subprocess.run(["diff", "-ruN", *diff_args], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode > 1:
+        sys.exit(f"gen: diff {' '.join(diff_args)} failed:\n{result.stderr}")
+    return [l for l in result.stdout.splitlines() if re.match(r"^[+-]", l)]
+
+
+def step_size(old: Path, new: Path):
+    """(code lines in src/, lines in the whole diff), counted like the
+    project's before-stop hook: code = +/- lines of the src/ diff that are
+    neither blank nor only a comment; lines = +/- lines of the whole diff
+    (build products and logs excluded) not starting with `++`, `+-`, `--`
+    or `-+`."""
+    rel = lambda p: p.relative_to(ROOT).as_posix()
+    src = [l for l in changed([f"{rel(old)}/src", f"{rel(new)}/src"])
+           if not re.match(r"^(\+\+\+|---)", l) and not NOT_CODE.match(l)]
+    excluded = [arg for name in sorted(IGNORED) for arg in ("-x", name)]
+    whole = [l for l in changed([*excluded, rel(old), rel(new)]) if re.match(r"^[+-][^+-]", l)]
+    return len(src), len(whole)
+
+
+def size_table(all_steps):
+    """The markdown table of step sizes, and the steps over a target."""
+    rows = [
+        f"| Step | Code lines changed in `src/` (target ≤ {CODE_TARGET}) "
+        f"| Lines changed in the whole diff (target ≤ {LINES_TARGET}) |",
+        "|---|---:|---:|",
+    ]
+    over = []
+    for old, new in zip(all_steps, all_steps[1:]):
+        code, lines = step_size(old, new)
+        rows.append(f"| {new.name} (diff to {old.name[:2]}) | {code} | {lines} |")
+        if code > CODE_TARGET or lines > LINES_TARGET:
+            over.append(f"{new.name}: {code} code lines in src/, {lines} lines in all "
+                        f"(targets {CODE_TARGET} / {LINES_TARGET})")
+    note = ("Generated by `tools/gen.py` (do not edit). Code lines: `+`/`-` lines of "
+            "`diff -ruN` of the two `src/` folders, blank and comment-only lines excluded. "
+            "Whole diff: `+`/`-` lines of `diff -ruN` of the two step folders.\n\n")
+    return note + "\n".join(rows) + "\n", over
+
+
+# What the excerpt of step 02's generated code shows: the request message
+# and, for UserServiceRpc, what `option cc_generic_services = true` gives C++.
+GENERATED_ITEMS = [
+    "pub struct LoginRequest",
+    "pub static USER_SERVICE_RPC_DESCRIPTOR",
+    "pub trait UserServiceRpc",
+    "pub struct UserServiceRpcServer",
+    "impl<T: UserServiceRpc> crate::rpc::Service for UserServiceRpcServer<T>",
+    "pub struct UserServiceRpcStub",
+    "impl<C: crate::rpc::RpcChannel> UserServiceRpcStub<C>",
+]
+
+
+def generated_code() -> str:
+    """An excerpt of the code step 02's build.rs writes, from its OUT_DIR."""
+    result = subprocess.run(
+        ["cargo", "build", "-q", "-p", "step-02", "--message-format=json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    if result.returncode != 0:
+        sys.exit(f"gen: `cargo build -p step-02` failed:\n{result.stderr}")
+    out_dir = None
+    for line in result.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "build-script-executed" and "step-02" in message.get("package_id", ""):
+            out_dir = Path(message["out_dir"])
+    if out_dir is None:
+        sys.exit("gen: cargo did not report step-02's OUT_DIR")
+    formatted = subprocess.run(
+        ["rustfmt", "--edition", "2024", "--emit", "stdout"],
+        input=(out_dir / "fixbug.rs").read_text(), capture_output=True, text=True,
+    )
+    if formatted.returncode != 0:
+        sys.exit(f"gen: rustfmt of step-02's generated code failed:\n{formatted.stderr}")
+    items = split_items(formatted.stdout)
+    missing = [start for start in GENERATED_ITEMS if not any(start in item for item in items)]
+    if missing:
+        sys.exit(f"gen: step-02's generated code has no {missing}")
+    chosen = [item for item in items if any(start in item for start in GENERATED_ITEMS)]
+    head = ("// Generated by step 02's build.rs (prost + MprpcServiceGenerator) into\n"
+            "// OUT_DIR/fixbug.rs; an excerpt, rustfmt'ed by tools/gen.py.\n"
+            "// C++: what protoc writes into user.pb.h for `cc_generic_services = true`.\n\n")
+    return head + "\n".join(chosen)
+
+
+def split_items(code: str) -> list:
+    """Top-level items of formatted code, each with its doc comments and
+    attributes: an item ends at a line that closes it at column 0."""
+    items, current = [], []
+    for line in code.splitlines(keepends=True):
+        if not current and not line.strip():
+            continue
+        current.append(line)
+        if line.startswith(("}", "];", "};")) or (line and not line[0].isspace()
+                                                  and line.rstrip().endswith(";")
+                                                  and not line.startswith(("///", "#", "//"))):
+            items.append("".join(current))
+            current = []
+    if current:
+        items.append("".join(current))
+    return items
 
 
 def run_output(step: Path) -> str:
@@ -86,16 +226,24 @@ def run_output(step: Path) -> str:
 
 
 def generate(out_dir: Path, with_outputs: bool):
+    """Writes everything into `out_dir`; returns the steps over a target."""
     all_steps = steps()
+    (out_dir / "diffs").mkdir(parents=True, exist_ok=True)
     for old, new in zip(all_steps, all_steps[1:]):
-        target = out_dir / "diffs" / f"step-{new.name[:2]}.diff"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(step_diff(old, new))
+        number = new.name[:2]
+        (out_dir / "diffs" / f"step-{number}.diff").write_text(step_diff(old, new))
+        (out_dir / "diffs" / f"step-{number}-src.diff").write_text(step_diff(old, new, src_only=True))
+    table, over = size_table(all_steps)
+    (out_dir / "step-sizes.md").write_text(table)
+    print(table)
+    (out_dir / "code").mkdir(parents=True, exist_ok=True)
+    (out_dir / "code" / "step-02-generated.rs").write_text(generated_code())
     if with_outputs:
         for step in all_steps:
             target = out_dir / "output" / f"step-{step.name[:2]}.txt"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(run_output(step))
+    return over
 
 
 def main():
@@ -104,19 +252,20 @@ def main():
     parser.add_argument("--diffs-only", action="store_true", help="skip running the steps")
     args = parser.parse_args()
     if not args.check:
-        generate(GENERATED, not args.diffs_only)
+        over = generate(GENERATED, not args.diffs_only)
         print(f"gen: wrote {GENERATED.relative_to(ROOT)}")
+        report_over(over)
         return
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        generate(fresh, not args.diffs_only)
+        over = generate(fresh, not args.diffs_only)
         stale = []
         for path in sorted(fresh.rglob("*")):
             if path.is_file():
                 committed = GENERATED / path.relative_to(fresh)
                 if not committed.exists() or committed.read_text() != path.read_text():
                     stale.append(committed.relative_to(ROOT).as_posix())
-        kinds = ["diffs"] if args.diffs_only else ["diffs", "output"]
+        kinds = ["diffs", "code"] if args.diffs_only else ["diffs", "code", "output"]
         for kind in kinds:
             for committed in sorted((GENERATED / kind).glob("*")):
                 if not (fresh / kind / committed.name).exists():
@@ -125,8 +274,19 @@ def main():
             print("gen: stale generated files (run `python3 tools/gen.py` and commit):")
             for name in stale:
                 print("  " + name)
+        report_over(over)
+        if stale:
             sys.exit(1)
-        print("gen: generated book files are current")
+        print("gen: generated book files are current, every step within its targets")
+
+
+def report_over(over):
+    """Fails when a step is more than one piece."""
+    if over:
+        print("gen: steps over a size target (move harness to tools/testkit, hardening to final/):")
+        for line in over:
+            print("  " + line)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ case "${1:-}" in
             cp "$fresh/po/messages.pot" "$POT"
             echo "i18n: wrote $POT ($(($(grep -c '^msgid' "$POT") - 1)) messages)"
         fi
+        # The diagrams' labels (tools/diagrams_i18n.py, rendered by tools/diagrams.sh).
+        python3 tools/diagrams_i18n.py pot >"$PO_DIR/diagrams.pot"
         ;;
     update)
         # Also: tools/i18n.sh update PART.po...  merges translators' parts first.
@@ -115,6 +117,11 @@ for line in text.split("\n"):
 Path(po).write_text("\n".join(out), encoding="utf-8")
 PY
             echo "$lang: $(msgfmt --statistics -o /dev/null "$po" 2>&1)"
+            dpo=$PO_DIR/diagrams.$lang.po
+            if [ -f "$dpo" ]; then
+                msgmerge --quiet --update --backup=none --no-wrap --no-fuzzy-matching "$dpo" "$PO_DIR/diagrams.pot"
+                echo "$lang diagrams: $(msgfmt --statistics -o /dev/null "$dpo" 2>&1) (tools/diagrams.sh renders them)"
+            fi
         done
         ;;
     build)
@@ -142,6 +149,10 @@ PY
                 echo "i18n check: $po missing (tools/i18n.sh update)" >&2
                 status=1
                 continue
+            fi
+            if ! cmp -s <(python3 tools/diagrams_i18n.py pot) "$PO_DIR/diagrams.pot"; then
+                echo "i18n check: $PO_DIR/diagrams.pot is stale: run tools/i18n.sh pot and update" >&2
+                status=1
             fi
             if ! cmp -s <(grep -v '^"POT-Creation-Date' "$POT") <(grep -v '^"POT-Creation-Date' "$fresh/po/messages.pot"); then
                 echo "i18n check: $POT is stale: run tools/i18n.sh pot and update" >&2

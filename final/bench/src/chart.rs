@@ -109,6 +109,10 @@ fn panel(
             chart
                 .configure_mesh()
                 .disable_x_mesh()
+                // One faint minor line between labels, not plotters' ten.
+                .y_max_light_lines(1)
+                .light_line_style(BLACK.mix(0.05))
+                .y_labels(6)
                 .x_labels(concurrencies.len() * 2 + 1)
                 .x_label_formatter(&label_of)
                 .y_label_formatter(&|y| {
@@ -136,6 +140,8 @@ fn panel(
             chart
                 .configure_mesh()
                 .disable_x_mesh()
+                .y_max_light_lines(1)
+                .light_line_style(BLACK.mix(0.05))
                 .x_labels(concurrencies.len() * 2 + 1)
                 .x_label_formatter(&label_of)
                 .y_label_formatter(&|y| format!("{y:.0}"))

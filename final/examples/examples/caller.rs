@@ -7,23 +7,14 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use mprpc::{ConfigArgs, MprpcChannel, MprpcController};
+use mprpc::{MprpcChannel, MprpcController};
 use mprpc_examples::fixbug::{
     FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, UserServiceRpcStub,
 };
 
-/// The command line: mprpc's `-i <file>`, nothing else.
-#[derive(Debug, Parser)]
-struct Cli {
-    /// mprpc's flags.
-    #[command(flatten)]
-    mprpc: ConfigArgs,
-}
-
 #[tokio::main]
 async fn main() {
-    let setup = mprpc_examples::cli::setup("caller", &Cli::parse().mprpc, "mprpc.toml");
+    let setup = mprpc_examples::cli::setup_from_command_line("caller", "mprpc.toml");
     let channel = match MprpcChannel::from_config(&setup.config).await {
         Ok(c) => c,
         Err(e) => {

@@ -4,8 +4,17 @@
 
 use std::path::Path;
 
+use clap::Parser;
 use mprpc::logger::LogGuard;
-use mprpc::{ConfigArgs, MprpcConfig};
+use mprpc::{ConfigArgs, MprpcConfig, RpcProvider, Service};
+
+/// The command line of a demo program with no flags but mprpc's `-i`.
+#[derive(Debug, Parser)]
+pub struct DemoCli {
+    /// mprpc's flags.
+    #[command(flatten)]
+    pub mprpc: ConfigArgs,
+}
 
 /// The config file a demo program reads without `-i`: `final/examples/<name>`.
 pub fn default_config(name: &str) -> std::path::PathBuf {
@@ -41,4 +50,30 @@ pub fn setup(program: &str, args: &ConfigArgs, default_file: &str) -> Setup {
         }
     };
     Setup { config, log }
+}
+
+/// [`setup`] with the process's own command line, parsed as [`DemoCli`].
+pub fn setup_from_command_line(program: &str, default_file: &str) -> Setup {
+    setup(program, &DemoCli::parse().mprpc, default_file)
+}
+
+/// The whole `main` of a demo provider: publishes `service` as the config
+/// (`-i`, else `final/examples/<default_file>`) says and serves until Ctrl-C
+/// or SIGTERM, then shuts down gracefully. Exits with status 1 if it cannot
+/// serve (port taken, registry unreachable…).
+pub async fn serve(program: &str, default_file: &str, service: impl Service) {
+    let setup = setup_from_command_line(program, default_file);
+    let config = &setup.config;
+    println!(
+        "{program}: serving {} on {}:{} (Ctrl-C stops it gracefully)",
+        service.descriptor().full_name,
+        config.rpcserverip,
+        config.rpcserverport
+    );
+    let mut provider = RpcProvider::new(setup.config.clone());
+    provider.notify_service(service);
+    if let Err(e) = provider.run().await {
+        eprintln!("{program}: {e}");
+        std::process::exit(1);
+    }
 }

@@ -22,7 +22,6 @@ mod common;
 mod support;
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +29,7 @@ use tokio::net::TcpStream;
 
 use mprpc::{MprpcChannel, frame};
 use mprpc_examples::fixbug::{LoginRequest, LoginResponse, UserServiceRpcStub};
+use support::callee_process::Callee;
 
 /// Hostile connections in total.
 const TOTAL: usize = 10_000;
@@ -111,157 +111,17 @@ const KINDS: [Hostile; 12] = [
     Hostile::FloodNoRead,
 ];
 
-/// The provider under attack: the `callee` example as a child process,
-/// killed on drop.
-struct Provider {
-    /// The child.
-    child: Child,
-    /// Config, logs, captured output.
-    dir: tempfile::TempDir,
-    /// "127.0.0.1:port".
-    addr: String,
-}
-
-impl Provider {
-    /// Starts the provider. With `max_fds`, it runs under `ulimit -n
-    /// max_fds` (set by `sh`, which then `exec`s it: same pid) and logs
-    /// warnings too.
-    fn start(max_fds: Option<u32>) -> Provider {
-        let binary = match support::provider_process::example_binary("callee") {
-            Ok(b) => b,
-            Err(e) => panic!("building the callee example: {e}"),
-        };
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("tempdir: {e}"),
-        };
-        let port = match support::zk_server::free_port() {
-            Ok(p) => p,
-            Err(e) => panic!("free port: {e}"),
-        };
-        let config = format!(
-            "# Written by tests/hostile_clients.rs.\n\
-             rpcserverip = \"127.0.0.1\"\n\
-             rpcserverport = {port}\n\
-             log_dir = \"{logs}\"\n\
-             # 10,000 refused connections would be 10,000 warnings.\n\
-             log_level = \"{level}\"\n\
-             [limits]\n\
-             max_connections = 2000\n\
-             [timeouts]\n\
-             handshake_ms = {TIMEOUT_MS}\n\
-             idle_ms = {TIMEOUT_MS}\n\
-             drain_ms = 1000\n",
-            logs = dir.path().join("logs").display(),
-            level = if max_fds.is_some() { "warn" } else { "error" },
-        );
-        let config_path = dir.path().join("mprpc.toml");
-        if let Err(e) = fs::write(&config_path, config) {
-            panic!("writing the config: {e}");
-        }
-        let output = match fs::File::create(dir.path().join("output.txt")) {
-            Ok(f) => f,
-            Err(e) => panic!("output file: {e}"),
-        };
-        let stderr = match output.try_clone() {
-            Ok(f) => f,
-            Err(e) => panic!("output file: {e}"),
-        };
-        let mut command = match max_fds {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" -i \"$1\""))
-                    .arg(binary)
-                    .arg(&config_path);
-                c
-            }
-            None => {
-                let mut c = Command::new(binary);
-                c.arg("-i").arg(&config_path);
-                c
-            }
-        };
-        let child = command
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(stderr)
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => panic!("starting the callee: {e}"),
-        };
-        Provider {
-            child,
-            dir,
-            addr: format!("127.0.0.1:{port}"),
-        }
-    }
-
-    /// Waits (bounded) until the provider accepts connections.
-    async fn wait_ready(&mut self) {
-        let started = Instant::now();
-        while TcpStream::connect(&self.addr).await.is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("provider exited with {status}:\n{}", self.output());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "provider not listening after 30 s:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// (VmRSS, VmHWM) in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    fn open_fds(&self) -> usize {
-        fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(self.dir.path().join("output.txt")).unwrap_or_default()
-    }
-
-    /// Waits until the provider holds no more than `baseline` descriptors,
-    /// at most 5 s (it closes connections asynchronously, so the count falls
-    /// over time), and returns the last count for the caller to judge.
-    async fn fds_back_to(&self, baseline: usize) -> usize {
-        let wait = Instant::now();
-        let mut fds = self.open_fds();
-        while fds > baseline && wait.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            fds = self.open_fds();
-        }
-        fds
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The provider under attack: the `callee` example as a child process
+/// (killed on drop). With `max_fds`, it runs under `ulimit -n max_fds` and
+/// logs warnings too (10,000 refused connections would otherwise be 10,000
+/// warnings).
+fn start_provider(max_fds: Option<u32>) -> Callee {
+    let tables = format!(
+        "[limits]\nmax_connections = 2000\n\
+         [timeouts]\nhandshake_ms = {TIMEOUT_MS}\nidle_ms = {TIMEOUT_MS}\ndrain_ms = 1000\n"
+    );
+    let level = if max_fds.is_some() { "warn" } else { "error" };
+    Callee::start(level, &tables, max_fds)
 }
 
 /// Deterministic per-connection bytes (xorshift), no dependency needed.
@@ -445,7 +305,7 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
         .and_then(|v| v.parse().ok())
         .unwrap_or(TOTAL);
     let _serial = SERIAL.lock().await;
-    let mut provider = Provider::start(None);
+    let mut provider = start_provider(None);
     provider.wait_ready().await;
     tokio::time::sleep(Duration::from_millis(2 * TIMEOUT_MS)).await;
     let fd_baseline = provider.open_fds();
@@ -501,10 +361,7 @@ async fn ten_thousand_hostile_connections_leave_good_calls_and_the_provider_inta
             provider.open_fds(),
             started.elapsed().as_secs_f64()
         );
-        assert!(
-            provider.child.try_wait().ok().flatten().is_none(),
-            "provider died"
-        );
+        assert!(provider.alive(), "provider died");
     }
     let attack = started.elapsed();
     // Good calls after the attack too.
@@ -563,7 +420,7 @@ async fn descriptor_exhaustion_delays_calls_but_fails_none() {
     const LIMIT: u32 = 64;
     const SILENT: usize = 300;
     let _serial = SERIAL.lock().await;
-    let mut provider = Provider::start(Some(LIMIT));
+    let mut provider = start_provider(Some(LIMIT));
     provider.wait_ready().await;
     tokio::time::sleep(Duration::from_millis(2 * TIMEOUT_MS)).await;
     let fd_baseline = provider.open_fds();

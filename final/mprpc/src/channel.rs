@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use crate::config::{LoadBalance, MprpcConfig, Timeouts};
 use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink};
 use crate::controller::MprpcController;
-use crate::error::{Error, ErrorCode, RpcError};
+use crate::error::{Error, ErrorCode, Status};
 use crate::legacy::{COURSE_SCHEME, Reached};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
@@ -197,7 +197,7 @@ impl MprpcChannel {
         service: &'static ServiceDescriptor,
         method: usize,
         request: &Req,
-    ) -> Result<Resp, RpcError>
+    ) -> Result<Resp, Status>
     where
         Req: prost::Message,
         Resp: prost::Message + Default,
@@ -212,7 +212,7 @@ impl MprpcChannel {
                 .send(service, method, timeout, request, &sent_on)
                 .await?;
             Resp::decode(payload).map_err(|e| {
-                RpcError::new(
+                Status::new(
                     ErrorCode::BadResponse,
                     format!(
                         "response of {}.{} is not valid protobuf: {e}",
@@ -238,11 +238,11 @@ impl MprpcChannel {
         // connection's call guard, which sends a cancel frame.
         let result = tokio::select! {
             r = work => r,
-            _ = deadline => Err(RpcError::new(
+            _ = deadline => Err(Status::new(
                 ErrorCode::DeadlineExceeded,
                 format!("{}.{} took longer than {:?}", service.full_name, method_name(service, method), timeout.unwrap_or_default()),
             )),
-            _ = cancel => Err(RpcError::new(
+            _ = cancel => Err(Status::new(
                 ErrorCode::Cancelled,
                 format!("{}.{} was cancelled by its controller", service.full_name, method_name(service, method)),
             )),
@@ -266,9 +266,9 @@ impl MprpcChannel {
         timeout: Option<Duration>,
         request: &Req,
         sent_on: &Mutex<Option<SentOn>>,
-    ) -> Result<Bytes, RpcError> {
+    ) -> Result<Bytes, Status> {
         let Some(method_name) = service.methods.get(method) else {
-            return Err(RpcError::new(
+            return Err(Status::new(
                 ErrorCode::UnknownMethod,
                 format!(
                     "service {} has no method number {method}",
@@ -332,7 +332,7 @@ impl MprpcChannel {
             }
         }
         Err(last_err.unwrap_or_else(|| {
-            RpcError::new(
+            Status::new(
                 ErrorCode::NoProvider,
                 format!("no provider of {} is available", service.full_name),
             )
@@ -351,7 +351,7 @@ impl MprpcChannel {
         method_name: &str,
         request: &Req,
         timeout: Option<Duration>,
-    ) -> Result<Bytes, (Reached, RpcError)> {
+    ) -> Result<Bytes, (Reached, Status)> {
         let _counted = CourseCall::start(&self.inner, entry);
         let args = request.encode_to_vec();
         let call = crate::legacy::call_bytes(
@@ -372,7 +372,7 @@ impl MprpcChannel {
                 );
                 Err((
                     Reached::Maybe,
-                    RpcError::new(ErrorCode::DeadlineExceeded, msg),
+                    Status::new(ErrorCode::DeadlineExceeded, msg),
                 ))
             }),
             _ => call.await,
@@ -386,7 +386,7 @@ impl MprpcChannel {
         &self,
         service: &'static ServiceDescriptor,
         method: usize,
-    ) -> Result<ProviderList, RpcError> {
+    ) -> Result<ProviderList, Status> {
         let framed = self.framed_providers(service.full_name).await?;
         let list = if self.inner.course.discover {
             let course = self.course_providers(service, method).await?;
@@ -406,7 +406,7 @@ impl MprpcChannel {
             } else {
                 String::new()
             };
-            return Err(RpcError::new(
+            return Err(Status::new(
                 ErrorCode::NoProvider,
                 format!("no provider of {} is registered{also}", service.full_name),
             ));
@@ -415,7 +415,7 @@ impl MprpcChannel {
     }
 
     /// The registry's provider list of `service`, subscribing on first use.
-    async fn framed_providers(&self, service: &'static str) -> Result<ProviderList, RpcError> {
+    async fn framed_providers(&self, service: &'static str) -> Result<ProviderList, Status> {
         let cached = lock(&self.inner.lists)
             .get(service)
             .map(|rx| rx.borrow().clone());
@@ -423,7 +423,7 @@ impl MprpcChannel {
             Some(list) => Ok(list),
             None => {
                 let rx = self.inner.registry.subscribe(service).await.map_err(|e| {
-                    RpcError::new(
+                    Status::new(
                         ErrorCode::NoProvider,
                         format!("looking up {service} failed: {e}"),
                     )
@@ -442,7 +442,7 @@ impl MprpcChannel {
         &self,
         service: &'static ServiceDescriptor,
         method: usize,
-    ) -> Result<ProviderList, RpcError> {
+    ) -> Result<ProviderList, Status> {
         let key = (service.name, method);
         let cached = lock(&self.inner.course.lists)
             .get(&key)
@@ -457,7 +457,7 @@ impl MprpcChannel {
             .subscribe_course(service.name, method_name)
             .await
             .map_err(|e| {
-                RpcError::new(
+                Status::new(
                     ErrorCode::NoProvider,
                     format!(
                         "looking up /{}/{method_name} (course_compat.discover) failed: {e}",
@@ -530,7 +530,7 @@ impl MprpcChannel {
     // ANCHOR_END: pick
 
     /// The pooled connection to `addr`, connecting if there is none.
-    async fn connection(&self, addr: &str) -> Result<Arc<Connection>, RpcError> {
+    async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Status> {
         if let Some(c) = self.inner.pooled(addr) {
             return Ok(c);
         }
@@ -775,13 +775,13 @@ impl BlockingChannel {
         service: &'static ServiceDescriptor,
         method: usize,
         request: &Req,
-    ) -> Result<Resp, RpcError>
+    ) -> Result<Resp, Status>
     where
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(RpcError::new(
+            return Err(Status::new(
                 ErrorCode::Internal,
                 "blocking stub used inside an async runtime; use the async stub there",
             ));

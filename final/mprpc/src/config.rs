@@ -61,6 +61,9 @@ pub struct MprpcConfig {
     pub limits: Limits,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// How the provider runs handlers: inline on the connection's task, on
+    /// tasks of their own, or learned per method.
+    pub handlers: Handlers,
     /// Static discovery: service name → provider addresses ("ip:port"). Used
     /// when no ZooKeeper is configured, so the demo runs without one.
     pub static_registry: BTreeMap<String, Vec<String>>,
@@ -133,6 +136,22 @@ pub struct Limits {
     /// answered "overloaded". Callers queue (never exceed) this many per
     /// connection.
     pub max_in_flight_per_connection: usize,
+    /// Bytes one connection may hold buffered from its own allowance, half
+    /// for request bytes received and not yet handled (a partial frame
+    /// included), half for responses not yet written. With its half of
+    /// responses unsent the provider stops reading from the connection, and
+    /// stops taking its handlers' results, until the caller reads: TCP flow
+    /// control then pushes back on the caller. A request frame larger than
+    /// its half borrows from `max_buffered_total`. (Buffers grow by
+    /// doubling, so their capacity may reach the whole allowance.)
+    pub max_buffered_per_connection: usize,
+    /// Bytes all connections together may borrow beyond their own
+    /// allowance, for frames larger than `max_buffered_per_connection` (up
+    /// to `max_frame_size`). A connection whose frame cannot borrow yet
+    /// stops reading until it can. The provider's buffers are thereby
+    /// bounded by `max_connections × max_buffered_per_connection +
+    /// max_buffered_total`.
+    pub max_buffered_total: usize,
 }
 
 /// Timeouts, in milliseconds.
@@ -144,8 +163,9 @@ pub struct Timeouts {
     pub call_ms: u64,
     /// Connecting to a provider.
     pub connect_ms: u64,
-    /// How long a new connection may take to send its first bytes, and a
-    /// legacy caller its whole request.
+    /// How long a new connection may take, from being accepted, to send
+    /// its whole preamble (framed) or its whole request (legacy); and how
+    /// long a legacy caller may take to read its response.
     pub handshake_ms: u64,
     /// How long an mprpc connection may make no progress (no byte read or
     /// written, no call running) before the provider acts: a connection
@@ -154,6 +174,11 @@ pub struct Timeouts {
     /// after another `idle_ms`. 0 = never. Without this a caller that sends
     /// half a frame and goes silent holds a connection slot forever.
     pub idle_ms: u64,
+    /// How long a framed request may take to arrive, from its first byte
+    /// to its last: a caller trickling a frame (one byte every few seconds
+    /// resets `idle_ms` each time) is closed when this runs out. Counted
+    /// only while the provider is reading from the connection. 0 = never.
+    pub frame_ms: u64,
     /// How long graceful shutdown waits for callers to finish.
     pub drain_ms: u64,
     /// How long a caller avoids a provider whose connection failed.
@@ -161,6 +186,51 @@ pub struct Timeouts {
     /// How long to keep retrying (with backoff) when ZooKeeper is
     /// unreachable at start.
     pub zk_connect_ms: u64,
+}
+
+/// How the provider runs handlers (`[handlers]` table).
+///
+/// A handler polled inline on its connection's task costs no task switch,
+/// but one that computes without awaiting holds up every other call on that
+/// connection, and nothing can interrupt it once polled. So the choice is
+/// made before the first poll: in `adaptive` mode a method's calls run on
+/// tasks of their own until [`LEARN_AFTER`](crate::provider::LEARN_AFTER)
+/// calls in a row stayed under `inline_budget_us` per poll; from then on
+/// they are polled inline, and a poll over the budget sends the method back
+/// to its own tasks until it has proved quick again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Handlers {
+    /// `adaptive` (default), `inline` (always on the connection's task, the
+    /// fastest for handlers known to be quick) or `spawn` (always a task per
+    /// call).
+    pub mode: HandlerMode,
+    /// Longest poll, in microseconds, that still counts as quick.
+    pub inline_budget_us: u64,
+}
+
+/// See [`Handlers::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HandlerMode {
+    /// Learned per method: spawned until proved quick, then inline.
+    #[default]
+    Adaptive,
+    /// Always polled on the connection's task.
+    Inline,
+    /// Always on a task of its own.
+    Spawn,
+}
+
+impl Default for Handlers {
+    fn default() -> Self {
+        Handlers {
+            mode: HandlerMode::default(),
+            inline_budget_us: 500,
+        }
+    }
 }
 
 /// Load-balancing policy of [`crate::MprpcChannel`].
@@ -194,6 +264,7 @@ impl Default for MprpcConfig {
             log_level: "info".into(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            handlers: Handlers::default(),
             static_registry: BTreeMap::new(),
             course_compat: CourseCompat::default(),
         }
@@ -206,6 +277,9 @@ impl Default for Limits {
             max_frame_size: 16 << 20,
             max_connections: 1024,
             max_in_flight_per_connection: 1024,
+            // 1,024 connections × 64 KiB + 64 MiB = 128 MiB at most.
+            max_buffered_per_connection: 64 << 10,
+            max_buffered_total: 64 << 20,
         }
     }
 }
@@ -217,6 +291,7 @@ impl Default for Timeouts {
             connect_ms: 1_000,
             handshake_ms: 5_000,
             idle_ms: 60_000,
+            frame_ms: 10_000,
             drain_ms: 10_000,
             eject_ms: 5_000,
             zk_connect_ms: 60_000,
@@ -264,6 +339,25 @@ impl MprpcConfig {
                 "limits.max_connections and limits.max_in_flight_per_connection must be at least 1"
                     .into(),
             ));
+        }
+        if l.max_buffered_per_connection < 4096 {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_per_connection = {} must be at least 4096",
+                l.max_buffered_per_connection
+            )));
+        }
+        if l.max_buffered_per_connection.max(l.max_buffered_total) < l.max_frame_size + 4 {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_total = {} (or max_buffered_per_connection) must hold one \
+                 frame of max_frame_size = {} plus its 4-byte length",
+                l.max_buffered_total, l.max_frame_size
+            )));
+        }
+        if l.max_buffered_total > u32::MAX as usize {
+            return Err(Error::Config(format!(
+                "limits.max_buffered_total = {} must be below 4 GiB",
+                l.max_buffered_total
+            )));
         }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(Error::Config(format!(
@@ -434,6 +528,30 @@ mod tests {
             c.zookeeper_address().as_deref(),
             Some("10.0.0.1:2181,10.0.0.2:2182,10.0.0.3:2183")
         );
+    }
+
+    #[test]
+    fn budget_frame_and_handler_keys_parse_and_are_checked() {
+        let c = MprpcConfig::from_toml(
+            "[limits]\nmax_buffered_per_connection = 8192\nmax_buffered_total = 33554432\n\
+             [timeouts]\nframe_ms = 2500\n[handlers]\nmode = \"spawn\"\ninline_budget_us = 50\n",
+        );
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(c.limits.max_buffered_per_connection, 8192);
+        assert_eq!(c.limits.max_buffered_total, 32 << 20);
+        assert_eq!(c.timeouts.frame_ms, 2500);
+        assert_eq!(c.handlers.mode, HandlerMode::Spawn);
+        assert_eq!(c.handlers.inline_budget_us, 50);
+        assert_eq!(MprpcConfig::default().handlers.mode, HandlerMode::Adaptive);
+        // A pool that cannot hold one largest frame: such a frame could
+        // never be received.
+        let err = MprpcConfig::from_toml("[limits]\nmax_buffered_total = 1048576\n");
+        assert!(err.is_err_and(|e| e.to_string().contains("max_buffered_total")));
+        assert!(MprpcConfig::from_toml("[handlers]\nmode = \"threads\"\n").is_err());
+        assert!(MprpcConfig::from_toml("[handlers]\nbudget = 1\n").is_err());
     }
 
     #[test]

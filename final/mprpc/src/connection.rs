@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use crate::error::{ErrorCode, RpcError};
+use crate::error::{ErrorCode, Status};
 use crate::frame::{self, Frame, PREAMBLE};
 
 /// Connection state values.
@@ -66,7 +66,7 @@ pub(crate) struct ConnSettings {
 }
 
 /// A response or the reason there is none.
-type Reply = Result<Bytes, RpcError>;
+type Reply = Result<Bytes, Status>;
 
 // ANCHOR: conn_shared
 /// State shared by the connection handle, its reader and writer tasks and
@@ -127,9 +127,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) enum CallError {
     /// The request never left this process (connection draining or dead
     /// before it was queued): retrying elsewhere cannot duplicate it.
-    NotSent(RpcError),
+    NotSent(Status),
     /// The request may have reached the provider.
-    Failed(RpcError),
+    Failed(Status),
 }
 
 /// Handle to a live connection. The pool keeps one; each call clones the
@@ -149,18 +149,18 @@ impl Connection {
         serial: u64,
         settings: &ConnSettings,
         events: EventSink,
-    ) -> Result<Connection, RpcError> {
+    ) -> Result<Connection, Status> {
         let stream =
             match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    return Err(RpcError::new(
+                    return Err(Status::new(
                         ErrorCode::Transport,
                         format!("connecting to {addr} failed: {e}"),
                     ));
                 }
                 Err(_) => {
-                    return Err(RpcError::new(
+                    return Err(Status::new(
                         ErrorCode::Transport,
                         format!(
                             "connecting to {addr} timed out after {:?}",
@@ -249,7 +249,7 @@ impl Connection {
             queued: false,
         };
         if shared.state.load(Ordering::SeqCst) != state::OPEN {
-            return Err(CallError::NotSent(RpcError::new(
+            return Err(CallError::NotSent(Status::new(
                 ErrorCode::Transport,
                 format!("connection to {} is draining or closed", shared.addr),
             )));
@@ -269,7 +269,7 @@ impl Connection {
                 message,
                 shared.max_frame_size,
             )
-            .map_err(|(code, msg)| CallError::Failed(RpcError::new(code, msg)))?;
+            .map_err(|(code, msg)| CallError::Failed(Status::new(code, msg)))?;
         }
         guard.queued = true;
         shared.writer_wake.notify_one();
@@ -295,8 +295,8 @@ impl Drop for Connection {
 }
 
 /// Error for calls on a connection that closed under them.
-fn closed_error(addr: &str) -> RpcError {
-    RpcError::new(
+fn closed_error(addr: &str) -> Status {
+    Status::new(
         ErrorCode::Transport,
         format!("connection to {addr} closed before the response arrived"),
     )
@@ -348,7 +348,7 @@ async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
                 log::warn!("writing to {} failed: {e}", shared.addr);
                 fail_connection(
                     &shared,
-                    RpcError::new(
+                    Status::new(
                         ErrorCode::Transport,
                         format!("writing to {} failed: {e}", shared.addr),
                     ),
@@ -376,10 +376,10 @@ async fn reader(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
 }
 
 /// The body of [`reader`]; returns why the connection ended.
-async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
+async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> Status {
     let mut preamble = [0u8; 8];
     if let Err(e) = rd.read_exact(&mut preamble).await {
-        return RpcError::new(
+        return Status::new(
             ErrorCode::Transport,
             format!(
                 "{} closed the connection before sending the mprpc preamble: {e}",
@@ -388,7 +388,7 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
         );
     }
     if let Err(msg) = frame::check_preamble(&preamble) {
-        return RpcError::new(ErrorCode::Protocol, format!("{}: {msg}", shared.addr));
+        return Status::new(ErrorCode::Protocol, format!("{}: {msg}", shared.addr));
     }
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -401,7 +401,7 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return RpcError::new(e.code(), format!("bad frame from {}: {e}", shared.addr));
+                    return Status::new(e.code(), format!("bad frame from {}: {e}", shared.addr));
                 }
             }
         }
@@ -413,7 +413,7 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
                 shared.last_received.store(nanos, Ordering::Relaxed);
             }
             Err(e) => {
-                return RpcError::new(
+                return Status::new(
                     ErrorCode::Transport,
                     format!("reading from {} failed: {e}", shared.addr),
                 );
@@ -423,13 +423,13 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> RpcError {
 }
 
 /// Handles one frame from the provider; `Some` ends the connection.
-fn on_frame(shared: &Shared, f: Frame) -> Option<RpcError> {
+fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
     match f {
         Frame::Response { id, code, payload } => {
             let reply = if code == ErrorCode::Ok {
                 Ok(payload)
             } else {
-                Err(RpcError::new(
+                Err(Status::new(
                     code,
                     String::from_utf8_lossy(&payload).into_owned(),
                 ))
@@ -452,11 +452,11 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<RpcError> {
             shared.writer_wake.notify_one();
             None
         }
-        Frame::ConnectionError { code, message } => Some(RpcError::new(
+        Frame::ConnectionError { code, message } => Some(Status::new(
             code,
             format!("{} closed the connection: {message}", shared.addr),
         )),
-        Frame::Request { .. } | Frame::Cancel { .. } => Some(RpcError::new(
+        Frame::Request { .. } | Frame::Cancel { .. } => Some(Status::new(
             ErrorCode::Protocol,
             format!("{} sent a request-side frame to a caller", shared.addr),
         )),
@@ -465,7 +465,7 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<RpcError> {
 
 /// Marks the connection dead, fails every pending call with `err` and tells
 /// the channel.
-fn fail_connection(shared: &Shared, err: RpcError) {
+fn fail_connection(shared: &Shared, err: Status) {
     let previous = shared.state.swap(state::DEAD, Ordering::SeqCst);
     let pending: Vec<_> = lock(&shared.pending).drain().collect();
     if !pending.is_empty() {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::error::{ErrorCode, RpcError};
+use crate::error::{ErrorCode, Status};
 
 // ANCHOR: controller
 /// Options and outcome of one call (or of consecutive calls, after
@@ -34,7 +34,7 @@ struct Inner {
     /// Deadline of the call, relative to its start; `None` = channel default.
     timeout: Mutex<Option<Duration>>,
     /// The last call's error, if it failed.
-    error: Mutex<Option<RpcError>>,
+    error: Mutex<Option<Status>>,
     /// Set by `start_cancel`.
     cancelled: AtomicBool,
     /// Wakes calls waiting on this controller when it is cancelled.
@@ -99,12 +99,12 @@ impl MprpcController {
     }
 
     /// Records a failure (the course's `SetFailed`); the channel calls this.
-    pub fn set_failed(&self, error: RpcError) {
+    pub fn set_failed(&self, error: Status) {
         *lock(&self.inner.error) = Some(error);
     }
 
     /// Records the outcome of a call.
-    pub(crate) fn record<T>(&self, result: &Result<T, RpcError>) {
+    pub(crate) fn record<T>(&self, result: &Result<T, Status>) {
         *lock(&self.inner.error) = result.as_ref().err().cloned();
     }
 

@@ -199,6 +199,21 @@ pub fn try_decode(buf: &mut BytesMut, max_frame_size: usize) -> Result<Option<Fr
 }
 // ANCHOR_END: decode
 
+/// The length field of the frame at the front of `buf` (the bytes that
+/// follow it), if its four bytes have arrived. Lets a receiver decide how
+/// much memory a frame will need before [`try_decode`] reserves it.
+pub fn peek_len(buf: &[u8]) -> Option<usize> {
+    let head: [u8; LEN_BYTES] = buf.get(..LEN_BYTES)?.try_into().ok()?;
+    Some(u32::from_be_bytes(head) as usize)
+}
+
+/// Whether a response with a `payload_len`-byte payload fits in a frame of
+/// at most `max_frame_size`. Like every size check here it counts what the
+/// length field counts: kind, id, code and payload, not the field itself.
+pub fn response_fits(payload_len: usize, max_frame_size: usize) -> bool {
+    FIXED + 1 + payload_len <= max_frame_size
+}
+
 /// Parses kind, id and body of a frame whose length was already checked.
 fn parse(mut f: Bytes) -> Result<Frame, FrameError> {
     let kind = f.get_u8();
@@ -431,8 +446,9 @@ mod tests {
     }
 
     // ANCHOR: worked_example
-    /// The bytes the book walks through: Login{"zhang san", "123456"} as
-    /// call 1 with a 5 s deadline, and its answer `LoginResponse{result: {}}`.
+    /// The bytes the book walks through: `fixbug.UserServiceRpc.Login` with
+    /// `{"zhang san", "123456"}` as call 1 with a 5 s deadline, and its
+    /// answer `LoginResponse{result: {}}`.
     #[test]
     fn login_frame_bytes() {
         let msg = LoginRequest {

@@ -30,7 +30,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::error::{ErrorCode, RpcError};
+use crate::error::{ErrorCode, Status};
 use crate::service::{CallContext, Service};
 
 // ANCHOR: rpc_header
@@ -93,14 +93,14 @@ pub async fn call<Req: Message, Resp: Message + Default>(
     method: &str,
     request: &Req,
     max_response: usize,
-) -> Result<Resp, RpcError> {
+) -> Result<Resp, Status> {
     let connect_timeout = Duration::from_millis(crate::config::Timeouts::default().connect_ms);
     let args = request.encode_to_vec();
     let reply = call_bytes(addr, service, method, &args, max_response, connect_timeout)
         .await
         .map_err(|(_, e)| e)?;
     Resp::decode(reply).map_err(|e| {
-        RpcError::new(
+        Status::new(
             ErrorCode::BadResponse,
             format!("course-format response of {service}.{method} from {addr}: {e}"),
         )
@@ -145,24 +145,24 @@ pub(crate) async fn call_bytes(
     args: &[u8],
     max_response: usize,
     connect_timeout: Duration,
-) -> Result<Bytes, (Reached, RpcError)> {
+) -> Result<Bytes, (Reached, Status)> {
     let what = || format!("course-format call {service}.{method} to {addr}");
     let mut stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let msg = format!("{}: connecting failed: {e}", what());
-            return Err((Reached::No, RpcError::new(ErrorCode::Transport, msg)));
+            return Err((Reached::No, Status::new(ErrorCode::Transport, msg)));
         }
         Err(_) => {
             let msg = format!("{}: not connected within {connect_timeout:?}", what());
-            return Err((Reached::No, RpcError::new(ErrorCode::Transport, msg)));
+            return Err((Reached::No, Status::new(ErrorCode::Transport, msg)));
         }
     };
     let _ = stream.set_nodelay(true);
     let transport = |doing: &str, e: std::io::Error| {
         (
             Reached::Maybe,
-            RpcError::new(
+            Status::new(
                 ErrorCode::Transport,
                 format!("{}: {doing} failed: {e}", what()),
             ),
@@ -184,7 +184,7 @@ pub(crate) async fn call_bytes(
             "{}: the response is longer than {max_response} bytes (limits.max_frame_size)",
             what()
         );
-        return Err((Reached::Maybe, RpcError::new(ErrorCode::FrameTooLarge, msg)));
+        return Err((Reached::Maybe, Status::new(ErrorCode::FrameTooLarge, msg)));
     }
     if reply.is_empty() {
         let msg = format!(
@@ -193,7 +193,7 @@ pub(crate) async fn call_bytes(
              bad request, handler error) and its log says why",
             what()
         );
-        return Err((Reached::Maybe, RpcError::new(ErrorCode::BadResponse, msg)));
+        return Err((Reached::Maybe, Status::new(ErrorCode::BadResponse, msg)));
     }
     Ok(Bytes::from(reply))
 }
@@ -297,17 +297,23 @@ async fn read_request(
 // ANCHOR_END: legacy_read
 
 /// Serves one legacy call on `stream`, then closes it. `services` is keyed
-/// by short name ("UserServiceRpc"): the course's header carries no package.
+/// by short name ("UserServiceRpc"): the course's header carries no package. The request must be
+/// complete by `deadline` (however slowly it trickles in); the response
+/// must be taken within `write_timeout`. `on_request` runs once the
+/// request is complete.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     mut buf: BytesMut,
     services: &HashMap<Vec<u8>, Arc<dyn Service>>,
     max_frame_size: usize,
-    read_timeout: Duration,
+    deadline: std::time::Instant,
+    write_timeout: Duration,
+    on_request: impl FnOnce(),
 ) {
-    let request = match tokio::time::timeout(
-        read_timeout,
+    let request = match tokio::time::timeout_at(
+        deadline.into(),
         read_request(&mut stream, &mut buf, max_frame_size),
     )
     .await
@@ -318,11 +324,14 @@ pub(crate) async fn serve(
             return close(
                 stream,
                 peer,
-                &format!("request not complete within {read_timeout:?}"),
+                &format!(
+                    "request not complete within handshake_ms ({write_timeout:?}) of connecting"
+                ),
             )
             .await;
         }
     };
+    on_request();
     let name = format!(
         "{}.{}",
         String::from_utf8_lossy(&request.service),
@@ -344,15 +353,15 @@ pub(crate) async fn serve(
     let result = std::panic::AssertUnwindSafe(svc.call(index, ctx, request.args))
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| Err(crate::Status::handler("handler panicked")));
+        .unwrap_or_else(|_| Err(Status::handler("handler panicked")));
     match result {
         Ok(response) => {
             // Bounded like the read: a caller that never reads must not
             // hold the connection forever.
-            match tokio::time::timeout(read_timeout, stream.write_all(&response)).await {
+            match tokio::time::timeout(write_timeout, stream.write_all(&response)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::debug!("legacy {peer}: writing the response failed: {e}"),
-                Err(_) => log::warn!("legacy {peer}: response not taken within {read_timeout:?}"),
+                Err(_) => log::warn!("legacy {peer}: response not taken within {write_timeout:?}"),
             }
             let _ = stream.shutdown().await;
         }

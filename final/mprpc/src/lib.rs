@@ -103,7 +103,8 @@
 //! * One provider per method, no balancing → many providers per service,
 //!   round-robin or power-of-two-choices.
 //! * No limits → `max_frame_size`, `max_connections`,
-//!   `max_in_flight_per_connection`, checked before allocating.
+//!   `max_in_flight_per_connection`, buffered bytes per connection and in
+//!   all, checked before allocating; deadlines for handshakes and frames.
 //! * No shutdown → deregister, goaway, drain ([`RunningProvider::shutdown`]).
 #![deny(missing_docs)]
 

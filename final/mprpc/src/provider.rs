@@ -16,11 +16,17 @@
 //!   process on a 2-core machine, one connection): 312,000 calls/s at 128 in
 //!   flight handled inline versus 91,000 calls/s with `tokio::spawn` per
 //!   request — a spawned task per call costs 3.4× in throughput (55,000
-//!   versus 42,000 calls/s with one call in flight);
+//!   versus 42,000 calls/s with one call in flight). But a handler that
+//!   computes without awaiting would hold up every call of its connection,
+//!   so only methods whose handlers have proved quick are polled inline;
+//!   the others run on tasks of their own (`MethodStats`,
+//!   `[handlers]` in the config);
 //! * collects all responses produced in one turn of the loop into one
 //!   buffer and writes it with one syscall;
-//! * enforces `max_connections`, `max_in_flight_per_connection` and
-//!   `max_frame_size`, answering the peer with a clear error;
+//! * enforces `max_connections` (the least productive connection makes room,
+//!   `Slots`), `max_in_flight_per_connection`, `max_frame_size`, a memory
+//!   budget per connection and in all, and deadlines for the handshake and
+//!   for each frame, answering the peer with a clear error;
 //! * shuts down gracefully: deregister, stop accepting, send goaway, serve
 //!   until callers close, then close ([`RunningProvider::shutdown`]).
 
@@ -29,38 +35,59 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{AbortHandle, abortable};
+use futures_util::future::AbortHandle;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::config::MprpcConfig;
+use crate::config::{HandlerMode, MprpcConfig};
 use crate::error::{Error, ErrorCode, Status};
 use crate::frame::{self, Frame, MAGIC, PREAMBLE};
 use crate::registry::Registry;
 use crate::service::{CallContext, Service, ServiceDescriptor};
 
-/// Stop reading requests while this many response bytes wait to be written:
-/// a caller that sends but never reads must not grow our memory.
-const OUT_HIGH_WATER: usize = 1 << 20;
+/// A buffer left with more capacity than this once empty is replaced by a
+/// small one: one large frame must not pin its memory for the connection's
+/// lifetime.
+const SHRINK_ABOVE: usize = 32 << 10;
+
+/// How long a closing connection may spend handing its last bytes (queued
+/// responses, a connection-error frame) to a peer that may not be reading.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Calls in a row whose every poll stayed under `handlers.inline_budget_us`
+/// before a method's handlers are polled inline (adaptive mode).
+pub const LEARN_AFTER: u32 = 8;
+
+/// Calls one connection may have running on tasks of their own. More wait,
+/// unread, until one finishes: spawning beyond the cores adds no
+/// parallelism, and each finished task holds its result until the
+/// connection takes it (which it does not while its caller reads nothing).
+const MAX_SPAWNED_PER_CONNECTION: usize = 64;
+
+/// A connection at least this long without a frame in progress, a call in
+/// flight or a response unsent may be closed (after goaway) to admit a new
+/// one at `max_connections`. Slow senders go first, at any age.
+const EVICT_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 // ANCHOR: provider
 /// Publishes services over TCP (the course's `RpcProvider`).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), mprpc::Error> {
-/// use mprpc::proto::fixbug::UserServiceRpcServer;
+/// # async fn demo(service: impl mprpc::Service) -> Result<(), mprpc::Error> {
+/// // `service`: a generated adapter, e.g. `KvStoreServer::new(MyStore)`.
 /// let config = mprpc::MprpcConfig::default();
 /// let mut provider = mprpc::RpcProvider::new(config);
-/// provider.notify_service(UserServiceRpcServer::new(mprpc::demo::UserService::default()));
+/// provider.notify_service(service);
 /// provider.run().await // until Ctrl-C, then graceful shutdown
 /// # }
 /// ```
@@ -86,11 +113,18 @@ impl std::fmt::Debug for RpcProvider {
     }
 }
 
+/// A published service and what has been learned about each of its
+/// methods, by method index.
+type Published = (Arc<dyn Service>, Box<[Arc<MethodStats>]>);
+
+/// A call's result once it ends: `None` if the caller cancelled it.
+type Outcome = Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, Status>>> + Send>>;
+
 /// What every connection task needs, shared read-only.
 struct Shared {
     /// Published services by full name ("fixbug.UserServiceRpc"), the name
-    /// framed requests carry.
-    services: HashMap<Vec<u8>, Arc<dyn Service>>,
+    /// framed requests carry, with per-method dispatch statistics.
+    published: HashMap<Vec<u8>, Published>,
     /// The same services by short name ("UserServiceRpc"), the name the
     /// course's format carries; a short name two services share is left out.
     legacy_services: HashMap<Vec<u8>, Arc<dyn Service>>,
@@ -100,12 +134,22 @@ struct Shared {
     max_frame_size: usize,
     /// Handlers allowed to wait at once per connection.
     max_in_flight: usize,
-    /// Time allowed for a connection's first bytes / a legacy request.
+    /// Bytes a connection may buffer from its own allowance.
+    per_conn: usize,
+    /// Bytes connections may borrow for frames above `per_conn`.
+    pool: Arc<Semaphore>,
+    /// Time from accept to a complete preamble / legacy request.
     handshake: Duration,
     /// Longest time an mprpc connection may make no progress; `None` = no limit.
     idle: Option<Duration>,
+    /// Longest time one request frame may take to arrive; `None` = no limit.
+    frame: Option<Duration>,
     /// How long shutdown waits for callers.
     drain: Duration,
+    /// Inline, spawned or learned.
+    mode: HandlerMode,
+    /// Longest poll that still counts as quick.
+    budget: Duration,
 }
 
 impl RpcProvider {
@@ -156,6 +200,15 @@ impl RpcProvider {
     /// Binds, registers every service with the registry, and starts serving
     /// in the background. Returns a handle for the address and for shutdown.
     pub async fn start(self) -> Result<RunningProvider, Error> {
+        // Reach the registry before binding: while ZooKeeper is unreachable
+        // (up to `timeouts.zk_connect_ms`) nobody would accept, and callers
+        // connecting meanwhile would sit in the kernel's listen backlog
+        // until they time out or are reset. Unbound, the port refuses them
+        // at once and they try another provider.
+        let registry = match self.registry.clone() {
+            Some(r) => r,
+            None => crate::registry::from_config(&self.config).await?,
+        };
         let bind = format!("{}:{}", self.config.rpcserverip, self.config.rpcserverport);
         let listener = listen(&bind)
             .await
@@ -165,10 +218,6 @@ impl RpcProvider {
             .map_err(|e| Error::io("reading the bound address", e))?;
         // Advertise the configured ip with the real port (port 0 in tests).
         let advertised = format!("{}:{}", self.config.rpcserverip, local_addr.port());
-        let registry = match self.registry.clone() {
-            Some(r) => r,
-            None => crate::registry::from_config(&self.config).await?,
-        };
         let names = self.service_names();
         let legacy_services = legacy_table(&self.services);
         // The course layout uses the short names, whatever the framed
@@ -179,15 +228,34 @@ impl RpcProvider {
             Vec::new()
         };
         course.sort_by_key(|d| d.name);
+        let limits = &self.config.limits;
+        let published = self
+            .services
+            .iter()
+            .map(|(name, svc)| {
+                let stats = svc
+                    .descriptor()
+                    .methods
+                    .iter()
+                    .map(|_| Arc::new(MethodStats::default()))
+                    .collect();
+                (name.clone(), (Arc::clone(svc), stats))
+            })
+            .collect();
         let shared = Arc::new(Shared {
-            services: self.services,
+            published,
             legacy_services,
             names: names.join(", "),
-            max_frame_size: self.config.limits.max_frame_size,
-            max_in_flight: self.config.limits.max_in_flight_per_connection,
+            max_frame_size: limits.max_frame_size,
+            max_in_flight: limits.max_in_flight_per_connection,
+            per_conn: limits.max_buffered_per_connection,
+            pool: Arc::new(Semaphore::new(limits.max_buffered_total)),
             handshake: Duration::from_millis(self.config.timeouts.handshake_ms.max(1)),
             idle: crate::config::Timeouts::opt(self.config.timeouts.idle_ms),
+            frame: crate::config::Timeouts::opt(self.config.timeouts.frame_ms),
             drain: Duration::from_millis(self.config.timeouts.drain_ms),
+            mode: self.config.handlers.mode,
+            budget: Duration::from_micros(self.config.handlers.inline_budget_us),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         // Serve before registering: a caller that learns our address from
@@ -195,7 +263,7 @@ impl RpcProvider {
         let task = tokio::spawn(accept_loop(
             listener,
             shared,
-            self.config.limits.max_connections,
+            Arc::new(Slots::new(limits.max_connections)),
             shutdown_rx,
         ));
         for name in &names {
@@ -388,10 +456,9 @@ impl Drop for RunningProvider {
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    max_connections: usize,
+    slots: Arc<Slots>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections));
     let mut conns = JoinSet::new();
     // Each connection gets its own receiver; this one is only waited on.
     let for_conns = shutdown.clone();
@@ -400,16 +467,16 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    match Arc::clone(&permits).try_acquire_owned() {
-                        Ok(permit) => {
-                            conns.spawn(serve_connection(stream, peer, Arc::clone(&shared), for_conns.clone(), permit));
+                    match Slots::admit(&slots) {
+                        Some(slot) => {
+                            conns.spawn(serve_connection(stream, peer, Arc::clone(&shared), for_conns.clone(), slot));
                         }
                         // Refusals run on a task of their own so that a
                         // slow peer cannot stall accepting; the handshake
                         // timeout bounds how long each one lives.
-                        Err(_) => {
-                            log::warn!("refusing {peer}: max_connections = {max_connections} reached");
-                            conns.spawn(refuse(stream, Arc::clone(&shared), max_connections));
+                        None => {
+                            log::warn!("refusing {peer}: max_connections = {} reached, every connection busy", slots.max);
+                            conns.spawn(refuse(stream, Arc::clone(&shared), slots.max));
                         }
                     }
                 }
@@ -445,6 +512,177 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await.map(|_| ());
 }
 
+/// What a connection is doing, for choosing whom to close at
+/// `max_connections`. Stored in [`Slot::phase`].
+mod phase {
+    /// Accepted; the preamble (framed) or the request (legacy) is not
+    /// complete.
+    pub const HANDSHAKE: u8 = 0;
+    /// A request frame has started arriving and is not complete.
+    pub const PARTIAL: u8 = 1;
+    /// Responses wait to be written and the caller does not take them.
+    pub const STALLED: u8 = 2;
+    /// Nothing in progress in either direction.
+    pub const IDLE: u8 = 3;
+    /// Calls running or responses being written: never evicted.
+    pub const BUSY: u8 = 4;
+}
+
+// ANCHOR: slots
+/// The provider's open connections, for `max_connections`.
+///
+/// A plain semaphore would lock callers out for as long as the admitted
+/// connections stay: 1,024 slow senders, each trickling a byte just often
+/// enough, would hold every slot. Instead, at the limit the least
+/// productive connection makes room: the one that has been longest in the
+/// handshake or in the middle of a frame, else the one that has been
+/// longest stalled on responses it does not read, else one idle for at least
+/// [`EVICT_IDLE_AFTER`]. A connection with calls running is never evicted;
+/// when every connection is running calls, the newcomer is refused.
+struct Slots {
+    /// `limits.max_connections`.
+    max: usize,
+    /// Time origin of [`Slot::since`].
+    epoch: Instant,
+    /// Open connections by serial number.
+    table: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// Next serial number.
+    next: AtomicU64,
+    /// Connections told to close that have not yet closed: they no longer
+    /// count against `max`.
+    evicting: AtomicUsize,
+}
+
+/// One connection's entry in [`Slots`].
+struct Slot {
+    /// One of [`phase`].
+    phase: AtomicU8,
+    /// When the current phase began, in nanoseconds since [`Slots::epoch`].
+    since: AtomicU64,
+    /// Set once the connection has been chosen to make room.
+    evicted: AtomicBool,
+    /// Wakes the connection's task to close.
+    evict: Notify,
+    /// The table, for the phase clock and for removal.
+    slots: Arc<Slots>,
+    /// Key in the table.
+    serial: u64,
+}
+
+impl Slots {
+    /// No connections yet.
+    fn new(max: usize) -> Slots {
+        Slots {
+            max,
+            epoch: Instant::now(),
+            table: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            evicting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Nanoseconds since the epoch.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A slot for a new connection, making room if needed; `None` when
+    /// every connection is busy.
+    fn admit(this: &Arc<Slots>) -> Option<Arc<Slot>> {
+        let mut table = lock(&this.table);
+        if table
+            .len()
+            .saturating_sub(this.evicting.load(Ordering::SeqCst))
+            >= this.max
+        {
+            let victim = this.least_productive(&table)?;
+            victim.evicted.store(true, Ordering::SeqCst);
+            this.evicting.fetch_add(1, Ordering::SeqCst);
+            victim.evict.notify_one();
+        }
+        let serial = this.next.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            phase: AtomicU8::new(phase::HANDSHAKE),
+            since: AtomicU64::new(this.now()),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
+            slots: Arc::clone(this),
+            serial,
+        });
+        table.insert(serial, Arc::clone(&slot));
+        Some(slot)
+    }
+
+    /// The connection to close first, if any may be closed.
+    fn least_productive(&self, table: &HashMap<u64, Arc<Slot>>) -> Option<Arc<Slot>> {
+        let now = self.now();
+        let idle_after = u64::try_from(EVICT_IDLE_AFTER.as_nanos()).unwrap_or(u64::MAX);
+        table
+            .values()
+            .filter(|s| !s.evicted.load(Ordering::SeqCst))
+            .filter_map(|s| {
+                let since = s.since.load(Ordering::Relaxed);
+                let rank = match s.phase.load(Ordering::Relaxed) {
+                    phase::HANDSHAKE | phase::PARTIAL => 0,
+                    phase::STALLED => 1,
+                    phase::IDLE if now.saturating_sub(since) >= idle_after => 2,
+                    _ => return None,
+                };
+                Some(((rank, since), s))
+            })
+            .min_by_key(|(key, _)| *key)
+            .map(|(_, s)| Arc::clone(s))
+    }
+}
+
+impl Slot {
+    /// Records the connection's phase; the clock is read only on a change.
+    fn set(&self, p: u8) {
+        if self.phase.load(Ordering::Relaxed) != p {
+            self.phase.store(p, Ordering::Relaxed);
+            self.since.store(self.slots.now(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long the current phase has lasted.
+    fn age(&self) -> Duration {
+        let since = self.since.load(Ordering::Relaxed);
+        Duration::from_nanos(self.slots.now().saturating_sub(since))
+    }
+
+    /// Completes once the connection has been chosen to make room.
+    async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Only the connection's task and the table hold a slot; the task
+        // removes it (below), so this runs once the task is gone.
+        if self.evicted.load(Ordering::SeqCst) {
+            self.slots.evicting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Removes a connection's slot from the table when its task ends, however
+/// it ends (returned, or aborted at the drain timeout).
+struct SlotGuard(Arc<Slot>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        lock(&self.0.slots.table).remove(&self.0.serial);
+    }
+}
+// ANCHOR_END: slots
+
+/// Locks, ignoring poisoning: every critical section here is a single
+/// insert, remove or scan.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Answers a connection over the limit with a clear error, then closes it.
 async fn refuse(mut stream: TcpStream, shared: Arc<Shared>, max: usize) {
     let mut first = [0u8; 4];
@@ -454,12 +692,29 @@ async fn refuse(mut stream: TcpStream, shared: Arc<Shared>, max: usize) {
         frame::encode_connection_error(
             &mut out,
             ErrorCode::Overloaded,
-            &format!("provider has reached max_connections = {max}; try another provider or later"),
+            &format!(
+                "provider has reached max_connections = {max}, all of them busy; try another provider or later"
+            ),
         );
-        let _ = stream.write_all(&out).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(&out)).await;
     }
     // Legacy callers have no error channel: closing is all we can say.
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+}
+
+/// Reads until `buf` holds at least `n` bytes; `false` if the peer closed
+/// first.
+async fn read_at_least(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    n: usize,
+) -> std::io::Result<bool> {
+    while buf.len() < n {
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Reads the first bytes, decides which protocol the peer speaks, serves it.
@@ -468,18 +723,17 @@ async fn serve_connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    slot: Arc<Slot>,
 ) {
+    let _guard = SlotGuard(Arc::clone(&slot));
+    // One deadline from accept for the whole handshake: first bytes and
+    // preamble (or the whole legacy request) together, however they trickle.
+    let deadline = Instant::now() + shared.handshake;
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let first = tokio::time::timeout(shared.handshake, async {
-        while buf.len() < 4 {
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Ok(false);
-            }
-        }
-        Ok::<_, std::io::Error>(true)
-    })
-    .await;
+    let first = tokio::select! {
+        r = tokio::time::timeout_at(deadline.into(), read_at_least(&mut stream, &mut buf, 4)) => r,
+        () = slot.evicted() => return log::debug!("{peer}: closed during its handshake to make room"),
+    };
     match first {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return, // connected and left (port probes)
@@ -490,20 +744,25 @@ async fn serve_connection(
     }
     // ANCHOR: detect
     if buf[..4] == MAGIC {
-        serve_mprpc(stream, peer, buf, &shared, shutdown).await;
+        serve_mprpc(stream, peer, buf, &shared, shutdown, &slot, deadline).await;
     } else {
         // Anything else is the course's format, whose first four bytes are
         // a little-endian header size. See frame.rs for why this cannot
         // collide with the magic.
-        crate::legacy::serve(
+        let legacy = crate::legacy::serve(
             stream,
             peer,
             buf,
             &shared.legacy_services,
             shared.max_frame_size,
+            deadline,
             shared.handshake,
-        )
-        .await;
+            || slot.set(phase::BUSY),
+        );
+        tokio::select! {
+            () = legacy => {}
+            () = slot.evicted() => log::warn!("legacy caller {peer}: request incomplete after {:?}, closed to make room", slot.age()),
+        }
     }
     // ANCHOR_END: detect
 }
@@ -534,8 +793,15 @@ fn legacy_table(
     table
 }
 
-/// A handler's eventual output; `None` when the caller cancelled it.
-type InFlight = Pin<Box<dyn Future<Output = (u64, Option<Result<Vec<u8>, Status>>)> + Send>>;
+/// A call's eventual output: its id, whether it ran on a task of its own,
+/// and its result (`None` when the caller cancelled it).
+type InFlight = Pin<Box<dyn Future<Output = (u64, bool, Option<Result<Vec<u8>, Status>>)> + Send>>;
+
+/// A handler's future as the provider runs it: panics caught, cancellable,
+/// its polls timed.
+type Guarded = futures_util::future::Abortable<
+    Timed<futures_util::future::CatchUnwind<AssertUnwindSafe<crate::service::ResponseFuture>>>,
+>;
 
 /// Per-connection state of the mprpc protocol loop.
 struct ConnState<'a> {
@@ -545,10 +811,14 @@ struct ConnState<'a> {
     peer: SocketAddr,
     /// Encoded frames waiting to be written.
     out: BytesMut,
-    /// Handlers that did not complete on their first poll.
+    /// Calls that did not complete on their first inline poll, or run on
+    /// tasks of their own.
     in_flight: FuturesUnordered<InFlight>,
-    /// Abort handles of `in_flight`, by call id, for cancel frames.
+    /// Abort handles of `in_flight`, by call id: for cancel frames, and to
+    /// tell a duplicate id.
     aborts: HashMap<u64, AbortHandle>,
+    /// Calls of `in_flight` running on tasks of their own.
+    spawned: usize,
 }
 
 // ANCHOR: serve_mprpc
@@ -559,6 +829,8 @@ async fn serve_mprpc(
     mut inbuf: BytesMut,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
+    slot: &Slot,
+    handshake_deadline: Instant,
 ) {
     let mut st = ConnState {
         shared,
@@ -566,18 +838,17 @@ async fn serve_mprpc(
         out: BytesMut::with_capacity(16 * 1024),
         in_flight: FuturesUnordered::new(),
         aborts: HashMap::new(),
+        spawned: 0,
     };
     st.out.extend_from_slice(&PREAMBLE);
     // Wait for the full preamble, then check the version.
-    let ok = tokio::time::timeout(shared.handshake, async {
-        while inbuf.len() < PREAMBLE.len() {
-            if stream.read_buf(&mut inbuf).await? == 0 {
-                return Ok(false);
-            }
-        }
-        Ok::<_, std::io::Error>(true)
-    })
-    .await;
+    let ok = tokio::select! {
+        r = tokio::time::timeout_at(
+            handshake_deadline.into(),
+            read_at_least(&mut stream, &mut inbuf, PREAMBLE.len()),
+        ) => r,
+        () = slot.evicted() => return log::debug!("{peer}: closed during its handshake to make room"),
+    };
     if !matches!(ok, Ok(Ok(true))) {
         return;
     }
@@ -585,39 +856,121 @@ async fn serve_mprpc(
     preamble.copy_from_slice(&inbuf.split_to(PREAMBLE.len()));
     if let Err(msg) = frame::check_preamble(&preamble) {
         frame::encode_connection_error(&mut st.out, ErrorCode::BadRequest, &msg);
-        let _ = stream.write_all(&st.out).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(&st.out)).await;
         return;
     }
 
     let (mut rd, mut wr) = stream.split();
+    // Half of the allowance for requests received and not yet handled,
+    // half for responses not yet written. Buffers grow by doubling, so
+    // their capacity stays within about the whole allowance.
+    let half = shared.per_conn / 2;
     let mut read_closed = false;
     let mut draining = false;
+    // A loan from the provider-wide pool for the frame being received, when
+    // it is larger than this connection's own allowance; or the wait for one.
+    let mut loan: Option<OwnedSemaphorePermit> = None;
+    let mut borrowing: Option<Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>> =
+        None;
+    // When the partial frame at the front of `inbuf` started arriving.
+    let mut frame_started: Option<Instant> = None;
+    let frame_timer = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(frame_timer);
     // Idle detection costs one timestamp per event: the timer is only
     // re-armed when it fires, from the last sign of progress.
     let mut progress = Instant::now();
     let idle_timer = tokio::time::sleep(shared.idle.unwrap_or(Duration::MAX / 4));
     tokio::pin!(idle_timer);
     loop {
-        // Handle every complete frame already received.
-        loop {
+        // ANCHOR: budget
+        // Handle the complete frames received, as long as the responses
+        // waiting to be written stay within this connection's allowance.
+        let mut completed = false;
+        while st.out.len() < half && borrowing.is_none() && st.spawned < MAX_SPAWNED_PER_CONNECTION
+        {
+            if loan.is_none() {
+                // A frame above the allowance borrows before its bytes are
+                // reserved, or waits (reading nothing meanwhile).
+                if let Some(len) = frame::peek_len(&inbuf) {
+                    let need = len.saturating_add(4);
+                    if need > half && len <= shared.max_frame_size {
+                        let permits = u32::try_from(need).unwrap_or(u32::MAX);
+                        match Arc::clone(&shared.pool).try_acquire_many_owned(permits) {
+                            Ok(p) => loan = Some(p),
+                            Err(_) => {
+                                let pool = Arc::clone(&shared.pool);
+                                borrowing = Some(Box::pin(async move {
+                                    pool.acquire_many_owned(permits).await.ok()
+                                }));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             match frame::try_decode(&mut inbuf, shared.max_frame_size) {
-                Ok(Some(f)) => st.on_frame(f).await,
+                Ok(Some(f)) => {
+                    completed = true;
+                    st.on_frame(f, loan.take()).await;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log::warn!("{peer}: {e}");
                     frame::encode_connection_error(&mut st.out, e.code(), &e.to_string());
-                    let _ = wr.write_all(&st.out).await;
-                    let _ = wr.shutdown().await;
-                    return;
+                    return close(&mut wr, &st.out).await;
                 }
             }
         }
         if read_closed && st.in_flight.is_empty() && st.out.is_empty() {
             break;
         }
-        let can_read = !read_closed && st.out.len() < OUT_HIGH_WATER;
+        if inbuf.is_empty() && inbuf.capacity() > SHRINK_ABOVE {
+            inbuf = BytesMut::with_capacity(8 * 1024);
+        }
+        let allowance = half + loan.as_ref().map_or(0, |l| l.num_permits());
+        let room = allowance.saturating_sub(inbuf.len());
+        let out_full = st.out.len() >= half;
+        let can_read = !read_closed && borrowing.is_none() && !out_full && room > 0;
+        if can_read && inbuf.capacity() - inbuf.len() < 1024 {
+            // Read in useful sizes, not the 64 bytes an exhausted buffer grows by.
+            inbuf.reserve(room.min(8 * 1024));
+        }
+        // Unless decoding is held back (responses unsent, a loan awaited,
+        // too many calls on their own tasks), bytes left in `inbuf` now are
+        // a frame the caller has not finished sending; its clock runs only
+        // while we are willing to read.
+        let held_back = out_full || borrowing.is_some() || st.spawned >= MAX_SPAWNED_PER_CONNECTION;
+        let partial = !inbuf.is_empty() && !held_back;
+        if completed {
+            // A frame arrived whole: what is left is a new one, whose clock
+            // starts now (a caller streaming requests is always mid-frame).
+            frame_started = None;
+        }
+        if partial && can_read {
+            if frame_started.is_none() {
+                let now = Instant::now();
+                frame_started = Some(now);
+                if let Some(limit) = shared.frame {
+                    frame_timer.as_mut().reset((now + limit).into());
+                }
+            }
+        } else {
+            frame_started = None;
+        }
+        // ANCHOR_END: budget
+        slot.set(if out_full {
+            phase::STALLED
+        } else if !st.in_flight.is_empty() {
+            phase::BUSY
+        } else if partial || borrowing.is_some() {
+            phase::PARTIAL
+        } else if !st.out.is_empty() {
+            phase::BUSY
+        } else {
+            phase::IDLE
+        });
         tokio::select! {
-            r = rd.read_buf(&mut inbuf), if can_read => match r {
+            r = read_some(&mut rd, &mut inbuf, room), if can_read => match r {
                 Ok(0) => read_closed = true,
                 Ok(_) => progress = Instant::now(),
                 Err(e) => {
@@ -625,8 +978,9 @@ async fn serve_mprpc(
                     return;
                 }
             },
-            Some((id, result)) = st.in_flight.next(), if !st.in_flight.is_empty() => {
+            Some((id, spawned, result)) = st.in_flight.next(), if !st.in_flight.is_empty() && !out_full => {
                 st.aborts.remove(&id);
+                st.spawned -= usize::from(spawned);
                 progress = Instant::now();
                 if let Some(result) = result {
                     st.respond(id, result);
@@ -638,6 +992,45 @@ async fn serve_mprpc(
                     return;
                 }
                 progress = Instant::now();
+                if st.out.is_empty() && st.out.capacity() > SHRINK_ABOVE {
+                    st.out = BytesMut::with_capacity(16 * 1024);
+                }
+            }
+            Some(granted) = async { borrowing.as_mut()?.await }, if borrowing.is_some() => {
+                borrowing = None;
+                loan = Some(granted);
+            }
+            () = &mut frame_timer, if frame_started.is_some() && shared.frame.is_some() => {
+                let limit = shared.frame.unwrap_or_default();
+                let msg = format!(
+                    "request frame not complete within frame_ms = {} ms ({} bytes received{}); closing",
+                    limit.as_millis(),
+                    inbuf.len(),
+                    frame::peek_len(&inbuf).map(|l| format!(" of {}", l + 4)).unwrap_or_default(),
+                );
+                log::warn!("{peer}: {msg}");
+                frame::encode_connection_error(&mut st.out, ErrorCode::DeadlineExceeded, &msg);
+                return close(&mut wr, &st.out).await;
+            }
+            () = slot.evicted() => {
+                // Chosen to make room at max_connections: hand over what
+                // can go without waiting, and close.
+                let what = slot.phase.load(Ordering::Relaxed);
+                if what == phase::IDLE {
+                    frame::encode_goaway(&mut st.out);
+                } else {
+                    let msg = format!(
+                        "provider is at max_connections and this connection made no progress for {:?} \
+                         ({}); closed to make room",
+                        slot.age(),
+                        if what == phase::STALLED { "responses not read" } else { "frame incomplete" },
+                    );
+                    log::warn!("{peer}: {msg}");
+                    frame::encode_connection_error(&mut st.out, ErrorCode::Overloaded, &msg);
+                }
+                let _ = wr.try_write(&st.out);
+                let _ = tokio::time::timeout(Duration::from_millis(10), wr.shutdown()).await;
+                return;
             }
             _ = stopped(&mut shutdown), if !draining => {
                 // Keep reading: calls the caller sent before it saw goaway
@@ -648,11 +1041,13 @@ async fn serve_mprpc(
             // ANCHOR: idle
             () = &mut idle_timer, if shared.idle.is_some() => {
                 let idle = shared.idle.unwrap_or(Duration::MAX / 4);
-                if !st.in_flight.is_empty() || progress.elapsed() < idle {
-                    // Busy, or progress since the timer was armed.
-                    let from = if st.in_flight.is_empty() { progress } else { Instant::now() };
+                // Calls running count as progress; calls whose results we
+                // hold back because the caller reads nothing do not.
+                let working = !st.in_flight.is_empty() && !out_full;
+                if working || progress.elapsed() < idle {
+                    let from = if working { Instant::now() } else { progress };
                     idle_timer.as_mut().reset((from + idle).into());
-                } else if !inbuf.is_empty() || !st.out.is_empty() {
+                } else if !inbuf.is_empty() || !st.out.is_empty() || !st.in_flight.is_empty() {
                     // Half a frame, or responses the caller does not read:
                     // a well-behaved caller never stalls like this.
                     return log::warn!(
@@ -675,13 +1070,115 @@ async fn serve_mprpc(
             // ANCHOR_END: idle
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, wr.shutdown()).await;
 }
 // ANCHOR_END: serve_mprpc
 
+/// Reads at most `max` bytes into `buf`: what the connection's allowance
+/// has room for.
+async fn read_some(
+    rd: &mut tokio::net::tcp::ReadHalf<'_>,
+    buf: &mut BytesMut,
+    max: usize,
+) -> std::io::Result<usize> {
+    rd.take(max as u64).read_buf(buf).await
+}
+
+/// Writes the last bytes for at most [`CLOSE_GRACE`] (the peer may not be
+/// reading), then closes.
+async fn close(wr: &mut tokio::net::tcp::WriteHalf<'_>, out: &[u8]) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = wr.write_all(out).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
+}
+
+// ANCHOR: method_stats
+/// What the provider has learned about one method's handlers (adaptive
+/// mode): whether they are quick enough to poll inline.
+#[derive(Debug, Default)]
+struct MethodStats {
+    /// Poll inline; else spawn.
+    quick: AtomicBool,
+    /// Calls in a row whose every poll stayed under the budget.
+    streak: AtomicU32,
+}
+
+impl MethodStats {
+    /// Records the longest poll of one call (or of its first poll).
+    fn record(&self, longest: Duration, budget: Duration) {
+        if longest > budget {
+            // Re-learn from scratch: the next calls run on their own tasks.
+            self.streak.store(0, Ordering::Relaxed);
+            self.quick.store(false, Ordering::Relaxed);
+        } else if !self.quick.load(Ordering::Relaxed)
+            && self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= LEARN_AFTER
+        {
+            self.quick.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Polls a handler, noting its longest poll, and reports to its method's
+/// statistics when it completes or is dropped.
+struct Timed<F> {
+    /// The handler (already boxed by the service: `Unpin`).
+    fut: F,
+    /// Where to report; `None` when not learning (forced modes).
+    stats: Option<Arc<MethodStats>>,
+    /// `handlers.inline_budget_us`.
+    budget: Duration,
+    /// Longest poll so far.
+    longest: Duration,
+}
+
+impl<F: Future + Unpin> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let Some(stats) = &this.stats else {
+            return Pin::new(&mut this.fut).poll(cx);
+        };
+        let started = Instant::now();
+        let r = Pin::new(&mut this.fut).poll(cx);
+        let took = started.elapsed();
+        this.longest = this.longest.max(took);
+        if took > this.budget {
+            // Demote at once, not at the end: the next call of this method
+            // must not be polled inline while this one is still computing.
+            stats.record(took, this.budget);
+        } else if r.is_ready() {
+            stats.record(this.longest, this.budget);
+        }
+        r
+    }
+}
+// ANCHOR_END: method_stats
+
+/// Aborts a spawned handler when its call is dropped (connection closed,
+/// deadline passed).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl ConnState<'_> {
-    /// Handles one frame from the caller.
-    async fn on_frame(&mut self, f: Frame) {
+    /// Handles one frame from the caller. `loan` is pool memory borrowed
+    /// for this frame, held until its call completes.
+    async fn on_frame(&mut self, f: Frame, loan: Option<OwnedSemaphorePermit>) {
         match f {
             Frame::Request {
                 id,
@@ -690,7 +1187,7 @@ impl ConnState<'_> {
                 method,
                 payload,
             } => {
-                self.on_request(id, timeout_ms, &service, &method, payload)
+                self.on_request(id, timeout_ms, &service, &method, payload, loan)
                     .await
             }
             Frame::Cancel { id } => {
@@ -708,7 +1205,8 @@ impl ConnState<'_> {
     }
 
     // ANCHOR: on_request
-    /// Looks up the method, starts the handler and polls it once inline.
+    /// Looks up the method, then either polls the handler once inline or
+    /// starts it on a task of its own.
     async fn on_request(
         &mut self,
         id: u64,
@@ -716,8 +1214,9 @@ impl ConnState<'_> {
         service: &[u8],
         method: &[u8],
         payload: Bytes,
+        loan: Option<OwnedSemaphorePermit>,
     ) {
-        let Some(svc) = self.shared.services.get(service) else {
+        let Some((svc, stats)) = self.shared.published.get(service) else {
             // A caller that sent the course's short name gets told the name
             // it should have used.
             let hint = match self.shared.legacy_services.get(service) {
@@ -744,6 +1243,14 @@ impl ConnState<'_> {
             );
             return self.respond(id, Err(Status::new(ErrorCode::UnknownMethod, msg)));
         };
+        if self.aborts.contains_key(&id) {
+            // Two calls under one id: a cancel or a response could not say
+            // which one it means. The first keeps running.
+            let msg = format!(
+                "call id {id} is already in flight on this connection; ids must be unique among calls in flight"
+            );
+            return self.respond(id, Err(Status::new(ErrorCode::BadRequest, msg)));
+        }
         if self.in_flight.len() >= self.shared.max_in_flight {
             let msg = format!(
                 "{} calls already in flight on this connection (max_in_flight_per_connection)",
@@ -759,54 +1266,73 @@ impl ConnState<'_> {
             call_id: id,
             legacy: false,
         };
-        let mut fut = svc.call(index, ctx, payload);
-        // First poll right here, on the connection task: no spawn, no
-        // channel, no wake-up. A panicking handler fails its call only.
-        let first = std::future::poll_fn(|cx| {
-            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
-                fut.as_mut().poll(cx)
-            })))
-        })
-        .await;
-        match first {
-            Ok(Poll::Ready(result)) => self.respond(id, result),
-            Err(_) => self.respond(id, Err(panicked(desc.full_name, desc.methods[index]))),
-            Ok(Poll::Pending) => {
-                let (fut, handle) = abortable(AssertUnwindSafe(fut).catch_unwind());
-                let (name, mname) = (desc.full_name, desc.methods[index]);
-                self.aborts.insert(id, handle);
-                self.in_flight.push(Box::pin(async move {
-                    let limited = async {
-                        match deadline {
-                            Some(d) => tokio::time::timeout_at(d.into(), fut).await.unwrap_or_else(
-                                |_| {
-                                    Ok(Ok(Err(Status::new(
-                                        ErrorCode::DeadlineExceeded,
-                                        format!(
-                                            "{name}.{mname} did not finish within {timeout_ms} ms"
-                                        ),
-                                    ))))
-                                },
-                            ),
-                            None => fut.await,
-                        }
-                    };
-                    let result = match limited.await {
-                        Ok(Ok(result)) => Some(result),
-                        Ok(Err(_panic)) => Some(Err(panicked(name, mname))),
-                        Err(_aborted) => None,
-                    };
-                    (id, result)
-                }));
+        let stats = &stats[index];
+        let (learning, spawn) = match self.shared.mode {
+            HandlerMode::Inline => (false, false),
+            HandlerMode::Spawn => (false, true),
+            _ => (true, !stats.quick.load(Ordering::Relaxed)),
+        };
+        let (name, mname) = (desc.full_name, desc.methods[index]);
+        let mut fut = Timed {
+            fut: AssertUnwindSafe(svc.call(index, ctx, payload)).catch_unwind(),
+            stats: learning.then(|| Arc::clone(stats)),
+            budget: self.shared.budget,
+            longest: Duration::ZERO,
+        };
+        let outcome: Outcome = if spawn {
+            // Not known to be quick: a task of its own, so that a handler
+            // computing for a while holds up no other call.
+            let (fut, handle) = futures_util::future::abortable(fut);
+            self.aborts.insert(id, handle);
+            let task = AbortOnDrop(tokio::spawn(fut));
+            self.spawned += 1;
+            Box::pin(async move {
+                match task.await {
+                    Ok(r) => outcome(r, name, mname),
+                    Err(e) if e.is_panic() => Some(Err(panicked(name, mname))),
+                    Err(_) => None,
+                }
+            })
+        } else {
+            // First poll right here, on the connection task: no spawn,
+            // no channel, no wake-up.
+            let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
+            match first {
+                Poll::Ready(Ok(result)) => return self.respond(id, result),
+                Poll::Ready(Err(_panic)) => {
+                    return self.respond(id, Err(panicked(name, mname)));
+                }
+                Poll::Pending => {}
             }
-        }
+            let (fut, handle): (Guarded, _) = futures_util::future::abortable(fut);
+            self.aborts.insert(id, handle);
+            Box::pin(async move { outcome(fut.await, name, mname) })
+        };
+        self.in_flight.push(Box::pin(async move {
+            // Pool memory borrowed for a large request is returned when the
+            // call is over, not when its frame was parsed: the handler holds
+            // the payload until then.
+            let _loan = loan;
+            let result = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), outcome)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Some(Err(Status::new(
+                            ErrorCode::DeadlineExceeded,
+                            format!("{name}.{mname} did not finish within {timeout_ms} ms"),
+                        )))
+                    }),
+                None => outcome.await,
+            };
+            (id, spawn, result)
+        }));
     }
     // ANCHOR_END: on_request
 
     /// Appends the response frame for call `id`.
     fn respond(&mut self, id: u64, result: Result<Vec<u8>, Status>) {
         match result {
-            Ok(body) if body.len() + 14 <= self.shared.max_frame_size => {
+            Ok(body) if frame::response_fits(body.len(), self.shared.max_frame_size) => {
                 frame::encode_response(&mut self.out, id, ErrorCode::Ok, &body);
             }
             Ok(body) => {
@@ -822,6 +1348,19 @@ impl ConnState<'_> {
                 frame::encode_response(&mut self.out, id, status.code, status.message.as_bytes());
             }
         }
+    }
+}
+
+/// A guarded handler's result: `None` if cancelled.
+fn outcome(
+    r: Result<std::thread::Result<Result<Vec<u8>, Status>>, futures_util::future::Aborted>,
+    name: &str,
+    mname: &str,
+) -> Option<Result<Vec<u8>, Status>> {
+    match r {
+        Ok(Ok(result)) => Some(result),
+        Ok(Err(_panic)) => Some(Err(panicked(name, mname))),
+        Err(_aborted) => None,
     }
 }
 

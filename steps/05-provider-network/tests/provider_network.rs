@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use step::provider::{Level, RpcProvider, to_hex};
-use support::{Recorder, config, start_provider};
+use support::{config, received_hex, start_provider};
 
 #[test]
 fn bytes_sent_arrive_at_on_message() {
@@ -51,9 +51,9 @@ fn many_concurrent_connections_are_served_at_once() {
         .collect();
 
     log.wait_until("every payload", |lines| {
-        clients.iter().all(|(peer, payload, _)| {
-            Recorder::received_hex(lines, *peer) == to_hex(payload.as_bytes())
-        })
+        clients
+            .iter()
+            .all(|(peer, payload, _)| received_hex(lines, *peer) == to_hex(payload.as_bytes()))
     });
     drop(clients);
     log.wait_until("every disconnect", |lines| {

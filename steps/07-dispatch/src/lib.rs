@@ -3,8 +3,8 @@
 //! [`rpc`] is the abstract layer; [`fixbug`] the generated code;
 //! [`user_service`] the example services the rest of the tutorial publishes;
 //! [`application`] and [`config`] start the framework from a config file;
-//! [`provider`] publishes services and serves calls; [`wire`] reads the
-//! course's request frame, [`mprpc`] is its generated header.
+//! [`provider`] keeps the table of published services and serves calls;
+//! [`wire`] reads the course's request frame ([`mprpc`]: its header).
 
 pub mod application;
 pub mod config;

@@ -80,7 +80,8 @@ pub const DEFAULT_THREAD_NUM: usize = 4;
 /// server also raises `ulimit -n` and caps its number of connections.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How many bytes of a message the log shows in hex; the rest is elided.
+/// How many bytes of a message `on_message` shows in hex; the rest is
+/// elided so a large message cannot flood the log.
 const HEX_SHOWN: usize = 32;
 
 /// How long a client has to send its whole request, and separately to
@@ -122,8 +123,6 @@ impl std::fmt::Debug for RpcProvider {
             .field("addr", &self.addr)
             .field("thread_num", &self.thread_num)
             .field("services", &self.services)
-            .field("limits", &self.limits)
-            .field("io_timeout", &self.io_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -422,18 +421,6 @@ impl std::fmt::Display for DispatchError {
 
 impl std::error::Error for DispatchError {}
 
-impl From<FrameError> for DispatchError {
-    fn from(error: FrameError) -> Self {
-        DispatchError::Frame(error)
-    }
-}
-
-impl From<CallError> for DispatchError {
-    fn from(error: CallError) -> Self {
-        DispatchError::Call(error)
-    }
-}
-
 // ANCHOR: connection
 impl RpcProvider {
     /// Serves one connection: one call, then close (the course's "short
@@ -473,7 +460,8 @@ impl RpcProvider {
         // One deadline for the whole frame, however it is split.
         let request = timeout(self.io_timeout, wire::read_request(socket, self.limits))
             .await
-            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))??;
+            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))?
+            .map_err(DispatchError::Frame)?;
         // Names are bytes on the wire. Bytes that are not UTF-8 become
         // U+FFFD here and then match no service; escape_debug keeps a
         // hostile name from writing control characters into the log.
@@ -507,7 +495,9 @@ impl RpcProvider {
         // that blocks (a database call) would hold a worker thread, and a
         // real server would run it with tokio::task::spawn_blocking or make
         // services async (final/ does the latter).
-        Ok(info.service.call_method(descriptor, &request.args)?)
+        info.service
+            .call_method(descriptor, &request.args)
+            .map_err(DispatchError::Call)
     }
     // ANCHOR_END: on_message
 

@@ -1,7 +1,6 @@
-//! The provider's network service over real TCP on 127.0.0.1, now that it
-//! dispatches calls: many clients are served at once, and one client
-//! misbehaving does not disturb the others. (Step 05's tests of raw
-//! `on_message` bytes are replaced by `tests/dispatch.rs`.)
+//! The provider's network service over real TCP on 127.0.0.1: many
+//! clients are served at once, and one client
+//! misbehaving does not disturb the others.
 
 mod support;
 

@@ -125,8 +125,10 @@ pub enum FrameError {
         /// How many arrived before the end.
         received: usize,
     },
-    /// `header_size` is beyond [`FrameLimits::max_header_size`].
-    HeaderTooLarge {
+    /// `header_size` or `args_size` is beyond its [`FrameLimits`].
+    TooLarge {
+        /// `"header_size"` or `"args_size"`.
+        field: &'static str,
         /// What the peer announced.
         size: u32,
         /// The limit.
@@ -134,13 +136,6 @@ pub enum FrameError {
     },
     /// The header bytes are not an `RpcHeader`.
     BadHeader(prost::DecodeError),
-    /// `args_size` is beyond [`FrameLimits::max_args_size`].
-    ArgsTooLarge {
-        /// What the peer announced.
-        size: u32,
-        /// The limit.
-        limit: u32,
-    },
     /// Reading failed (connection reset, ...).
     Io(io::Error),
 }
@@ -157,13 +152,10 @@ impl std::fmt::Display for FrameError {
                 f,
                 "the peer closed the connection after {received} of the {expected} bytes of {part}"
             ),
-            FrameError::HeaderTooLarge { size, limit } => {
-                write!(f, "header_size {size} is over the limit of {limit} bytes")
+            FrameError::TooLarge { field, size, limit } => {
+                write!(f, "{field} {size} is over the limit of {limit} bytes")
             }
             FrameError::BadHeader(error) => write!(f, "the header is not an RpcHeader: {error}"),
-            FrameError::ArgsTooLarge { size, limit } => {
-                write!(f, "args_size {size} is over the limit of {limit} bytes")
-            }
             FrameError::Io(error) => write!(f, "reading the request failed: {error}"),
         }
     }
@@ -203,7 +195,8 @@ where
     // little-endian on x86-64. We say so explicitly, so any host agrees.
     let header_size = u32::from_le_bytes(size);
     if header_size > limits.max_header_size {
-        return Err(FrameError::HeaderTooLarge {
+        return Err(FrameError::TooLarge {
+            field: "header_size",
             size: header_size,
             limit: limits.max_header_size,
         });
@@ -211,7 +204,8 @@ where
     let header = read_part(reader, header_size, "header").await?;
     let header = RpcHeader::decode(header.as_slice()).map_err(FrameError::BadHeader)?;
     if header.args_size > limits.max_args_size {
-        return Err(FrameError::ArgsTooLarge {
+        return Err(FrameError::TooLarge {
+            field: "args_size",
             size: header.args_size,
             limit: limits.max_args_size,
         });

@@ -44,23 +44,19 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 // ANCHOR: log
-/// How serious a log line is: the logger's levels, so that a line keeps its
-/// level all the way to the file.
+/// How serious a log line is: the logger's, kept all the way to the file.
 pub use crate::logger::Level;
 
 /// Where the provider's log lines go.
 ///
-/// A function rather than a logging call in the code, so that a test or a
-/// demo can collect the lines and see what the provider saw. The default,
-/// [`log_to_file`], hands them to the asynchronous logger; a real system
-/// would log through a facade such as `log` or `tracing` and let the
-/// program choose where lines go.
+/// A function rather than `println!` in the code, so that a test or a demo
+/// can collect the lines and see what the provider saw. Step 10 replaces
+/// the default with the course's asynchronous logger; a real system would
+/// use a logging facade such as `log` or `tracing`.
 pub type LogSink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
-/// The default sink: the process-wide asynchronous logger
-/// ([`Logger::global`]), which writes `logs/YYYY-MM-DD-log.txt` on its own
-/// thread. The connection task that logs only puts the line on a queue; it
-/// never waits for the disk.
+/// The default sink: the process-wide asynchronous logger ([`Logger::global`]);
+/// the connection task only queues the line, it never waits for the disk.
 pub fn log_to_file(level: Level, line: &str) {
     Logger::global().log(level, line);
 }
@@ -77,7 +73,8 @@ pub const DEFAULT_THREAD_NUM: usize = 4;
 /// server also raises `ulimit -n` and caps its number of connections.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How many bytes of a message the log shows in hex; the rest is elided.
+/// How many bytes of a message `on_message` shows in hex; the rest is
+/// elided so a large message cannot flood the log.
 const HEX_SHOWN: usize = 32;
 
 /// How long a client has to send its whole request, and separately to
@@ -119,8 +116,6 @@ impl std::fmt::Debug for RpcProvider {
             .field("addr", &self.addr)
             .field("thread_num", &self.thread_num)
             .field("services", &self.services)
-            .field("limits", &self.limits)
-            .field("io_timeout", &self.io_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -419,18 +414,6 @@ impl std::fmt::Display for DispatchError {
 
 impl std::error::Error for DispatchError {}
 
-impl From<FrameError> for DispatchError {
-    fn from(error: FrameError) -> Self {
-        DispatchError::Frame(error)
-    }
-}
-
-impl From<CallError> for DispatchError {
-    fn from(error: CallError) -> Self {
-        DispatchError::Call(error)
-    }
-}
-
 // ANCHOR: connection
 impl RpcProvider {
     /// Serves one connection: one call, then close (the course's "short
@@ -470,7 +453,8 @@ impl RpcProvider {
         // One deadline for the whole frame, however it is split.
         let request = timeout(self.io_timeout, wire::read_request(socket, self.limits))
             .await
-            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))??;
+            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))?
+            .map_err(DispatchError::Frame)?;
         // Names are bytes on the wire. Bytes that are not UTF-8 become
         // U+FFFD here and then match no service; escape_debug keeps a
         // hostile name from writing control characters into the log.
@@ -504,7 +488,9 @@ impl RpcProvider {
         // that blocks (a database call) would hold a worker thread, and a
         // real server would run it with tokio::task::spawn_blocking or make
         // services async (final/ does the latter).
-        Ok(info.service.call_method(descriptor, &request.args)?)
+        info.service
+            .call_method(descriptor, &request.args)
+            .map_err(DispatchError::Call)
     }
     // ANCHOR_END: on_message
 

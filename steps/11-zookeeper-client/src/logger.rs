@@ -16,57 +16,34 @@
 //!   [`Logger::init`] wait until the writer has handed every queued line to
 //!   the operating system.
 //!
-//! Why a queue and a thread at all: writing a file can take milliseconds
-//! (a slow disk, a full page cache), and an RPC worker that waits for that is
-//! not answering requests. Putting a record on a queue is a memory operation;
-//! the disk I/O happens on a thread nobody waits for.
-//!
-//! A real project would not write this module. It would log through the
-//! `log` or `tracing` facade and hand the lines to `tracing-appender`, whose
-//! non-blocking writer is this same design (a bounded channel, one worker
-//! thread, a `WorkerGuard` that flushes on drop) and whose rolling appender
-//! does the daily files.
+//! A queue and a thread, because an RPC worker waiting for the disk is not
+//! answering requests. A real project would use `tracing-appender`, the same
+//! design; it and `final/` also drop (and count) lines when the queue is
+//! full, and give up on a writer that makes no progress (a hung disk).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, NaiveDate};
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 /// Directory the global logger writes to when nobody called [`Logger::init`]:
 /// `logs` under the current directory, as in the course.
 pub const DEFAULT_DIR: &str = "logs";
 
-/// How many records may wait in the queue before new ones are dropped.
-///
-/// 65,536 records of ~100 bytes is a few megabytes: room for a long burst,
-/// while a disk that stopped answering cannot make the process grow forever.
-pub const DEFAULT_CAPACITY: usize = 65_536;
-
-/// How long [`Logger::flush`], [`Logger::shutdown`] and the guards wait for a
-/// writer that makes **no progress at all** before giving up, so a hung disk
-/// cannot hang the program's exit.
-///
-/// The clock restarts with every record the writer takes up: a writer that is
-/// merely slow (a busy machine, a debug build) is waited for, however long
-/// the queue it has to get through. That wait is bounded, since a flush only
-/// waits for what was queued before it, at most the queue's capacity.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a waiting flush looks at the writer's progress.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How many records may wait in the queue (a few megabytes); a caller
+/// logging into a full queue waits for room.
+pub const CAPACITY: usize = 65_536;
 
 // ANCHOR: record
-/// How serious a record is. The course had these two levels.
+/// How serious a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {
-    /// Normal operation: a service registered, a call was answered.
+    /// Normal operation: a connection came or went, a call was served.
     Info,
     /// Something failed: a bad request, a lost connection.
     Error,
@@ -88,11 +65,9 @@ impl fmt::Display for Level {
     }
 }
 
-/// One log line, complete before it enters the queue.
-///
-/// Level and time are fields of the record, fixed by the caller. Nothing the
-/// writer thread prints comes from shared state that another caller could
-/// have changed in the meantime.
+/// One log line, complete before it enters the queue: level and time are
+/// fixed by the caller, so nothing the writer prints comes from shared state
+/// another caller could have changed meanwhile.
 #[derive(Debug)]
 struct Record {
     /// The level the caller asked for.
@@ -116,144 +91,89 @@ enum Command {
     Shutdown(Sender<()>),
 }
 
-/// An asynchronous logger: a bounded queue and one writer thread that owns
-/// the file.
-///
-/// `Logger` is `Sync`: share it by reference (or in an `Arc`) between all the
-/// threads that log. Most code uses the process-wide logger through
-/// [`log_info!`](crate::log_info) and [`log_error!`](crate::log_error);
-/// tests make their own instance with [`Logger::new`].
-///
-/// The queue is a `crossbeam-channel` bounded channel. Sending is a few
-/// atomic operations on a ring buffer: callers never take a mutex, so the
-/// RPC worker threads do not queue up behind each other to log (the course's
-/// reason for wanting a lock-free queue). A lock is only touched to wake the
-/// writer when it was asleep on an empty queue.
-///
-/// When the queue is full, [`Logger::log`] drops the new record and counts
-/// it instead of waiting: logging must never stall a request because the
-/// disk is slow. The writer reports the count as an `ERROR` line once it has
-/// caught up. (`tracing-appender` makes the same choice by default.)
+/// An asynchronous logger: a bounded `crossbeam-channel` queue (callers never
+/// wait for a mutex: the course's reason for a lock-free queue) and one
+/// writer thread that owns the file. Most code uses the process-wide one
+/// through [`log_info!`](crate::log_info) and [`log_error!`](crate::log_error).
 #[derive(Debug)]
 pub struct Logger {
     /// Sending side of the queue; the writer thread holds the receiving side.
     tx: Sender<Command>,
-    /// Counters shared with the writer thread.
-    shared: Arc<Shared>,
     /// The writer thread; `None` once shut down, or if it could not start.
     writer: Option<JoinHandle<()>>,
 }
 
 impl Logger {
-    /// A logger writing daily files into `dir`, with [`DEFAULT_CAPACITY`].
-    ///
-    /// The directory is created by the writer thread when the first record
-    /// arrives; if that fails the error is reported on stderr, not here.
+    /// A logger writing daily files into `dir`, created when the first
+    /// record arrives (a failure is reported on stderr, not here).
     pub fn new(dir: impl Into<PathBuf>) -> Logger {
-        Logger::with_capacity(dir, DEFAULT_CAPACITY)
-    }
-
-    /// A logger whose queue holds at most `capacity` records (at least 1).
-    pub fn with_capacity(dir: impl Into<PathBuf>, capacity: usize) -> Logger {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        let shared = Arc::new(Shared::default());
-        let writer = Writer::new(dir.into(), rx, Arc::clone(&shared));
+        let (tx, rx) = crossbeam_channel::bounded(CAPACITY);
+        let writer = Writer {
+            dir: dir.into(),
+            rx,
+            file: None,
+            reported: false,
+        };
         let writer = thread::Builder::new()
             .name("mprpc-logger".into())
             .spawn(move || writer.run());
         let writer = match writer {
             Ok(handle) => Some(handle),
             Err(err) => {
-                // The receiver went away with the closure, so every later
-                // send fails at once: logging becomes a no-op, not a panic.
+                // Every later send fails at once: a no-op, not a panic.
                 report(format_args!(
                     "cannot start the writer thread: {err}; log records are dropped"
                 ));
                 None
             }
         };
-        Logger { tx, shared, writer }
+        Logger { tx, writer }
     }
 
     /// Queues `message` at `level`, stamped with the current local time.
-    ///
-    /// Returns at once: the disk is written by the writer thread.
+    /// Returns at once (unless the queue is full): the writer thread writes.
     pub fn log(&self, level: Level, message: impl Into<String>) {
         // Read the clock first: the line must show when this call happened.
         let time = Local::now();
         self.log_at(level, time, message);
     }
 
-    /// Queues `message` with a timestamp chosen by the caller.
-    ///
-    /// The file a line goes to is a function of its own timestamp, so this is
-    /// how a test shows the switch to a new day's file without waiting for
-    /// midnight.
+    /// Queues `message` with a timestamp chosen by the caller: the file a
+    /// line goes to follows from its own timestamp, so a test can show the
+    /// switch to a new day's file without waiting for midnight.
     pub fn log_at(&self, level: Level, time: DateTime<Local>, message: impl Into<String>) {
-        let record = Record {
+        let message = message.into();
+        // An error means the writer thread is gone (it could not start);
+        // that was reported once already.
+        let _ = self.tx.send(Command::Record(Record {
             level,
             time,
-            message: message.into(),
-        };
-        match self.tx.try_send(Command::Record(record)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            // The writer thread is gone (it could not start); that was
-            // reported once already.
-            Err(TrySendError::Disconnected(_)) => {}
-        }
+            message,
+        }));
     }
 }
 // ANCHOR_END: queue
 
 // ANCHOR: flush
 impl Logger {
-    /// Waits until every record queued before this call has been handed to
-    /// the operating system (written, or dropped after a reported I/O error).
-    ///
-    /// Records queued by other threads before this call count too: the queue
-    /// is first-in first-out. Returns `false` if the writer thread is gone or
-    /// made no progress for [`STALL_TIMEOUT`].
-    ///
-    /// "Handed to the operating system" survives the process exiting, not
-    /// the machine losing power; that would need `File::sync_data` per flush.
+    /// Waits until every record queued before this call (by any thread: the
+    /// queue is first-in first-out) has been handed to the operating system.
+    /// Returns `false` if the writer thread is gone.
     pub fn flush(&self) -> bool {
         self.sync(Command::Flush)
     }
 
     /// Writes out everything queued, stops the writer thread and waits for
-    /// it. Returns `true` if everything was written out in time.
-    ///
-    /// Dropping a `Logger` does the same; this spelling says so in the code
-    /// and reports the outcome.
+    /// it; `true` if everything was written out. Dropping does the same.
     pub fn shutdown(mut self) -> bool {
         self.stop()
     }
 
     /// Sends a command carrying an acknowledgement channel and waits for the
-    /// writer to answer, giving up only if the writer stalls.
+    /// writer's answer, which comes after everything queued before it.
     fn sync(&self, command: fn(Sender<()>) -> Command) -> bool {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        let mut watchdog = Watchdog::new(&self.shared.done);
-        // Unlike a record, a flush waits for room in a full queue: its
-        // caller asked to wait.
-        let mut command = command(ack_tx);
-        loop {
-            match self.tx.send_timeout(command, POLL_INTERVAL) {
-                Ok(()) => break,
-                Err(SendTimeoutError::Timeout(back)) if !watchdog.stalled() => command = back,
-                Err(_) => return false,
-            }
-        }
-        loop {
-            match ack_rx.recv_timeout(POLL_INTERVAL) {
-                Ok(()) => return true,
-                Err(RecvTimeoutError::Timeout) if !watchdog.stalled() => {}
-                Err(_) => return false,
-            }
-        }
+        self.tx.send(command(ack_tx)).is_ok() && ack_rx.recv().is_ok()
     }
 
     /// Shared by [`Logger::shutdown`] and `Drop`: drain, stop, join.
@@ -262,73 +182,18 @@ impl Logger {
             // Already stopped, or never started.
             return false;
         };
-        if self.sync(Command::Shutdown) {
-            // The writer has answered and is returning: joining is immediate.
-            writer.join().is_ok()
-        } else {
-            if !writer.is_finished() {
-                report(format_args!(
-                    "the writer made no progress for {STALL_TIMEOUT:?}; \
-                     detaching it, queued records may be lost"
-                ));
-            }
-            // Dropping the handle detaches a thread that is still stuck in
-            // I/O; joining it could hang the program.
-            false
-        }
+        self.sync(Command::Shutdown) && writer.join().is_ok()
     }
 }
 
 impl Drop for Logger {
-    /// Drains the queue and joins the writer, so an owned logger loses
-    /// nothing when it goes out of scope.
+    /// Drains the queue and joins the writer: an owned logger loses nothing
+    /// when it goes out of scope.
     fn drop(&mut self) {
         self.stop();
     }
 }
-
-/// Tells a slow writer from a stuck one, by watching [`Shared::done`].
-struct Watchdog<'a> {
-    /// The writer's progress counter.
-    done: &'a AtomicU64,
-    /// The counter's value when last looked at.
-    last: u64,
-    /// When the counter last moved (or the watch began).
-    since: Instant,
-}
-
-impl<'a> Watchdog<'a> {
-    /// Starts watching `done` now.
-    fn new(done: &'a AtomicU64) -> Watchdog<'a> {
-        Watchdog {
-            done,
-            last: done.load(Ordering::Relaxed),
-            since: Instant::now(),
-        }
-    }
-
-    /// `true` once the counter has not moved for [`STALL_TIMEOUT`].
-    fn stalled(&mut self) -> bool {
-        let now = self.done.load(Ordering::Relaxed);
-        if now != self.last {
-            self.last = now;
-            self.since = Instant::now();
-        }
-        self.since.elapsed() >= STALL_TIMEOUT
-    }
-}
 // ANCHOR_END: flush
-
-/// Counters shared by the callers and the writer thread. Plain atomics: no
-/// caller ever waits for another to update them.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Records refused because the queue was full, not yet reported.
-    dropped: AtomicU64,
-    /// Commands the writer has taken up. A flush watches it to tell a slow
-    /// writer (it keeps counting) from a stuck one (it stops).
-    done: AtomicU64,
-}
 
 /// The name of the file holding the lines of `date`: `YYYY-MM-DD-log.txt`.
 pub fn log_file_name(date: NaiveDate) -> String {
@@ -343,8 +208,6 @@ struct Writer {
     dir: PathBuf,
     /// Receiving side of the queue.
     rx: Receiver<Command>,
-    /// Counters shared with the [`Logger`].
-    shared: Arc<Shared>,
     /// The open file and the date it is for; `None` before the first record
     /// and after an I/O error (the next record tries to open it again).
     file: Option<(NaiveDate, BufWriter<File>)>,
@@ -353,159 +216,92 @@ struct Writer {
 }
 
 impl Writer {
-    /// A writer that has not opened any file yet.
-    fn new(dir: PathBuf, rx: Receiver<Command>, shared: Arc<Shared>) -> Writer {
-        Writer {
-            dir,
-            rx,
-            shared,
-            file: None,
-            reported: false,
-        }
-    }
-
-    /// The thread's body. Sleeps while the queue is empty; when woken, takes
-    /// everything queued without sleeping again, then flushes once. Under
-    /// load many lines share one `write` system call; when idle, each line
-    /// reaches the file right away.
+    /// The thread's body: takes everything queued, then flushes once (under
+    /// load many lines share one `write`), then sleeps until there is more.
     fn run(mut self) {
         while let Ok(first) = self.rx.recv() {
             let mut next = Some(first);
             while let Some(command) = next {
-                if !self.handle(command) {
-                    return;
+                match command {
+                    Command::Record(record) => self.write(&record),
+                    Command::Flush(ack) => {
+                        self.flush();
+                        // If the flusher is gone, there is nobody to tell.
+                        let _ = ack.send(());
+                    }
+                    Command::Shutdown(ack) => {
+                        self.flush();
+                        let _ = ack.send(());
+                        return;
+                    }
                 }
                 next = self.rx.try_recv().ok();
             }
-            self.end_of_burst();
-        }
-        // Every sender is gone (a `Logger` that gave up on a slow writer):
-        // the queue is drained, write out what is buffered.
-        self.end_of_burst();
-    }
-
-    /// Carries out one command; `false` means the thread should end.
-    fn handle(&mut self, command: Command) -> bool {
-        // Counted before the work, so a record that blocks for long in the
-        // kernel shows as "no progress" to a waiting flush.
-        self.shared.done.fetch_add(1, Ordering::Relaxed);
-        match command {
-            Command::Record(record) => {
-                self.write(&record);
-                true
-            }
-            Command::Flush(ack) => {
-                self.end_of_burst();
-                // The flusher may have timed out and left; nothing to do then.
-                let _ = ack.send(());
-                true
-            }
-            Command::Shutdown(ack) => {
-                self.end_of_burst();
-                let _ = ack.send(());
-                false
-            }
-        }
-    }
-
-    /// Reports records dropped on a full queue, then pushes the buffered
-    /// lines to the operating system.
-    fn end_of_burst(&mut self) {
-        let dropped = self.shared.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            self.write(&Record {
-                level: Level::Error,
-                time: Local::now(),
-                message: format!("logger queue full: {dropped} records dropped"),
-            });
-        }
-        if let Some((date, out)) = self.file.as_mut() {
-            if let Err(err) = out.flush() {
-                let path = self.dir.join(log_file_name(*date));
-                self.file = None;
-                self.fail(&path, &err);
-            }
+            self.flush();
         }
     }
 
     /// Appends one line to the file of the record's own date, opening that
-    /// file first if the date differs from the open one.
-    ///
-    /// Near midnight, lines of two threads may arrive slightly out of order
-    /// and the writer switches back and forth; each line still lands in the
-    /// file of the day it was logged.
+    /// file first if it is not the open one.
     fn write(&mut self, record: &Record) {
         let date = record.time.date_naive();
         if self.file.as_ref().is_none_or(|(open, _)| *open != date) {
-            self.close();
-            self.open(date);
-        }
-        let Some((_, out)) = self.file.as_mut() else {
-            // Could not open; already reported. The record is dropped.
-            return;
-        };
-        if let Err(err) = write_line(out, record) {
-            let path = self.dir.join(log_file_name(date));
+            self.flush();
             self.file = None;
-            self.fail(&path, &err);
-        }
-    }
-
-    /// Opens (creating the directory and file if needed) the file of `date`
-    /// for appending. On failure the file stays `None` and the next record
-    /// tries again, so logging resumes once the disk is writable.
-    fn open(&mut self, date: NaiveDate) {
-        let path = self.dir.join(log_file_name(date));
-        let opened = fs::create_dir_all(&self.dir)
-            .and_then(|()| OpenOptions::new().create(true).append(true).open(&path));
-        match opened {
-            Ok(file) => self.file = Some((date, BufWriter::new(file))),
-            Err(err) => self.fail(&path, &err),
-        }
-    }
-
-    /// Flushes and closes the open file, if any.
-    fn close(&mut self) {
-        if let Some((date, mut out)) = self.file.take() {
-            if let Err(err) = out.flush() {
+            let opened = fs::create_dir_all(&self.dir).and_then(|()| {
                 let path = self.dir.join(log_file_name(date));
-                self.fail(&path, &err);
+                OpenOptions::new().create(true).append(true).open(path)
+            });
+            match opened {
+                Ok(file) => self.file = Some((date, BufWriter::new(file))),
+                // The record is dropped; the next one tries again, so logging
+                // resumes once the disk is writable.
+                Err(err) => return self.fail(date, &err),
+            }
+        }
+        if let Some((_, out)) = self.file.as_mut() {
+            if let Err(err) = write_line(out, record) {
+                self.fail(date, &err);
             }
         }
     }
 
-    /// Reports the first I/O error on stderr and stays quiet afterwards: a
-    /// full disk would otherwise print one complaint per log call.
-    fn fail(&mut self, path: &Path, err: &io::Error) {
+    /// Pushes the buffered lines to the operating system.
+    fn flush(&mut self) {
+        if let Some((date, out)) = self.file.as_mut() {
+            if let Err(err) = out.flush() {
+                let date = *date;
+                self.fail(date, &err);
+            }
+        }
+    }
+
+    /// Closes the file after an I/O error; reports only the first error (a
+    /// full disk would otherwise complain once per line).
+    fn fail(&mut self, date: NaiveDate, err: &io::Error) {
+        self.file = None;
         if !self.reported {
             self.reported = true;
             report(format_args!(
                 "cannot write {}: {err}; records that cannot be written are dropped \
                  (further errors are not reported)",
-                path.display()
+                self.dir.join(log_file_name(date)).display()
             ));
         }
     }
 }
 
-/// Formats one record as `2026-11-25 18:05:41.123 [INFO] message\n`.
-///
-/// Line breaks inside the message are written as `\n` and `\r`, so a message
-/// that carries text from a peer cannot forge extra log lines.
+/// Formats one record as `2026-11-25 18:05:41.123 [INFO] message\n`. Line
+/// breaks inside the message are written as `\n` and `\r`, so a message that
+/// carries text from a peer cannot forge extra log lines.
 fn write_line(out: &mut impl Write, record: &Record) -> io::Result<()> {
-    write!(
+    let message = record.message.replace('\n', "\\n").replace('\r', "\\r");
+    writeln!(
         out,
-        "{} [{}] ",
+        "{} [{}] {message}",
         record.time.format("%Y-%m-%d %H:%M:%S%.3f"),
         record.level
-    )?;
-    if record.message.contains(['\n', '\r']) {
-        let escaped = record.message.replace('\n', "\\n").replace('\r', "\\r");
-        out.write_all(escaped.as_bytes())?;
-    } else {
-        out.write_all(record.message.as_bytes())?;
-    }
-    out.write_all(b"\n")
+    )
 }
 // ANCHOR_END: writer
 
@@ -522,36 +318,16 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 impl Logger {
     /// Starts the process-wide logger, writing into `dir`, and returns the
-    /// guard that flushes it when `main` returns.
-    ///
-    /// Call it at the top of `main` and keep the guard alive:
-    /// `let _guard = Logger::init("logs")?;` (not `let _ = ...`, which drops
-    /// the guard at once). Fails if the global logger already exists, made
-    /// by an earlier `init` or by a macro used before `init`.
+    /// guard that flushes it when `main` returns: `let _guard = ...`.
     ///
     /// # Errors
     ///
-    /// [`InitError`] if the process-wide logger already exists; `dir` is
-    /// then ignored and the existing logger stays in use.
+    /// [`InitError`] if the process-wide logger already exists.
     pub fn init(dir: impl Into<PathBuf>) -> Result<LogGuard, InitError> {
-        Logger::init_with_capacity(dir, DEFAULT_CAPACITY)
-    }
-
-    /// [`Logger::init`] with a queue of `capacity` records instead of
-    /// [`DEFAULT_CAPACITY`]: for a program that knows its bursts are larger
-    /// and would rather spend the memory than drop lines.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Logger::init`].
-    pub fn init_with_capacity(
-        dir: impl Into<PathBuf>,
-        capacity: usize,
-    ) -> Result<LogGuard, InitError> {
         let mut created = false;
         LOGGER.get_or_init(|| {
             created = true;
-            Logger::with_capacity(dir, capacity)
+            Logger::new(dir)
         });
         if created {
             Ok(LogGuard { _private: () })
@@ -561,23 +337,16 @@ impl Logger {
     }
 
     /// The process-wide logger, created in [`DEFAULT_DIR`] on first use if
-    /// [`Logger::init`] was not called. Without `init` there is no guard, so
-    /// the last records before exit may be lost unless someone calls
-    /// [`Logger::flush`] on it.
+    /// [`Logger::init`] was not called (then there is no guard, and the last
+    /// records before exit may be lost).
     pub fn global() -> &'static Logger {
         LOGGER.get_or_init(|| Logger::new(DEFAULT_DIR))
     }
 }
 
-/// Flushes the process-wide logger when dropped.
-///
-/// A `static` has no destructor, and returning from `main` ends the process
-/// without waiting for other threads, so records still in the queue would be
-/// lost with the writer thread. Locals of `main` *are* dropped before the
-/// process exits: a guard living there turns "main returned" into "the queue
-/// was drained". This is `tracing-appender`'s `WorkerGuard` design. The guard
-/// only flushes and does not stop the writer: threads still running at that
-/// moment may keep logging without panicking (their last lines may be lost).
+/// Flushes the process-wide logger when dropped. Returning from `main` ends
+/// the process without dropping statics, but locals of `main` are dropped:
+/// a guard there turns "main returned" into "the queue was drained".
 #[must_use = "the guard flushes the logger when dropped; bind it with `let _guard = ...`"]
 #[derive(Debug)]
 pub struct LogGuard {
@@ -586,8 +355,7 @@ pub struct LogGuard {
 }
 
 impl Drop for LogGuard {
-    /// Waits until every queued record is out (or the writer is stuck for
-    /// [`STALL_TIMEOUT`]).
+    /// Waits until every queued record is out.
     fn drop(&mut self) {
         if let Some(logger) = LOGGER.get() {
             logger.flush();
@@ -616,10 +384,8 @@ impl std::error::Error for InitError {}
 
 // ANCHOR: macros
 /// Logs an `INFO` line through the process-wide logger; arguments as for
-/// `format!`. The message is formatted on the caller's thread (it may borrow
-/// the caller's data); the file is written on the logger's thread.
-///
-/// Expects this file to be the crate's `logger` module.
+/// `format!`, formatted on the caller's thread. Expects this file to be the
+/// crate's `logger` module.
 #[macro_export]
 macro_rules! log_info {
     ($($arg:tt)+) => {

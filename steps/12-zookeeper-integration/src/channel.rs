@@ -54,8 +54,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a lookup waits for ZooKeeper to confirm that its session is
-/// closed. The session only read, so nothing depends on it: if the
-/// confirmation is late, ZooKeeper expires the session by itself.
+/// closed (it only read: if late, ZooKeeper expires it by itself).
 const LOOKUP_CLOSE_WAIT: Duration = Duration::from_millis(500);
 // ANCHOR_END: timeouts
 
@@ -86,8 +85,7 @@ pub enum Target {
         session_timeout: Duration,
     },
     /// Always call the provider at this address, with no lookup
-    /// ([`MprpcChannel::direct`]): steps 08 to 11, and tests of the
-    /// transport itself.
+    /// ([`MprpcChannel::direct`]), as steps 08 to 11 did.
     Direct(SocketAddr),
 }
 // ANCHOR_END: channel
@@ -126,7 +124,11 @@ pub enum ChannelError {
         method: &'static str,
     },
     /// Asking ZooKeeper failed: it is down, slow, or refused the request.
-    Lookup(LookupError),
+    Lookup(ZkError),
+    /// Called from async code: the lookup cannot start a runtime in one.
+    InsideRuntime,
+    /// The lookup's small runtime could not be built (no fds or threads).
+    Runtime(io::Error),
     /// The method's znode does not hold an `ip:port`.
     BadProviderAddress {
         /// The znode, e.g. `/UserServiceRpc/Login`.
@@ -143,43 +145,6 @@ pub enum ChannelError {
     },
 }
 // ANCHOR_END: channel_error
-
-/// Why looking a provider up failed (other than "nobody provides it").
-#[derive(Debug)]
-pub enum LookupError {
-    /// ZooKeeper is down or slow, or refused the request.
-    ZooKeeper(ZkError),
-    /// The small runtime the lookup runs on could not be built (the
-    /// process is out of file descriptors or threads).
-    Runtime(io::Error),
-    /// The channel was called from async code. It blocks its thread, and
-    /// its lookup cannot start a runtime inside another one.
-    InsideRuntime,
-}
-
-impl std::fmt::Display for LookupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LookupError::ZooKeeper(error) => error.fmt(f),
-            LookupError::Runtime(error) => write!(f, "cannot start a runtime for it: {error}"),
-            LookupError::InsideRuntime => write!(
-                f,
-                "MprpcChannel blocks its thread and cannot be called from async code; \
-                 call it in tokio::task::spawn_blocking"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LookupError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LookupError::ZooKeeper(error) => Some(error),
-            LookupError::Runtime(error) => Some(error),
-            LookupError::InsideRuntime => None,
-        }
-    }
-}
 
 impl std::fmt::Display for ChannelError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -215,6 +180,14 @@ impl std::fmt::Display for ChannelError {
             ChannelError::Lookup(error) => {
                 write!(f, "cannot look the provider up in ZooKeeper: {error}")
             }
+            ChannelError::InsideRuntime => write!(
+                f,
+                "MprpcChannel blocks its thread and cannot be called from async code; \
+                 call it in tokio::task::spawn_blocking"
+            ),
+            ChannelError::Runtime(error) => {
+                write!(f, "cannot start a runtime to look the provider up: {error}")
+            }
             ChannelError::BadProviderAddress { path, data } => write!(
                 f,
                 "the znode {path} holds {data:?}, not a provider address ip:port"
@@ -228,27 +201,28 @@ impl std::error::Error for ChannelError {
         match self {
             ChannelError::Encode(error) => Some(error),
             ChannelError::Connect { source, .. } => Some(source),
-            ChannelError::Send(error) | ChannelError::Receive(error) => Some(error),
+            ChannelError::Send(error)
+            | ChannelError::Receive(error)
+            | ChannelError::Runtime(error) => Some(error),
             ChannelError::Decode(error) => Some(error),
             ChannelError::Lookup(error) => Some(error),
             ChannelError::NoResponse
             | ChannelError::ResponseTooLarge { .. }
             | ChannelError::Timeout { .. }
             | ChannelError::NoProvider { .. }
+            | ChannelError::InsideRuntime
             | ChannelError::BadProviderAddress { .. } => None,
         }
     }
 }
 
-/// How many characters of a znode's data an error shows: the data may be up
-/// to 1 MB of anything.
+/// How many characters of a znode's data (up to 1 MB) an error shows.
 pub const SHOWN_DATA: usize = 64;
 
 impl MprpcChannel {
     /// A channel that finds each call's provider in the ZooKeeper at the
-    /// config's `zookeeperip:zookeeperport`. The config's
-    /// `rpcserverip:rpcserverport` is the provider's business now; the
-    /// caller no longer reads it.
+    /// config's `zookeeperip:zookeeperport` (`rpcserverip:rpcserverport` is
+    /// the provider's business now).
     pub fn new(config: &MprpcConfig) -> Self {
         Self::with_target(Target::ZooKeeper {
             addr: config.zookeeper_addr(),
@@ -411,12 +385,12 @@ impl MprpcChannel {
         // on a small runtime of its own. Inside another runtime that would
         // panic, so say what to do instead.
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(ChannelError::Lookup(LookupError::InsideRuntime));
+            return Err(ChannelError::InsideRuntime);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| ChannelError::Lookup(LookupError::Runtime(error)))?;
+            .map_err(ChannelError::Runtime)?;
         let data = runtime
             .block_on(self.read_znode(zookeeper, session_timeout, &path))
             .map_err(|error| match error {
@@ -424,7 +398,7 @@ impl MprpcChannel {
                     service: method.service_name,
                     method: method.name,
                 },
-                error => ChannelError::Lookup(LookupError::ZooKeeper(error)),
+                error => ChannelError::Lookup(error),
             })?;
         // The course's provider writes "ip:port" with no trailing NUL; take
         // exactly that and nothing else.

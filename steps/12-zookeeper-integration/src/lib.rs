@@ -9,8 +9,8 @@
 //! the course's request frame, [`mprpc`] is its generated header;
 //! [`logger`] writes the log lines of both sides to daily files, on a
 //! thread of its own; [`zk_client`] opens ZooKeeper sessions, creates and
-//! reads znodes, and [`zk_server`] runs a throw-away ZooKeeper for the demo
-//! and the tests.
+//! reads znodes. (The throw-away ZooKeeper of the demo and the tests is
+//! the shared harness `tools/testkit`.)
 
 pub mod application;
 pub mod channel;
@@ -23,7 +23,6 @@ pub mod user_client;
 pub mod user_service;
 pub mod wire;
 pub mod zk_client;
-pub mod zk_server;
 
 // ANCHOR: generated
 /// Messages, service traits and stubs of protobuf package `fixbug`.

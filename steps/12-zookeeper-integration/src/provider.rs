@@ -49,23 +49,19 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 // ANCHOR: log
-/// How serious a log line is: the logger's levels, so that a line keeps its
-/// level all the way to the file.
+/// How serious a log line is: the logger's, kept all the way to the file.
 pub use crate::logger::Level;
 
 /// Where the provider's log lines go.
 ///
-/// A function rather than a logging call in the code, so that a test or a
-/// demo can collect the lines and see what the provider saw. The default,
-/// [`log_to_file`], hands them to the asynchronous logger; a real system
-/// would log through a facade such as `log` or `tracing` and let the
-/// program choose where lines go.
+/// A function rather than `println!` in the code, so that a test or a demo
+/// can collect the lines and see what the provider saw. Step 10 replaces
+/// the default with the course's asynchronous logger; a real system would
+/// use a logging facade such as `log` or `tracing`.
 pub type LogSink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
-/// The default sink: the process-wide asynchronous logger
-/// ([`Logger::global`]), which writes `logs/YYYY-MM-DD-log.txt` on its own
-/// thread. The connection task that logs only puts the line on a queue; it
-/// never waits for the disk.
+/// The default sink: the process-wide asynchronous logger ([`Logger::global`]);
+/// the connection task only queues the line, it never waits for the disk.
 pub fn log_to_file(level: Level, line: &str) {
     Logger::global().log(level, line);
 }
@@ -82,7 +78,8 @@ pub const DEFAULT_THREAD_NUM: usize = 4;
 /// server also raises `ulimit -n` and caps its number of connections.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How many bytes of a message the log shows in hex; the rest is elided.
+/// How many bytes of a message `on_message` shows in hex; the rest is
+/// elided so a large message cannot flood the log.
 const HEX_SHOWN: usize = 32;
 
 /// How long a client has to send its whole request, and separately to
@@ -98,9 +95,7 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
 const LINGER_MAX_BYTES: usize = 64 * 1024;
 
 /// How long a stopping provider waits for ZooKeeper to confirm the end of
-/// its session. With ZooKeeper down the confirmation never comes, and a
-/// provider must still be able to stop; ZooKeeper then expires the session
-/// by itself.
+/// its session (with ZooKeeper down it never comes; the session expires).
 const ZK_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 // ANCHOR: provider
@@ -123,9 +118,8 @@ pub struct RpcProvider {
     io_timeout: Duration,
     /// The ZooKeeper to register with: `zookeeperip:zookeeperport`.
     zookeeper: String,
-    /// The session timeout to ask ZooKeeper for. When ZooKeeper has not
-    /// heard from this provider for that long (a crash, a network cut), it
-    /// deletes the provider's ephemeral znodes.
+    /// The session timeout: after this long without a word (a crash, a
+    /// network cut), ZooKeeper deletes the provider's ephemeral znodes.
     zk_session_timeout: Duration,
 }
 // ANCHOR_END: provider
@@ -136,8 +130,6 @@ impl std::fmt::Debug for RpcProvider {
             .field("addr", &self.addr)
             .field("thread_num", &self.thread_num)
             .field("services", &self.services)
-            .field("limits", &self.limits)
-            .field("io_timeout", &self.io_timeout)
             .field("zookeeper", &self.zookeeper)
             .finish_non_exhaustive()
     }
@@ -318,20 +310,17 @@ impl RpcProvider {
     }
 
     /// Starts serving on `addr` on a background thread with its own runtime
-    /// and returns at once, without ZooKeeper: callers must be told the
-    /// address ([`crate::channel::MprpcChannel::direct`]). Binding happens
-    /// before this returns, so a bad address is an error here and port 0 is
-    /// resolved: [`ProviderHandle::local_addr`] tells which port the system
-    /// chose. Tests of the network layer use this.
+    /// and returns at once. Binding happens before this returns, so a bad
+    /// address is an error here and port 0 is resolved:
+    /// [`ProviderHandle::local_addr`] tells which port the system chose.
+    /// Without ZooKeeper: callers use [`crate::channel::MprpcChannel::direct`].
     pub fn start(self, addr: SocketAddr) -> io::Result<ProviderHandle> {
         self.spawn(addr, false)
     }
 
     /// Like [`start`](Self::start), and registers in ZooKeeper as
-    /// [`run`](Self::run) does. Returns once the nodes exist, or with the
-    /// reason they could not be made. Stopping the handle closes the
-    /// session: when [`ProviderHandle::shutdown`] returns, the nodes are
-    /// gone. Demos and tests use this; a callee uses `run`.
+    /// [`run`](Self::run) does; returns once the nodes exist. When
+    /// [`ProviderHandle::shutdown`] returns, they are gone.
     pub fn start_registered(self, addr: SocketAddr) -> io::Result<ProviderHandle> {
         self.spawn(addr, true)
     }
@@ -405,25 +394,9 @@ impl RpcProvider {
     /// layout: `/ServiceName`, persistent and without data, and under it
     /// `/ServiceName/MethodName`, ephemeral, holding the `ip:port` callers
     /// connect to. Returns the session: the method nodes live as long as it
-    /// does.
-    ///
-    /// If the session expires while the provider runs (ZooKeeper
-    /// unreachable for longer than the session timeout), ZooKeeper deletes
-    /// the nodes and nothing puts them back: callers stop finding this
-    /// provider, as in the course. `final/` watches its session and
-    /// registers again.
+    /// does. (If it expires, nothing puts them back, as in the course;
+    /// `final/` registers again.)
     async fn register(&self, listening: SocketAddr) -> io::Result<ZkClient> {
-        // 0.0.0.0 means "every interface" to bind; to a caller it is no
-        // address at all.
-        if listening.ip().is_unspecified() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot register {listening} in ZooKeeper: callers cannot connect to an \
-                     unspecified address; set rpcserverip to the address callers should use"
-                ),
-            ));
-        }
         let zk = ZkClient::start(&self.zookeeper, self.zk_session_timeout)
             .await
             .map_err(registration_failed)?;
@@ -440,8 +413,11 @@ impl RpcProvider {
 
     /// Creates the nodes of every published service, in name order.
     async fn create_nodes(&self, zk: &ZkClient, data: &str) -> Result<(), ZkError> {
-        for (name, info) in self.sorted_services() {
+        for name in self.service_names() {
             let service_path = format!("/{name}");
+            let Some(info) = self.services.get(name) else {
+                continue;
+            };
             zk.create(&service_path, b"", CreateMode::Persistent)
                 .await?;
             let mut methods: Vec<_> = info.methods.keys().copied().collect();
@@ -462,13 +438,6 @@ impl RpcProvider {
             }
         }
         Ok(())
-    }
-
-    /// The published services, sorted by name.
-    fn sorted_services(&self) -> Vec<(&'static str, &ServiceInfo)> {
-        let mut services: Vec<_> = self.services.iter().map(|(n, i)| (*n, i)).collect();
-        services.sort_unstable_by_key(|(name, _)| *name);
-        services
     }
 }
 
@@ -588,18 +557,6 @@ impl std::fmt::Display for DispatchError {
 
 impl std::error::Error for DispatchError {}
 
-impl From<FrameError> for DispatchError {
-    fn from(error: FrameError) -> Self {
-        DispatchError::Frame(error)
-    }
-}
-
-impl From<CallError> for DispatchError {
-    fn from(error: CallError) -> Self {
-        DispatchError::Call(error)
-    }
-}
-
 // ANCHOR: connection
 impl RpcProvider {
     /// Serves one connection: one call, then close (the course's "short
@@ -639,7 +596,8 @@ impl RpcProvider {
         // One deadline for the whole frame, however it is split.
         let request = timeout(self.io_timeout, wire::read_request(socket, self.limits))
             .await
-            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))??;
+            .map_err(|_elapsed| DispatchError::Timeout(self.io_timeout))?
+            .map_err(DispatchError::Frame)?;
         // Names are bytes on the wire. Bytes that are not UTF-8 become
         // U+FFFD here and then match no service; escape_debug keeps a
         // hostile name from writing control characters into the log.
@@ -673,7 +631,9 @@ impl RpcProvider {
         // that blocks (a database call) would hold a worker thread, and a
         // real server would run it with tokio::task::spawn_blocking or make
         // services async (final/ does the latter).
-        Ok(info.service.call_method(descriptor, &request.args)?)
+        info.service
+            .call_method(descriptor, &request.args)
+            .map_err(DispatchError::Call)
     }
     // ANCHOR_END: on_message
 

@@ -9,25 +9,19 @@
 
 use std::error::Error;
 use std::fmt;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
-/// Metadata of a znode, as ZooKeeper reports it (version, owner, sizes, ...).
-///
-/// Re-exported so callers can read [`Stat::ephemeral_owner`] without naming
-/// the client crate: it is the owning session id for an ephemeral node and 0
-/// for a persistent one.
+/// Metadata of a znode (version, owner, sizes, ...), re-exported: its
+/// [`Stat::ephemeral_owner`] is the owning session, 0 for a persistent node.
 pub use zookeeper_client::Stat;
 
 /// The session timeout `zookeeper-client` asks for when given `Duration::ZERO`.
 const CRATE_DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// Extra time [`ZkClient::start`] allows on top of the session timeout.
-///
-/// The client crate already gives up after about one session timeout; this
-/// outer limit only guarantees that a bug below us cannot turn into a hang.
+/// Extra time [`ZkClient::start`] allows on top of the session timeout, so
+/// that a bug below us cannot turn into a hang.
 const CONNECT_GRACE: Duration = Duration::from_secs(1);
 
 /// What kind of znode [`ZkClient::create`] makes.
@@ -36,12 +30,10 @@ const CONNECT_GRACE: Duration = Duration::from_secs(1);
 /// enum says the same thing without magic numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMode {
-    /// Stays until someone deletes it. The course uses it for the
-    /// `/ServiceName` parent nodes, which outlive any one provider.
+    /// Stays until deleted: the course's `/ServiceName` parent nodes.
     Persistent,
-    /// Lives as long as the session that created it: ZooKeeper deletes it when
-    /// the session is closed or expires. The course uses it for the
-    /// `/ServiceName/MethodName` nodes that hold a provider's `ip:port`, so a
+    /// Lives as long as the session that created it: the course's
+    /// `/ServiceName/MethodName` nodes holding a provider's `ip:port`, so a
     /// provider that dies disappears from the registry by itself.
     Ephemeral,
 }
@@ -110,6 +102,16 @@ pub enum ZkError {
         /// How long it waited for the confirmation.
         waited: Duration,
     },
+    /// An ephemeral znode exists, owned by another live session, with data
+    /// other than ours: another provider's registration, left as it is.
+    Taken {
+        /// The znode path.
+        path: String,
+        /// The session that owns it.
+        owner: i64,
+        /// What it holds (a provider's `ip:port`).
+        data: String,
+    },
     /// ZooKeeper refused the request for another reason (an invalid path, a
     /// node that still has children, missing permissions, ...).
     Request {
@@ -170,6 +172,11 @@ impl fmt::Display for ZkError {
                  its ephemeral znodes stay until the session times out",
                 waited.as_millis()
             ),
+            ZkError::Taken { path, owner, data } => write!(
+                f,
+                "znode {path} is held by another session ({owner:#x}) with {data:?}; \
+                 left as it is"
+            ),
             ZkError::Request {
                 addr,
                 op,
@@ -197,20 +204,17 @@ impl Error for ZkError {
 /// Must be used inside a tokio runtime: the client crate runs the session
 /// (pings, reconnects, replies) as a background task on it.
 ///
-/// Ephemeral znodes belong to the session. Dropping the last `ZkClient` asks
-/// the background task to close the session, but only a runtime that keeps
-/// running gets to send that request: a program that drops its client and
-/// returns from `main` straight away leaves its ephemeral znodes behind until
-/// ZooKeeper expires the session, one session timeout later (the same as a
-/// crash). [`ZkClient::close`] closes the session and waits for ZooKeeper to
-/// confirm, so the ephemeral znodes are gone when it returns.
+/// Ephemeral znodes belong to the session. A dropped client's session is
+/// closed only if its runtime keeps running; otherwise its znodes stay until
+/// ZooKeeper expires it, as after a crash. [`ZkClient::close`] closes the
+/// session and waits for ZooKeeper to confirm.
 #[derive(Debug)]
 pub struct ZkClient {
     /// The session handle from `zookeeper-client`.
     client: zk::Client,
     /// The `ip:port` this client was started with, for error messages.
     addr: String,
-    /// Upper bound on any single request, derived from the session timeout.
+    /// How long [`ZkClient::close`] waits for ZooKeeper's confirmation.
     op_timeout: Duration,
 }
 
@@ -220,20 +224,14 @@ impl ZkClient {
     /// list of them) asking for `session_timeout`.
     ///
     /// ZooKeeper expires a session it has not heard from for the session
-    /// timeout, and then deletes that session's ephemeral znodes. To stay
-    /// alive, the client pings whenever it has been quiet for a while. (The
-    /// course notes first claim the C API sends no heartbeat, then correct it:
-    /// the C client pings at 1/3 of the timeout. `zookeeper-client` pings after
-    /// 3/20 of it and treats the connection as lost after 2/5 without an
-    /// answer, which leaves time to reconnect before the session expires.)
+    /// timeout, and deletes its ephemeral znodes; the client pings to stay
+    /// alive. (The course notes first claim the C API sends no heartbeat, then
+    /// correct it: it pings at 1/3 of the timeout; `zookeeper-client` at 3/20.)
+    /// The server may adjust the timeout; [`ZkClient::session_timeout`] says.
     ///
-    /// The server may adjust the timeout (by default to between 2 and 20 of
-    /// its `tickTime`s); [`ZkClient::session_timeout`] reports what was agreed.
-    ///
-    /// If nothing answers at `connect`, the client crate keeps retrying with
-    /// backoff for about one session timeout and then gives up; this returns
-    /// [`ZkError::ConnectTimeout`] at the latest one second after that. A real
-    /// service would retry on its own schedule or let its supervisor restart it.
+    /// If nothing answers, the client crate retries for about one session
+    /// timeout; this returns [`ZkError::ConnectTimeout`] at most one second
+    /// later. (The course's client waited for the session forever.)
     pub async fn start(connect: &str, session_timeout: Duration) -> Result<ZkClient, ZkError> {
         let budget = if session_timeout.is_zero() {
             CRATE_DEFAULT_SESSION_TIMEOUT
@@ -260,10 +258,9 @@ impl ZkClient {
                 });
             }
         };
-        // While disconnected the crate queues requests and fails them once the
-        // session is declared expired, 7/5 of the session timeout after the
-        // last answer. Twice the session timeout is therefore never reached
-        // unless something below us is broken.
+        // Requests need no limit of their own: while disconnected the crate
+        // fails them once the session expires, 7/5 of the session timeout
+        // after the last answer (`final/` bounds each request anyway).
         let op_timeout = client.session_timeout() * 2;
         Ok(ZkClient {
             client,
@@ -282,10 +279,11 @@ impl ZkClient {
     /// straight away and treating "node exists" as success has no such gap.
     ///
     /// An existing persistent node keeps its data. An existing *ephemeral* node
-    /// that belongs to another session is replaced: typically it is left over
-    /// from this same provider's previous run, whose session ZooKeeper has not
-    /// expired yet. Keeping it would make our registration vanish when that old
-    /// session expires, although we are still running.
+    /// of another session that holds the same `data` is our own from an earlier
+    /// run (killed with `kill -9`: ZooKeeper keeps its session until it times
+    /// out) and is replaced; keeping it would make our registration vanish when
+    /// that old session expires. One holding other data belongs to another live
+    /// provider: it is left alone and the answer is [`ZkError::Taken`].
     ///
     /// The parent must exist ([`ZkError::NoParent`] otherwise): create
     /// `/Service` before `/Service/Method`.
@@ -297,10 +295,7 @@ impl ZkClient {
         // Open ACL, like the course's ZOO_OPEN_ACL_UNSAFE; a shared ZooKeeper
         // would restrict writes to the service's own identity.
         .with_acls(zk::Acls::anyone_all());
-        match self
-            .bounded("create", path, self.client.create(path, data, &options))
-            .await?
-        {
+        match self.client.create(path, data, &options).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NodeExists) if mode == CreateMode::Persistent => Ok(()),
             Err(zk::Error::NodeExists) => self.claim_ephemeral(path, data, &options).await,
@@ -311,38 +306,40 @@ impl ZkClient {
         }
     }
 
-    /// Makes sure the existing ephemeral znode `path` is owned by this session,
-    /// replacing it if another session owns it.
+    /// Makes sure the existing ephemeral znode `path` is owned by this session:
+    /// replaces our own stale node (same `data`), leaves anyone else's alone.
     async fn claim_ephemeral(
         &self,
         path: &str,
         data: &[u8],
         options: &zk::CreateOptions<'_>,
     ) -> Result<(), ZkError> {
-        let existing = self
-            .bounded("create", path, self.client.check_stat(path))
-            .await?
-            .map_err(|source| self.failed("create", path, source))?;
+        let existing = match self.client.get_data(path).await {
+            Ok(found) => Some(found),
+            Err(zk::Error::NoNode) => None,
+            Err(source) => return Err(self.failed("create", path, source)),
+        };
         // `None`: deleted in the meantime (its session just ended), so simply
         // create it below.
-        if let Some(stat) = existing {
+        if let Some((held, stat)) = existing {
             if stat.ephemeral_owner == self.client.session_id().0 {
                 return Ok(());
             }
+            if held != data {
+                return Err(ZkError::Taken {
+                    path: path.to_string(),
+                    owner: stat.ephemeral_owner,
+                    data: String::from_utf8_lossy(&held).into_owned(),
+                });
+            }
             // Delete only the version we looked at; if it changed meanwhile,
             // someone else is registering and the create below sorts it out.
-            match self
-                .bounded("create", path, self.client.delete(path, Some(stat.version)))
-                .await?
-            {
+            match self.client.delete(path, Some(stat.version)).await {
                 Ok(()) | Err(zk::Error::NoNode) | Err(zk::Error::BadVersion) => {}
                 Err(source) => return Err(self.failed("create", path, source)),
             }
         }
-        match self
-            .bounded("create", path, self.client.create(path, data, options))
-            .await?
-        {
+        match self.client.create(path, data, options).await {
             // Another session won the race: the node exists, as asked.
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
             Err(zk::Error::NoNode) => Err(ZkError::NoParent {
@@ -359,10 +356,7 @@ impl ZkClient {
     /// A missing node is [`ZkError::NoNode`] naming the path, which for a
     /// caller means "nobody provides this method right now".
     pub async fn get_data(&self, path: &str) -> Result<Vec<u8>, ZkError> {
-        match self
-            .bounded("get_data", path, self.client.get_data(path))
-            .await?
-        {
+        match self.client.get_data(path).await {
             Ok((data, _stat)) => Ok(data),
             Err(source) => Err(self.failed("get_data", path, source)),
         }
@@ -371,22 +365,19 @@ impl ZkClient {
 
     /// Returns the [`Stat`] of znode `path`, or `None` if it does not exist.
     pub async fn exists(&self, path: &str) -> Result<Option<Stat>, ZkError> {
-        self.bounded("exists", path, self.client.check_stat(path))
-            .await?
+        self.client
+            .check_stat(path)
+            .await
             .map_err(|source| self.failed("exists", path, source))
     }
 
     /// Lists the names (not full paths) of the children of znode `path`, in
     /// no particular order.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>, ZkError> {
-        self.bounded("get_children", path, self.client.list_children(path))
-            .await?
+        self.client
+            .list_children(path)
+            .await
             .map_err(|source| self.failed("get_children", path, source))
-    }
-
-    /// The connect string this client was started with.
-    pub fn addr(&self) -> &str {
-        &self.addr
     }
 
     /// The session id; ephemeral znodes of this session carry it as
@@ -427,26 +418,6 @@ impl ZkClient {
             })
     }
     // ANCHOR_END: close
-
-    /// Runs one request under the client's operation limit.
-    ///
-    /// The outer `Result` is the limit, the inner one ZooKeeper's answer, so
-    /// callers can handle specific answers (like "node exists") themselves.
-    async fn bounded<T>(
-        &self,
-        op: &'static str,
-        path: &str,
-        request: impl Future<Output = Result<T, zk::Error>>,
-    ) -> Result<Result<T, zk::Error>, ZkError> {
-        tokio::time::timeout(self.op_timeout, request)
-            .await
-            .map_err(|_| ZkError::Timeout {
-                addr: self.addr.clone(),
-                op,
-                path: path.to_string(),
-                waited: self.op_timeout,
-            })
-    }
 
     /// Turns an error from the client crate into a [`ZkError`] for `op` on `path`.
     fn failed(&self, op: &'static str, path: &str, source: zk::Error) -> ZkError {

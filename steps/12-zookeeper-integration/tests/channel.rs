@@ -14,10 +14,10 @@ use step::fixbug::{
 };
 use step::user_service::UserService;
 use step::wire::encode_request;
-use step::zk_server::ZkServer;
 use support::{
     capture, config, scripted_provider, start_provider_with, start_services, wait_for_znode,
 };
+use testkit::ZkServer;
 
 /// The course's login request for zhang san with `pwd`.
 fn login(pwd: &[u8]) -> LoginRequest {

@@ -5,8 +5,9 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use step::channel::{ChannelError, LookupError, MprpcChannel};
+use step::channel::{ChannelError, MprpcChannel};
 use step::controller::MprpcController;
 use step::fixbug::{
     FriendServiceRpcServer, LoginRequest, LoginResponse, USER_SERVICE_RPC_DESCRIPTOR,
@@ -16,8 +17,8 @@ use step::provider::{ProviderHandle, RpcProvider};
 use step::rpc::RpcController;
 use step::user_service::{FriendService, UserService};
 use step::zk_client::{CreateMode, ZkClient, ZkError};
-use step::zk_server::{ZkServer, free_port};
 use support::{block_on, capture, scripted_provider, zk_config};
+use testkit::{ChildProcess, ZkServer, free_port};
 
 /// The course's session timeout.
 const COURSE_SESSION: Duration = Duration::from_secs(30);
@@ -104,17 +105,6 @@ fn a_provider_registers_the_course_layout() {
 }
 
 #[test]
-fn a_caller_finds_the_provider_through_zookeeper() {
-    let zookeeper = ZkServer::start().unwrap();
-    let _provider = start_registered(&zookeeper);
-    let (controller, response) = login(&channel(&zookeeper));
-    assert!(!controller.failed(), "{}", controller.error_text());
-    // The provider's real answer: zhang san is not registered yet.
-    assert!(response.result.is_some());
-    assert!(!response.success);
-}
-
-#[test]
 fn the_bytes_sent_are_still_the_course_request() {
     let zookeeper = ZkServer::start().unwrap();
     let request = capture("request");
@@ -172,18 +162,10 @@ fn a_stopped_provider_is_gone_from_zookeeper_and_callers_are_told() {
 
     let started = Instant::now();
     let (controller, response) = login(&channel);
-    assert!(controller.failed());
+    let expected = "UserServiceRpc.Login: no provider for UserServiceRpc/Login: the znode \
+                    /UserServiceRpc/Login does not exist";
     assert!(
-        controller
-            .error_text()
-            .starts_with("UserServiceRpc.Login: no provider for UserServiceRpc/Login"),
-        "{}",
-        controller.error_text()
-    );
-    assert!(
-        controller
-            .error_text()
-            .contains("the znode /UserServiceRpc/Login does not exist"),
+        controller.error_text().starts_with(expected),
         "{}",
         controller.error_text()
     );
@@ -222,56 +204,19 @@ fn a_caller_with_zookeeper_down_fails_clearly_within_the_connect_timeout() {
         .unwrap_err();
     let took = started.elapsed();
     assert!(
-        matches!(
-            error,
-            ChannelError::Lookup(LookupError::ZooKeeper(ZkError::ConnectTimeout { .. }))
-        ),
+        matches!(error, ChannelError::Lookup(ZkError::ConnectTimeout { .. })),
         "{error:?}"
     );
-    assert_eq!(
-        error.to_string(),
-        format!(
-            "cannot look the provider up in ZooKeeper: no ZooKeeper session at {nowhere} \
-             after 500 ms: is ZooKeeper running there?"
-        )
-    );
+    assert!(error.to_string().contains(&nowhere), "{error}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
 
     // Through a stub, the controller says the same.
     let (controller, _) = login(&channel);
-    assert!(controller.failed());
     assert!(
         controller.error_text().contains(&nowhere),
         "{}",
         controller.error_text()
     );
-}
-
-#[test]
-fn a_caller_whose_zookeeper_died_fails_clearly_without_hanging() {
-    let mut zookeeper = ZkServer::start().unwrap();
-    let provider = start_registered(&zookeeper);
-    let channel = channel(&zookeeper);
-    assert!(!login(&channel).0.failed());
-
-    zookeeper.stop().unwrap();
-    let started = Instant::now();
-    let (controller, _) = login(&channel);
-    let took = started.elapsed();
-    assert!(controller.failed());
-    assert!(
-        controller
-            .error_text()
-            .contains("cannot look the provider up in ZooKeeper"),
-        "{}",
-        controller.error_text()
-    );
-    // The default connect timeout is 3 s.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    // The provider still stops, though ZooKeeper cannot confirm the close.
-    let started = Instant::now();
-    provider.shutdown();
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -294,29 +239,6 @@ fn a_provider_with_zookeeper_down_fails_to_start_clearly_within_its_session_time
         "{error}"
     );
     assert!(took < Duration::from_secs(6), "took {took:?}");
-}
-
-#[test]
-fn a_provider_on_an_unspecified_address_is_not_registered() {
-    let zookeeper = ZkServer::start().unwrap();
-    let mut provider = RpcProvider::new(&zk_config(0, &zookeeper, COURSE_SESSION));
-    provider
-        .notify_service(UserServiceRpcServer(UserService::default()))
-        .unwrap();
-    let error = provider
-        .start_registered(SocketAddr::from(([0, 0, 0, 0], 0)))
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("callers cannot connect to an unspecified address"),
-        "{error}"
-    );
-    block_on(async {
-        let zk = session(&zookeeper).await;
-        assert!(zk.exists("/UserServiceRpc").await.unwrap().is_none());
-        zk.close().await.unwrap();
-    });
 }
 
 #[test]
@@ -359,4 +281,42 @@ fn bad_znode_data_is_a_clear_error() {
         );
         runtime.block_on(zk.close()).unwrap();
     }
+}
+
+/// Issue #13: another live session (a C++ provider, say) holds
+/// `/UserServiceRpc/Login`. The course's callee, started meanwhile, must
+/// not evict it: it fails to start, naming the node, and leaves it as it was.
+#[test]
+fn a_callee_leaves_another_live_providers_znode_alone() {
+    let zookeeper = ZkServer::start().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let path = "/UserServiceRpc/Login";
+    let (other, before) = runtime.block_on(async {
+        let zk = session(&zookeeper).await;
+        let persistent = zk.create("/UserServiceRpc", b"", CreateMode::Persistent);
+        persistent.await.unwrap();
+        let ephemeral = zk.create(path, b"127.0.0.1:9999", CreateMode::Ephemeral);
+        ephemeral.await.unwrap();
+        let before = zk.exists(path).await.unwrap().unwrap();
+        (zk, before)
+    });
+    let dir = ChildProcess::workdir().unwrap();
+    let config = format!(
+        "rpcserverip = \"127.0.0.1\"\nrpcserverport = {}\nzookeeperip = \"127.0.0.1\"\n\
+         zookeeperport = {}\n",
+        free_port().unwrap(),
+        zookeeper.port()
+    );
+    std::fs::write(dir.path().join("mprpc.toml"), config).unwrap();
+    let program = Path::new(env!("CARGO_BIN_EXE_callee"));
+    let mut callee = ChildProcess::spawn(program, &["-i", "mprpc.toml"], dir, |_| {}).unwrap();
+    let held = "znode /UserServiceRpc/Login is held by another session";
+    callee.wait_for(held, Duration::from_secs(30)).unwrap();
+
+    let after = runtime.block_on(other.exists(path)).unwrap().unwrap();
+    assert_eq!(after.ephemeral_owner, other.session_id());
+    assert_eq!((after.czxid, after.version), (before.czxid, before.version));
+    let data = runtime.block_on(other.get_data(path)).unwrap();
+    assert_eq!(data, b"127.0.0.1:9999");
+    runtime.block_on(other.close()).unwrap();
 }

@@ -52,88 +52,61 @@ fn assert_rejected(request: &[u8], reason: &str) {
 }
 
 #[test]
-fn garbage_is_rejected() {
-    // "GET " read as a little-endian u32 is 542393671.
-    assert_rejected(
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        "header_size 542393671 is over the limit of 65536 bytes",
-    );
-}
-
-#[test]
-fn a_header_size_of_4_gib_is_rejected_before_reading_it() {
-    assert_rejected(
-        &[0xff, 0xff, 0xff, 0xff, 0x0a],
-        "header_size 4294967295 is over the limit of 65536 bytes",
-    );
-}
-
-#[test]
-fn an_args_size_over_the_limit_is_rejected_before_reading_it() {
+fn bad_requests_are_rejected_and_logged() {
+    let args = &capture("request")[29..];
     let header = RpcHeader {
         service_name: b"UserServiceRpc".to_vec(),
         method_name: b"Login".to_vec(),
         args_size: u32::MAX,
     }
     .encode_to_vec();
-    let mut request = (header.len() as u32).to_le_bytes().to_vec();
-    request.extend_from_slice(&header);
-    assert_rejected(
-        &request,
-        "args_size 4294967295 is over the limit of 4194304 bytes",
-    );
-}
-
-#[test]
-fn a_header_that_does_not_decode_is_rejected() {
-    assert_rejected(
-        &[0x03, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff],
-        "the header is not an RpcHeader",
-    );
-}
-
-#[test]
-fn an_unknown_service_is_rejected() {
-    let args = &capture("request")[29..];
-    assert_rejected(
-        &frame("NoSuchServiceRpc", "Login", args),
-        "no service NoSuchServiceRpc is published",
-    );
-}
-
-#[test]
-fn a_full_service_name_is_an_unknown_service() {
-    // The course's wire format carries short names only.
-    let args = &capture("request")[29..];
-    assert_rejected(
-        &frame("fixbug.UserServiceRpc", "Login", args),
-        "no service fixbug.UserServiceRpc is published",
-    );
-}
-
-#[test]
-fn an_unknown_method_is_rejected() {
-    assert_rejected(
-        &frame("UserServiceRpc", "Logout", &[]),
-        "service UserServiceRpc has no method Logout",
-    );
-}
-
-#[test]
-fn arguments_that_do_not_decode_are_rejected() {
-    // Field 1, length 9, but only one byte follows.
-    assert_rejected(
-        &frame("UserServiceRpc", "Login", &[0x0a, 0x09, 0x7a]),
-        "request for Login does not decode",
-    );
-}
-
-#[test]
-fn a_hostile_name_cannot_write_lines_into_the_log() {
-    assert_rejected(
-        &frame("User\nerror: forged", "Login", &[]),
-        r"no service User\nerror: forged is published",
-    );
+    let mut huge_args = (header.len() as u32).to_le_bytes().to_vec();
+    huge_args.extend_from_slice(&header);
+    let cases: [(&[u8], &str); 9] = [
+        // Garbage: "GET " read as a little-endian u32 is 542393671.
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "header_size 542393671 is over the limit of 65536 bytes",
+        ),
+        (
+            &[0xff, 0xff, 0xff, 0xff, 0x0a],
+            "header_size 4294967295 is over the limit of 65536 bytes",
+        ),
+        (
+            &huge_args,
+            "args_size 4294967295 is over the limit of 4194304 bytes",
+        ),
+        (
+            &[0x03, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff],
+            "the header is not an RpcHeader",
+        ),
+        (
+            &frame("NoSuchServiceRpc", "Login", args),
+            "no service NoSuchServiceRpc is published",
+        ),
+        // The course's wire format carries short names only.
+        (
+            &frame("fixbug.UserServiceRpc", "Login", args),
+            "no service fixbug.UserServiceRpc is published",
+        ),
+        (
+            &frame("UserServiceRpc", "Logout", &[]),
+            "service UserServiceRpc has no method Logout",
+        ),
+        // Field 1, length 9, but only one byte follows.
+        (
+            &frame("UserServiceRpc", "Login", &[0x0a, 0x09, 0x7a]),
+            "request for Login does not decode",
+        ),
+        // A hostile name cannot write lines into the log.
+        (
+            &frame("User\nerror: forged", "Login", &[]),
+            r"no service User\nerror: forged is published",
+        ),
+    ];
+    for (request, reason) in cases {
+        assert_rejected(request, reason);
+    }
 }
 
 /// Sends `bytes`, then closes the sending side (end of file).
@@ -149,24 +122,16 @@ fn assert_truncated(bytes: &[u8], reason: &str) {
 }
 
 #[test]
-fn fewer_than_4_bytes_then_end_of_file_is_rejected() {
-    assert_truncated(
-        &[0x19, 0x00],
-        "the peer closed the connection after 2 of the 4 bytes of header_size",
-    );
-}
-
-#[test]
 fn a_truncated_frame_then_end_of_file_is_rejected() {
     let request = capture("request");
-    assert_truncated(
-        &request[..10],
-        "the peer closed the connection after 6 of the 25 bytes of header",
-    );
-    assert_truncated(
-        &request[..40],
-        "the peer closed the connection after 11 of the 19 bytes of args",
-    );
+    for (sent, part) in [
+        (2, "2 of the 4 bytes of header_size"),
+        (10, "6 of the 25 bytes of header"),
+        (40, "11 of the 19 bytes of args"),
+    ] {
+        let reason = format!("the peer closed the connection after {part}");
+        assert_truncated(&request[..sent], &reason);
+    }
 }
 
 #[test]
@@ -244,17 +209,6 @@ fn the_limits_are_configurable() {
     let long_name = "S".repeat(100);
     assert_eq!(call_raw(addr, &frame(&long_name, "Login", &[])), b"");
     log.wait_for("header_size 109 is over the limit of 64 bytes");
-}
-
-#[test]
-fn the_default_limits() {
-    assert_eq!(
-        FrameLimits::default(),
-        FrameLimits {
-            max_header_size: 64 * 1024,
-            max_args_size: 4 * 1024 * 1024,
-        }
-    );
 }
 
 #[test]

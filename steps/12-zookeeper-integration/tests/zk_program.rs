@@ -1,9 +1,9 @@
-//! The step's program (`cargo run -p step-12`) end to end: it uses a
-//! ZooKeeper that answers at the configured address, and without one and
+//! The step's program (`cargo run -p step-12`) end to end: after step
+//! 10's demo it uses a ZooKeeper that answers at the configured address, and without one and
 //! without Java it says how to get one and exits with status 1.
 
 use std::process::{Command, Output};
-use step::zk_server::{ZkServer, free_port};
+use testkit::{ZkServer, free_port};
 
 /// This step's own program.
 const PROGRAM: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
@@ -30,7 +30,7 @@ fn run(zk_port: u16, env: impl FnOnce(&mut Command)) -> Output {
 }
 
 #[test]
-fn the_program_registers_calls_and_shows_the_provider_go() {
+fn the_program_uses_the_configured_zookeeper_and_shows_the_ephemeral_node_go() {
     let server = ZkServer::start().unwrap();
     let output = run(server.port(), |_| {});
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -43,34 +43,40 @@ fn the_program_registers_calls_and_shows_the_provider_go() {
         )),
         "{stderr}"
     );
-    let sections: Vec<&str> = stdout.split("\n== ").collect();
-    assert_eq!(sections.len(), 4, "{stdout}");
-    // Registered: the course's layout.
-    assert!(sections[0].contains("ls /UserServiceRpc -> [Login, Register]"));
-    assert!(sections[0].contains("  get /UserServiceRpc/Login -> \"127.0.0.1:"));
-    // The calls went through.
-    assert!(sections[1].contains("Register 4099 zhang san/888888: success = true"));
-    assert!(sections[1].contains("GetFriendsList 1000: [gao yang, liu hong, wang shuo]"));
-    // The provider stopped: nodes gone, the caller told why.
+    // Steps 07 to 10 first, then ZkClient.
+    let zk_part = stdout
+        .split("== ZkClient::start")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no ZkClient part in:\n{stdout}"));
+    assert!(stdout.contains("Register 4099 zhang san/888888: success = true"));
+    for line in [
+        "timeout 10000 ms",
+        "create /demo, create -e /demo/node (twice): fine",
+        "get /demo/node -> \"127.0.0.1:8000\"",
+        "stat /demo/node -> ephemeralOwner is this session: true",
+        // After the close, a second session: ephemeral gone, persistent stays.
+        "== ZkClient::close, then a second session looks\n\
+         get /demo/node -> error: znode /demo/node does not exist\n\
+         get /demo -> \"made by step-11\"",
+    ] {
+        assert!(zk_part.contains(line), "{line:?} missing from:\n{zk_part}");
+    }
+    // Discovery: registered in the course's layout, found, gone.
+    let after = zk_part.split("== ZkClient::close").nth(1).expect("close");
+    let sections: Vec<&str> = after.split("\n== ").collect();
+    assert_eq!(sections.len(), 5, "{after}");
+    assert!(sections[1].contains("ls /UserServiceRpc -> [Login, Register]"));
+    assert!(sections[1].contains("get /UserServiceRpc/Login -> \"127.0.0.1:"));
+    assert!(sections[2].contains("GetFriendsList 1000: [gao yang, liu hong, wang shuo]"));
     assert!(
-        sections[2].contains("ls /UserServiceRpc -> []"),
-        "{}",
-        sections[2]
-    );
-    assert!(
-        sections[2].contains(
-            "Login zhang san/123456: failed: UserServiceRpc.Login: no provider for \
-             UserServiceRpc/Login"
-        ),
-        "{}",
-        sections[2]
-    );
-    // No ZooKeeper at all.
-    assert!(
-        sections[3].contains("cannot look the provider up in ZooKeeper: no ZooKeeper session at"),
+        sections[3].contains("ls /UserServiceRpc -> []"),
         "{}",
         sections[3]
     );
+    let gone = "Login: failed = true: UserServiceRpc.Login: no provider for UserServiceRpc/Login";
+    assert!(sections[3].contains(gone), "{}", sections[3]);
+    let no_zk = "cannot look the provider up in ZooKeeper: no ZooKeeper session at";
+    assert!(sections[4].contains(no_zk), "{}", sections[4]);
 }
 
 #[test]
@@ -90,5 +96,6 @@ fn without_zookeeper_and_java_the_program_says_what_to_install() {
     assert!(stderr.contains("apt-get install -y zookeeper"), "{stderr}");
     assert!(stderr.contains("QuorumPeerMain"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(output.stdout.is_empty());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("== ZkClient::start"), "{stdout}");
 }

@@ -46,6 +46,10 @@ struct Cli {
     /// Print and keep nothing on disk.
     #[arg(long)]
     no_write: bool,
+    /// Measure nothing: redraw the chart (`--svg`) from a committed run's
+    /// JSON, e.g. after a change to how the chart is drawn.
+    #[arg(long, value_name = "LATEST_JSON")]
+    chart_from: Option<PathBuf>,
 }
 
 /// The two child roles.
@@ -113,6 +117,16 @@ fn real_main() -> Result<(), BoxError> {
             };
             let result = tokio::runtime::Runtime::new()?.block_on(load::run(&spec))?;
             println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        None if cli.chart_from.is_some() => {
+            let path = cli.chart_from.unwrap_or_default();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let report: mprpc_bench::report::Report = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a benchmark report: {e}", path.display()))?;
+            mprpc_bench::chart::draw(&report, &cli.svg)?;
+            eprintln!("redrew {} from {}", cli.svg.display(), path.display());
             Ok(())
         }
         None => {

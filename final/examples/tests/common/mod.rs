@@ -27,30 +27,12 @@ pub async fn demo_provider(config: MprpcConfig) -> RunningProvider {
     }
 }
 
-/// `<repo>/proto/captures`: the course's bytes, copied into the repository.
+/// `<repo>/proto/captures`: the course's bytes (the shared harness's).
 pub fn captures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/captures");
-    assert!(
-        dir.is_dir(),
-        "captures not found at {}: they belong in proto/captures/ of this repository",
-        dir.display()
-    );
-    dir
+    testkit::captures_dir()
 }
 
-/// Bytes of a capture file (hex text).
+/// Bytes of a capture file, named with its extension ("request.hex").
 pub fn capture(name: &str) -> Vec<u8> {
-    let path = captures_dir().join(name);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => panic!("reading {}: {e}", path.display()),
-    };
-    let hex: Vec<u8> = text.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-    assert!(hex.len() % 2 == 0, "{name}: odd number of hex digits");
-    hex.chunks(2)
-        .map(|p| {
-            let s = std::str::from_utf8(p).unwrap_or("00");
-            u8::from_str_radix(s, 16).unwrap_or(0)
-        })
-        .collect()
+    testkit::capture(name.trim_end_matches(".hex"))
 }

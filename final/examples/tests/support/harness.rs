@@ -10,25 +10,12 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use mprpc::ZkRegistry;
-use tokio::runtime::Runtime;
 
 use super::zk_server::ZkServer;
 
-/// A runtime with one worker thread. The tests are plain `#[test]`
-/// functions that block between `block_on` calls (sleeping, stopping and
-/// restarting ZooKeeper), which the body of a `#[tokio::test]` must not do.
-pub fn runtime() -> io::Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-}
-
-/// Asserts that less than `limit` has passed since `started`.
-pub fn assert_within(started: Instant, limit: Duration) {
-    let took = started.elapsed();
-    assert!(took < limit, "took {took:?}, limit {limit:?}");
-}
+/// The one-worker runtime and the time check, from the shared harness.
+#[allow(unused_imports)]
+pub use testkit::{assert_within, runtime};
 
 /// Expires `registry`'s session the way an outage does: ZooKeeper stops for
 /// twice the session timeout `session` (so the session, and its ephemeral

@@ -1,10 +1,10 @@
-//! A real, throw-away ZooKeeper server, for this step's demo and tests.
+//! A real, throw-away ZooKeeper server, for tests and demos.
 //!
 //! Each [`ZkServer`] runs its own standalone ZooKeeper (the Debian package
 //! `zookeeper`, a Java program) on a free loopback port with a data directory
-//! in a temporary folder, and kills it again when dropped. The tests therefore
+//! in a temporary folder, and kills it again when dropped. Tests therefore
 //! talk to the real thing, never to a mock, and never to a ZooKeeper someone
-//! else runs on the machine; `cargo run -p step-11` starts one when none
+//! else runs on the machine; the demos of steps 11 and 12 start one when none
 //! answers at the configured address.
 //!
 //! When Java or ZooKeeper is missing, [`ZkServer::start`] returns an error
@@ -16,7 +16,9 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+
+use crate::net::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -133,7 +135,7 @@ impl ZkServer {
         let data_dir = self.dir.path().join("data");
         fs::create_dir_all(&data_dir)?;
         let config = format!(
-            "# Written by src/zk_server.rs for one throw-away server.\n\
+            "# Written by testkit (tools/testkit/src/zookeeper.rs) for one throw-away server.\n\
              dataDir={data}\n\
              clientPort={port}\n\
              # Loopback only: nothing outside this machine can reach it.\n\
@@ -231,7 +233,8 @@ impl Drop for ZkServer {
 }
 
 /// Builds the `java ... QuorumPeerMain zoo.cfg` command, or explains which
-/// package is missing.
+/// package is missing (an error, never a skip: a test that needs ZooKeeper
+/// fails when it cannot have one).
 pub fn zookeeper_command(config: &Path) -> io::Result<Command> {
     let java = find_java()?;
     for jar in [ZOOKEEPER_JAR, SLF4J_SIMPLE_JAR] {
@@ -289,6 +292,33 @@ fn missing(what: &str) -> io::Error {
 pub const START_BY_HAND: &str = "java -cp '/usr/share/java/zookeeper.jar:/usr/share/java/*' \
      org.apache.zookeeper.server.quorum.QuorumPeerMain /etc/zookeeper/conf/zoo.cfg";
 
+// ANCHOR: find_or_start
+/// The ZooKeeper a demo should use: the configured one (`"host:port"`) if it
+/// answers, else a throw-away one started here (returned, so the caller
+/// decides when it stops). Says on stderr which; explains how to get a
+/// ZooKeeper when neither works.
+pub fn find_or_start(configured: &str) -> Result<(String, Option<ZkServer>), String> {
+    if answers(configured) {
+        eprintln!("using the ZooKeeper that answers at {configured} (from the config)");
+        return Ok((configured.to_string(), None));
+    }
+    eprintln!("no ZooKeeper answers at {configured}; starting a throw-away one");
+    match ZkServer::start() {
+        Ok(server) => {
+            eprintln!(
+                "started ZooKeeper at {} (its files are in a temporary directory, deleted at exit)",
+                server.addr()
+            );
+            Ok((server.addr(), Some(server)))
+        }
+        Err(error) => Err(format!(
+            "{error}\nOr run a ZooKeeper yourself on the default port 2181 (the one in \
+             mprpc.toml):\n    {START_BY_HAND}"
+        )),
+    }
+}
+// ANCHOR_END: find_or_start
+
 /// Whether a ZooKeeper answers at `addr` (`"host:port"`): it replies to the
 /// `srvr` four-letter word. A server that does not allow `srvr` still
 /// replies, with a sentence saying so, which is as good an answer.
@@ -300,15 +330,6 @@ pub fn answers(addr: &str) -> bool {
         four_letter_word(addr, "srvr")
             .is_ok_and(|reply| reply.contains("Zookeeper version") || reply.contains("srvr"))
     })
-}
-
-/// Asks the OS for a free loopback port, then releases it for the server.
-///
-/// Another process could take the port in between; [`ZkServer::start`]
-/// notices from the server log and tries a new port.
-pub fn free_port() -> io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Sends a four-letter word (`srvr`, `ruok`, `stat`, ...) and returns the
@@ -323,4 +344,25 @@ pub fn four_letter_word(addr: SocketAddr, word: &str) -> io::Result<String> {
     // Replies are a few hundred bytes; cap it anyway.
     stream.take(64 * 1024).read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_starts_serves_restarts_and_stops() {
+        let mut server = ZkServer::start().expect("a test ZooKeeper (apt-get install zookeeper)");
+        assert!(answers(&server.addr()), "{}", server.log());
+        server.restart().expect("restart");
+        assert!(answers(&server.addr()));
+        server.stop().expect("stop");
+        assert!(!answers(&server.addr()));
+    }
+
+    #[test]
+    fn nothing_listening_does_not_answer() {
+        let port = free_port().expect("a free port");
+        assert!(!answers(&format!("127.0.0.1:{port}")));
+    }
 }

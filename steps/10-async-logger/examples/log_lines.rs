@@ -1,13 +1,9 @@
-//! A helper the logger's tests run as a child process: logs from several
-//! threads through the process-wide logger, then returns from `main`.
-//!
-//!     log_lines DIR THREADS PER_THREAD
-//!
-//! Thread `t` logs `t=<t> seq=<seq> want=<LEVEL>` for `seq` in
-//! `0..PER_THREAD`, at `ERROR` when `(t + seq) % 3 == 0` and `INFO`
-//! otherwise. The tests then count the lines in `DIR` and check each one's
-//! level: what they show is that the `LogGuard` in `main` writes out the
-//! whole queue before the process exits.
+//! `log_lines DIR THREADS PER_THREAD`: a helper the logger's tests run as a
+//! child process (built by `testkit::cargo_build`). Thread `t` logs
+//! `t=<t> seq=<seq> want=<LEVEL>` through the process-wide logger, at
+//! `ERROR` when `(t + seq) % 3 == 0`, then `main` returns: the tests check
+//! that the `LogGuard` wrote out every line, each with its own level (and
+//! that a second `Logger::init` is refused).
 
 use std::process::ExitCode;
 use step::logger::{Level, Logger};
@@ -25,16 +21,17 @@ fn main() -> ExitCode {
         eprintln!("THREADS and PER_THREAD must be whole numbers");
         return ExitCode::from(2);
     };
-    // Room for every line: this program is about losing nothing at exit,
-    // not about the full-queue policy (the tests cover that separately).
-    let capacity = threads.saturating_mul(per_thread);
-    let _guard = match Logger::init_with_capacity(dir, capacity) {
+    let _guard = match Logger::init(dir) {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
+    if Logger::init(dir).is_ok() {
+        eprintln!("a second Logger::init was accepted");
+        return ExitCode::FAILURE;
+    }
     std::thread::scope(|scope| {
         for t in 0..threads {
             scope.spawn(move || {

@@ -1,0 +1,176 @@
+//! The `callee` example as a child process with a config written by the
+//! test, for measurements that must be the provider's own: its resident
+//! memory (`/proc/<pid>/status`), its descriptors (`/proc/<pid>/fd`). The
+//! test's client sockets and buffers do not count. Killed on drop.
+
+// Every test binary uses a different part of this helper.
+#![allow(dead_code)]
+
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::provider_process::example_binary;
+use super::zk_server::free_port;
+
+/// A `callee` child serving `UserServiceRpc` on 127.0.0.1, with no
+/// discovery.
+pub struct Callee {
+    /// The child.
+    child: Child,
+    /// Config, logs, captured output.
+    dir: tempfile::TempDir,
+    /// "127.0.0.1:port".
+    pub addr: String,
+}
+
+impl Callee {
+    /// Starts the provider with `tables` (TOML: `[limits]`, `[timeouts]`…)
+    /// appended to a config that sets the address and log directory. With
+    /// `max_fds`, it runs under `ulimit -n max_fds` (set by `sh`, which then
+    /// `exec`s it: same pid).
+    pub fn start(log_level: &str, tables: &str, max_fds: Option<u32>) -> Callee {
+        let binary = match example_binary("callee") {
+            Ok(b) => b,
+            Err(e) => panic!("building the callee example: {e}"),
+        };
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("tempdir: {e}"),
+        };
+        let port = match free_port() {
+            Ok(p) => p,
+            Err(e) => panic!("free port: {e}"),
+        };
+        let config = format!(
+            "# Written by a test of final/tests.\n\
+             rpcserverip = \"127.0.0.1\"\n\
+             rpcserverport = {port}\n\
+             log_dir = \"{logs}\"\n\
+             log_level = \"{log_level}\"\n\
+             {tables}\n",
+            logs = dir.path().join("logs").display(),
+        );
+        let config_path = dir.path().join("mprpc.toml");
+        if let Err(e) = fs::write(&config_path, config) {
+            panic!("writing the config: {e}");
+        }
+        let output = match fs::File::create(dir.path().join("output.txt")) {
+            Ok(f) => f,
+            Err(e) => panic!("output file: {e}"),
+        };
+        let stderr = match output.try_clone() {
+            Ok(f) => f,
+            Err(e) => panic!("output file: {e}"),
+        };
+        let mut command = match max_fds {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" -i \"$1\""))
+                    .arg(binary)
+                    .arg(&config_path);
+                c
+            }
+            None => {
+                let mut c = Command::new(binary);
+                c.arg("-i").arg(&config_path);
+                c
+            }
+        };
+        let child = command
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(stderr)
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => panic!("starting the callee: {e}"),
+        };
+        Callee {
+            child,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits (bounded) until the provider accepts connections.
+    pub async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(&self.addr).await.is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("provider exited with {status}:\n{}", self.output());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "provider not listening after 30 s:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the child is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Open descriptors.
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// What the child printed, then its log files.
+    pub fn output(&self) -> String {
+        let mut out = fs::read_to_string(self.dir.path().join("output.txt")).unwrap_or_default();
+        if let Ok(entries) = fs::read_dir(self.dir.path().join("logs")) {
+            let mut logs: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            logs.sort();
+            for log in logs {
+                out.push_str(&fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Waits until the provider holds no more than `baseline` descriptors,
+    /// at most 5 s, and returns the last count for the caller to judge.
+    pub async fn fds_back_to(&self, baseline: usize) -> usize {
+        let wait = Instant::now();
+        let mut fds = self.open_fds();
+        while fds > baseline && wait.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fds = self.open_fds();
+        }
+        fds
+    }
+}
+
+impl Drop for Callee {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
