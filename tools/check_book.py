@@ -10,7 +10,10 @@
    `ANCHOR_END: name`. (mdBook silently includes nothing for a missing anchor.)
 2. Leftovers: no built page still contains `{{#`, i.e. an include that did
    not resolve.
-3. Links: every relative href/src in the built HTML points at a file that
+3. Fragments survive translation: every `[...](page.md#fragment)` link
+   names an id the source sets explicitly (`## Heading {#fragment}`), since
+   the ids mdBook derives from headings change with their language.
+4. Links: every relative href/src in the built HTML points at a file that
    exists, and every #fragment at an id on that page. External links are
    listed, not fetched: this machine has no network, and a book that needs
    one to be checked is not checked.
@@ -44,6 +47,22 @@ def check_includes(problems):
                 for mark in (f"ANCHOR: {anchor}", f"ANCHOR_END: {anchor}"):
                     if not re.search(re.escape(mark) + r"\b", text):
                         problems.append(f"{where}: no `{mark}` in {path}")
+
+
+LINK_FRAGMENT = re.compile(r"\]\([^)#\s]*#([^)\s]+)\)")
+EXPLICIT_ID = re.compile(r"\{#([^}\s]+)\}|\bid=\"([^\"]+)\"")
+
+
+def check_fragments(problems):
+    explicit = set()
+    for md in SRC.rglob("*.md"):
+        for match in EXPLICIT_ID.finditer(md.read_text()):
+            explicit.add(match.group(1) or match.group(2))
+    for md in sorted(SRC.rglob("*.md")):
+        for match in LINK_FRAGMENT.finditer(md.read_text()):
+            if match.group(1) not in explicit:
+                problems.append(f"{md.relative_to(ROOT)}: link to #{match.group(1)}: give that heading an "
+                                f"explicit {{#{match.group(1)}}}, or the translated editions lose it")
 
 
 class Page(HTMLParser):
@@ -114,6 +133,7 @@ def main():
         BUILD = Path(sys.argv[1]).resolve()
     problems = []
     check_includes(problems)
+    check_fragments(problems)
     check_built(problems)
     if problems:
         print("check_book: problems found:")
