@@ -127,7 +127,11 @@ for (const name of pages) {
   for (const src of found.broken) say(`image did not load: ${src}`);
   // toc.html is mdBook's no-JavaScript table of contents: it has no <main>.
   if (found.text < 40 && !name.endsWith('toc.html')) say(`page is (nearly) empty: ${found.text} characters`);
-  if (chapters.includes(name)) await page.screenshot({ path: shotFor(name), fullPage: false });
+  if (chapters.includes(name)) {
+    // A chapter with a diagram is photographed at its first diagram.
+    await page.evaluate(() => document.querySelector('main img')?.scrollIntoView({ block: 'center' }));
+    await page.screenshot({ path: shotFor(name), fullPage: false });
+  }
   await page.close();
 }
 await browser.close();
