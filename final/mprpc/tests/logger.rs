@@ -119,13 +119,10 @@ fn mkfifo(path: &std::path::Path) {
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
-/// A full queue drops new records instead of blocking the caller (a slow
-/// disk must never stall an RPC), and the writer reports how many once it can
-/// write again. Step 10's logger blocks instead; this is the hardening
-/// `final/` adds.
+/// A log directory whose file for today is a FIFO nobody reads yet: the
+/// writer blocks opening it, as on a disk that does not answer.
 #[cfg(unix)]
-#[test]
-fn full_queue_drops_and_reports_the_count() {
+fn stuck_log_dir() -> (tempfile::TempDir, chrono::NaiveDate, std::path::PathBuf) {
     let tmp = match tempfile::tempdir() {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
@@ -133,6 +130,17 @@ fn full_queue_drops_and_reports_the_count() {
     let today = chrono::Local::now().date_naive();
     let path = tmp.path().join(log_file_name(today));
     mkfifo(&path);
+    (tmp, today, path)
+}
+
+/// A full queue drops new records instead of blocking the caller (a slow
+/// disk must never stall an RPC), and the writer reports how many once it can
+/// write again. Step 10's logger blocks instead; this is the hardening
+/// `final/` adds.
+#[cfg(unix)]
+#[test]
+fn full_queue_drops_and_reports_the_count() {
+    let (tmp, today, path) = stuck_log_dir();
     let logger = Logger::with_capacity(tmp.path(), 4);
     // The writer takes the first record and blocks opening the FIFO; the
     // queue fills up behind it and the rest are refused, without waiting.
@@ -174,13 +182,7 @@ fn full_queue_drops_and_reports_the_count() {
 #[cfg(unix)]
 #[test]
 fn stuck_writer_does_not_hang_shutdown() {
-    let tmp = match tempfile::tempdir() {
-        Ok(t) => t,
-        Err(e) => panic!("{e}"),
-    };
-    let today = chrono::Local::now().date_naive();
-    let path = tmp.path().join(log_file_name(today));
-    mkfifo(&path);
+    let (tmp, today, path) = stuck_log_dir();
     let logger = Logger::new(tmp.path());
     logger.log(log::Level::Info, "stuck");
     if chrono::Local::now().date_naive() != today {
