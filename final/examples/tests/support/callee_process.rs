@@ -43,7 +43,7 @@ impl Callee {
             Err(e) => panic!("free port: {e}"),
         };
         let config = format!(
-            "# Written by a test of final/tests.\n\
+            "# Written by a test of final/examples/tests.\n\
              rpcserverip = \"127.0.0.1\"\n\
              rpcserverport = {port}\n\
              log_dir = \"{logs}\"\n\
