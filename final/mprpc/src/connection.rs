@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::error::{ErrorCode, Status};
 use crate::frame::{self, Frame, PREAMBLE};
+use crate::metadata::Metadata;
+use crate::tls::TlsClient;
 
 /// Connection state values.
 mod state {
@@ -61,12 +62,15 @@ pub(crate) struct ConnSettings {
     pub max_frame_size: usize,
     /// Most calls in flight at once; more wait for a slot.
     pub max_in_flight: usize,
-    /// Connect timeout.
+    /// Connect timeout (TCP and, with TLS, the handshake).
     pub connect_timeout: Duration,
+    /// TLS for every connection (`[tls] ca`), or plaintext.
+    pub tls: Option<TlsClient>,
 }
 
-/// A response or the reason there is none.
-type Reply = Result<Bytes, Status>;
+/// A response — its payload and its raw metadata block — or the reason
+/// there is none.
+type Reply = Result<(Bytes, Bytes), Status>;
 
 // ANCHOR: conn_shared
 /// State shared by the connection handle, its reader and writer tasks and
@@ -171,7 +175,54 @@ impl Connection {
             };
         // Requests are batched by the writer task; Nagle would only add delay.
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        match &settings.tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                Ok(Self::start(addr, serial, settings, events, rd, wr))
+            }
+            Some(tls) => {
+                let name = tls.name_for(addr).map_err(|e| {
+                    Status::new(ErrorCode::Transport, format!("TLS to {addr}: {e}"))
+                })?;
+                let handshake = tls.connector.connect(name, stream);
+                let stream = match tokio::time::timeout(settings.connect_timeout, handshake).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        return Err(Status::new(
+                            ErrorCode::Transport,
+                            format!("TLS handshake with {addr} failed: {e}"),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(Status::new(
+                            ErrorCode::Transport,
+                            format!(
+                                "TLS handshake with {addr} timed out after {:?}",
+                                settings.connect_timeout
+                            ),
+                        ));
+                    }
+                };
+                let (rd, wr) = tokio::io::split(stream);
+                Ok(Self::start(addr, serial, settings, events, rd, wr))
+            }
+        }
+    }
+
+    /// Sends the preamble and starts the reader and writer tasks on the two
+    /// halves of a connected stream (plain TCP or TLS).
+    fn start<R, W>(
+        addr: &str,
+        serial: u64,
+        settings: &ConnSettings,
+        events: EventSink,
+        rd: R,
+        wr: W,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
         wbuf.extend_from_slice(&PREAMBLE);
         let shared = Arc::new(Shared {
@@ -192,7 +243,7 @@ impl Connection {
         shared.writer_wake.notify_one();
         tokio::spawn(writer(wr, Arc::clone(&shared)));
         tokio::spawn(reader(rd, Arc::clone(&shared)));
-        Ok(Connection { shared })
+        Connection { shared }
     }
 
     /// Identifies this connection in the pool.
@@ -223,16 +274,17 @@ impl Connection {
     }
 
     // ANCHOR: conn_call
-    /// Sends one request and waits for its response payload. Deadlines and
-    /// cancellation are applied by the caller dropping this future; the
-    /// guard inside cleans up.
+    /// Sends one request and waits for its response: the payload and the
+    /// raw metadata block. Deadlines and cancellation are applied by the
+    /// caller dropping this future; the guard inside cleans up.
     pub(crate) async fn call<M: prost::Message>(
         &self,
         service: &str,
         method: &str,
         timeout_ms: u32,
+        metadata: Option<&Metadata>,
         message: &M,
-    ) -> Result<Bytes, CallError> {
+    ) -> Result<(Bytes, Bytes), CallError> {
         let shared = &self.shared;
         let _slot = shared
             .slots
@@ -255,17 +307,19 @@ impl Connection {
             )));
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::Span::current().record("call_id", id);
         let (tx, rx) = oneshot::channel();
         lock(&shared.pending).insert(id, tx);
         guard.id = id;
         {
             let mut buf = lock(&shared.wbuf);
-            frame::encode_request(
+            frame::encode_request_with_metadata(
                 &mut buf,
                 id,
                 timeout_ms,
                 service,
                 method,
+                metadata,
                 message,
                 shared.max_frame_size,
             )
@@ -332,7 +386,7 @@ impl Drop for CallGuard<'_> {
 // ANCHOR: writer
 /// Writes queued frames, one `write_all` per batch; closes the write half
 /// when the connection drains empty or dies.
-async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
     loop {
         shared.writer_wake.notified().await;
@@ -370,13 +424,13 @@ async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
 
 /// Reads and dispatches frames until the connection ends, then fails
 /// whatever is still pending.
-async fn reader(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
+async fn reader<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>) {
     let err = read_loop(&mut rd, &shared).await;
     fail_connection(&shared, err);
 }
 
 /// The body of [`reader`]; returns why the connection ended.
-async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> Status {
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, shared: &Shared) -> Status {
     let mut preamble = [0u8; 8];
     if let Err(e) = rd.read_exact(&mut preamble).await {
         return Status::new(
@@ -425,9 +479,14 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> Status {
 /// Handles one frame from the provider; `Some` ends the connection.
 fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
     match f {
-        Frame::Response { id, code, payload } => {
+        Frame::Response {
+            id,
+            code,
+            metadata,
+            payload,
+        } => {
             let reply = if code == ErrorCode::Ok {
-                Ok(payload)
+                Ok((payload, metadata))
             } else {
                 Err(Status::new(
                     code,

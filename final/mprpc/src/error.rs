@@ -12,7 +12,7 @@
 use std::fmt;
 
 // ANCHOR: error_code
-/// Why a call failed. Values `1..=7` are sent by providers in response frames;
+/// Why a call failed. Values `1..=9` are sent by providers in response frames;
 /// the others are produced on the caller's side and never cross the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -34,6 +34,10 @@ pub enum ErrorCode {
     Overloaded = 6,
     /// A frame was larger than the receiver's `max_frame_size`.
     FrameTooLarge = 7,
+    /// The call carries no valid credentials (an interceptor said so).
+    Unauthenticated = 8,
+    /// The caller is known but may not make this call.
+    PermissionDenied = 9,
     /// Caller side: connecting, writing or reading failed, or the connection
     /// closed while the call was in flight.
     Transport = 100,
@@ -64,6 +68,8 @@ impl ErrorCode {
             5 => ErrorCode::DeadlineExceeded,
             6 => ErrorCode::Overloaded,
             7 => ErrorCode::FrameTooLarge,
+            8 => ErrorCode::Unauthenticated,
+            9 => ErrorCode::PermissionDenied,
             _ => ErrorCode::Protocol,
         }
     }
@@ -79,6 +85,8 @@ impl ErrorCode {
             ErrorCode::DeadlineExceeded => "deadline exceeded",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::FrameTooLarge => "frame too large",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::PermissionDenied => "permission denied",
             ErrorCode::Transport => "transport error",
             ErrorCode::Protocol => "protocol error",
             ErrorCode::BadResponse => "bad response",
