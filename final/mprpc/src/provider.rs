@@ -981,6 +981,16 @@ pub(crate) struct Hooks {
 /// One call's span, clock, metrics and response metadata, from the moment
 /// its method is known until it is answered.
 pub(crate) struct CallEnd {
+    /// The call's service and method.
+    desc: &'static ServiceDescriptor,
+    /// Index of the method in `desc`.
+    index: usize,
+    /// The caller.
+    peer: SocketAddr,
+    /// Id on its connection (0: course format).
+    call_id: u64,
+    /// Course format.
+    legacy: bool,
     /// `rpc.server`; disabled (and free) without a tracing subscriber.
     pub(crate) span: tracing::Span,
     /// When the call started; read only for metrics or an enabled span.
@@ -1021,6 +1031,11 @@ impl Hooks {
         });
         let started = (metrics.is_some() || !span.is_disabled()).then(Instant::now);
         CallEnd {
+            desc,
+            index,
+            peer,
+            call_id,
+            legacy,
             span,
             started,
             metrics,
@@ -1034,22 +1049,17 @@ impl Hooks {
     pub(crate) fn intercept(
         &self,
         end: &mut CallEnd,
-        desc: &'static ServiceDescriptor,
-        index: usize,
-        peer: SocketAddr,
-        call_id: u64,
-        legacy: bool,
         metadata: Metadata,
     ) -> Result<Metadata, Status> {
         if self.interceptors.is_empty() {
             return Ok(metadata);
         }
         let mut call = ServerCall {
-            service: desc.full_name,
-            method: desc.methods[index],
-            peer,
-            call_id,
-            legacy,
+            service: end.desc.full_name,
+            method: end.desc.methods[end.index],
+            peer: end.peer,
+            call_id: end.call_id,
+            legacy: end.legacy,
             metadata,
             response_metadata: Metadata::new(),
         };
@@ -1589,7 +1599,7 @@ impl ConnState<'_> {
                 }
             }
         };
-        let md = match hooks.intercept(&mut end, desc, index, self.peer, id, false, md) {
+        let md = match hooks.intercept(&mut end, md) {
             Ok(md) => md,
             Err(status) => return self.finish_call(id, Err(status), end),
         };
