@@ -29,6 +29,11 @@ struct Echo;
 
 impl UserServiceRpc for Echo {
     async fn login(&self, ctx: CallContext, _: LoginRequest) -> Result<LoginResponse, Status> {
+        if let Some(reason) = ctx.metadata.get("x-fail") {
+            let mut md = Metadata::new();
+            md.insert("retry-after-ms", "250")?;
+            return Err(Status::handler(reason.to_string()).with_metadata(md));
+        }
         for (k, v) in ctx.metadata.iter() {
             ctx.set_response_metadata(format!("echo-{k}"), v)?;
         }
@@ -83,6 +88,26 @@ async fn metadata_goes_from_controller_to_handler_and_back() {
     let r = stub.login_with(&plain, &login()).await;
     assert!(matches!(&r, Ok(resp) if !resp.success), "{r:?}");
     assert!(plain.response_metadata().is_empty());
+}
+
+#[tokio::test]
+async fn an_error_carries_its_metadata_to_the_caller() {
+    let p = echo_provider(common::local_config()).await;
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    let c = MprpcController::new();
+    assert!(c.set_metadata("x-fail", "busy").is_ok());
+    let r = stub.login_with(&c, &login()).await;
+    match &r {
+        Err(s) => {
+            assert_eq!(
+                (s.code, s.message.as_str()),
+                (ErrorCode::HandlerError, "busy")
+            );
+            assert_eq!(s.metadata.get("retry-after-ms"), Some("250"));
+        }
+        Ok(_) => panic!("the call succeeded"),
+    }
+    assert_eq!(c.response_metadata().get("retry-after-ms"), Some("250"));
 }
 
 #[tokio::test]

@@ -187,6 +187,7 @@ impl MprpcChannel {
                     max_in_flight: config.limits.max_in_flight_per_connection,
                     connect_timeout: Duration::from_millis(config.timeouts.connect_ms.max(1)),
                     tls,
+                    metadata_limits: config.metadata_limits(),
                 },
                 tls_error,
                 metadata_limits: config.metadata_limits(),
@@ -318,20 +319,8 @@ impl MprpcChannel {
                     &sent_on,
                 )
                 .await?;
-            if !md.is_empty() {
-                let md = Metadata::decode(&md, self.inner.metadata_limits).map_err(|why| {
-                    Status::new(
-                        ErrorCode::BadResponse,
-                        format!(
-                            "response metadata of {}.{}: {why}",
-                            service.full_name,
-                            method_name(service, method)
-                        ),
-                    )
-                })?;
-                if let Some(c) = controller {
-                    c.set_response_metadata(md);
-                }
+            if let Some(c) = controller.filter(|_| !md.is_empty()) {
+                c.set_response_metadata(md);
             }
             Resp::decode(payload).map_err(|e| {
                 Status::new(
@@ -374,6 +363,11 @@ impl MprpcChannel {
             self.inner.after_deadline(&sent_on);
         }
         if let Some(c) = controller {
+            if let Err(e) = &result {
+                if !e.metadata.is_empty() {
+                    c.set_response_metadata(e.metadata.clone());
+                }
+            }
             c.record(&result);
         }
         if let Some(started) = started {
@@ -395,7 +389,7 @@ impl MprpcChannel {
         metadata: Option<&Metadata>,
         request: &Req,
         sent_on: &Mutex<Option<SentOn>>,
-    ) -> Result<(Bytes, Bytes), Status> {
+    ) -> Result<(Bytes, Metadata), Status> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
                 ErrorCode::UnknownMethod,
@@ -426,7 +420,7 @@ impl MprpcChannel {
                         // ejected, everything else being ejected too).
                         lock(&self.inner.ejected).remove(addr);
                         // The course's format has no metadata either way.
-                        return Ok((payload, Bytes::new()));
+                        return Ok((payload, Metadata::new()));
                     }
                     Err((Reached::No, e)) => {
                         log::warn!("{e}; trying another provider of {}", service.full_name);

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::error::{ErrorCode, Status};
 use crate::frame::{self, Frame, PREAMBLE};
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, MetadataLimits};
 use crate::tls::TlsClient;
 
 /// Connection state values.
@@ -66,11 +66,13 @@ pub(crate) struct ConnSettings {
     pub connect_timeout: Duration,
     /// TLS for every connection (`[tls] ca`), or plaintext.
     pub tls: Option<TlsClient>,
+    /// `limits.max_metadata_*`, for response metadata.
+    pub metadata_limits: MetadataLimits,
 }
 
-/// A response — its payload and its raw metadata block — or the reason
-/// there is none.
-type Reply = Result<(Bytes, Bytes), Status>;
+/// A response — its payload and its metadata — or the reason there is
+/// none (with the metadata sent with the error).
+type Reply = Result<(Bytes, Metadata), Status>;
 
 // ANCHOR: conn_shared
 /// State shared by the connection handle, its reader and writer tasks and
@@ -97,6 +99,8 @@ struct Shared {
     slots: Semaphore,
     /// Largest frame sent or accepted.
     max_frame_size: usize,
+    /// Most response metadata accepted.
+    metadata_limits: MetadataLimits,
     /// Tells the channel about draining/death.
     events: EventSink,
     /// When the connection was made; `last_received` counts from here.
@@ -236,6 +240,7 @@ impl Connection {
             state: AtomicU8::new(state::OPEN),
             slots: Semaphore::new(settings.max_in_flight),
             max_frame_size: settings.max_frame_size,
+            metadata_limits: settings.metadata_limits,
             events,
             opened: Instant::now(),
             last_received: AtomicU64::new(0),
@@ -284,7 +289,7 @@ impl Connection {
         timeout_ms: u32,
         metadata: Option<&Metadata>,
         message: &M,
-    ) -> Result<(Bytes, Bytes), CallError> {
+    ) -> Result<(Bytes, Metadata), CallError> {
         let shared = &self.shared;
         let _slot = shared
             .slots
@@ -485,13 +490,22 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
             metadata,
             payload,
         } => {
-            let reply = if code == ErrorCode::Ok {
-                Ok((payload, metadata))
+            let md = if metadata.is_empty() {
+                Ok(Metadata::new())
             } else {
-                Err(Status::new(
+                Metadata::decode(&metadata, shared.metadata_limits)
+            };
+            let reply = match (code, md) {
+                (_, Err(why)) => Err(Status::new(
+                    ErrorCode::BadResponse,
+                    format!("response metadata from {}: {why}", shared.addr),
+                )),
+                (ErrorCode::Ok, Ok(md)) => Ok((payload, md)),
+                (code, Ok(md)) => Err(Status::new(
                     code,
                     String::from_utf8_lossy(&payload).into_owned(),
-                ))
+                )
+                .with_metadata(md)),
             };
             // A missing id is a call that already gave up: drop the reply.
             if let Some(tx) = lock(&shared.pending).remove(&id) {

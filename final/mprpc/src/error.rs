@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::metadata::Metadata;
+
 // ANCHOR: error_code
 /// Why a call failed. Values `1..=9` are sent by providers in response frames;
 /// the others are produced on the caller's side and never cross the wire.
@@ -120,6 +122,10 @@ pub struct Status {
     pub code: ErrorCode,
     /// Human-readable explanation (never empty when made by the framework).
     pub message: String,
+    /// Metadata that travels with the error: set by a handler or an
+    /// interceptor (sent with the error response), or received with one
+    /// (on the caller's side). Usually empty.
+    pub metadata: Metadata,
 }
 
 /// The name this type had on the caller's side before the two were one;
@@ -132,6 +138,7 @@ impl Status {
         Status {
             code: ErrorCode::HandlerError,
             message: message.into(),
+            metadata: Metadata::new(),
         }
     }
 
@@ -140,7 +147,14 @@ impl Status {
         Status {
             code,
             message: message.into(),
+            metadata: Metadata::new(),
         }
+    }
+
+    /// This status with `metadata` to send (or received) with it.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Status {
+        self.metadata = metadata;
+        self
     }
 
     /// The code.

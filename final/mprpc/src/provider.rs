@@ -1683,8 +1683,13 @@ impl ConnState<'_> {
     }
 
     /// Answers a call that started, and records how it ended.
-    fn finish_call(&mut self, id: u64, result: Result<Vec<u8>, Status>, mut end: CallEnd) {
-        let md = end.response_metadata();
+    fn finish_call(&mut self, id: u64, mut result: Result<Vec<u8>, Status>, mut end: CallEnd) {
+        let mut md = end.response_metadata();
+        if let Err(status) = &mut result {
+            // A status may carry metadata of its own (a handler's or an
+            // interceptor's).
+            md.extend_from(std::mem::take(&mut status.metadata));
+        }
         let code = self.respond(id, result, md);
         end.finish(Some(code));
     }
