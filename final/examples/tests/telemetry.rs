@@ -29,7 +29,10 @@ use mprpc_examples::fixbug::{
 struct Service;
 
 impl UserServiceRpc for Service {
-    async fn login(&self, _: CallContext, _: LoginRequest) -> Result<LoginResponse, Status> {
+    async fn login(&self, _: CallContext, req: LoginRequest) -> Result<LoginResponse, Status> {
+        if req.name == b"slow" {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         Ok(LoginResponse::default())
     }
 
@@ -333,6 +336,79 @@ async fn refusals_count_under_fixed_labels_and_connections_close() {
         "{body}"
     );
     assert!(!body.contains("Nope"));
+}
+
+#[tokio::test]
+async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
+    let mut config = common::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
+    let slow = LoginRequest {
+        name: b"slow".to_vec(),
+        pwd: Vec::new(),
+    };
+    let series = r#"{service="fixbug.UserServiceRpc",method="Login"}"#;
+    // Waits until the gauge reads `want`; returns the last page.
+    let gauge_at = |want: f64| {
+        let p = &p;
+        async move {
+            let mut body = String::new();
+            for _ in 0..100 {
+                body = get(p, "GET /metrics HTTP/1.1\r\n\r\n").await.1;
+                if sample(&body, &format!("mprpc_server_in_flight{series}")) == Some(want) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            body
+        }
+    };
+    for cut_off in [false, true] {
+        let mut s = match TcpStream::connect(p.local_addr()).await {
+            Ok(s) => s,
+            Err(e) => panic!("connect: {e}"),
+        };
+        let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
+        let ok = mprpc::frame::encode_request(
+            &mut out,
+            1,
+            0,
+            "fixbug.UserServiceRpc",
+            "Login",
+            &slow,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        assert!(s.write_all(&out).await.is_ok());
+        let body = gauge_at(1.0).await;
+        assert_eq!(
+            sample(&body, &format!("mprpc_server_in_flight{series}")),
+            Some(1.0),
+            "{body}"
+        );
+        if cut_off {
+            // Reset, not a half-close: the provider's connection ends with
+            // the call still running.
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        } else {
+            let mut cancel = bytes::BytesMut::new();
+            mprpc::frame::encode_cancel(&mut cancel, 1);
+            assert!(s.write_all(&cancel).await.is_ok());
+        }
+        let body = gauge_at(0.0).await;
+        assert_eq!(
+            sample(&body, &format!("mprpc_server_in_flight{series}")),
+            Some(0.0),
+            "cut off {cut_off}: {body}"
+        );
+    }
+    let (_, body) = get(&p, "GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(
+        sample(&body, &format!("mprpc_server_cancelled_total{series}")),
+        Some(2.0),
+        "{body}"
+    );
 }
 
 #[tokio::test]

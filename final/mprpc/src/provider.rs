@@ -1084,8 +1084,15 @@ impl CallEnd {
 
     /// Records how the call ended: the code sent, or `None` if the caller
     /// cancelled it.
-    pub(crate) fn finish(self, code: Option<ErrorCode>) {
-        let Some(started) = self.started else { return };
+    pub(crate) fn finish(mut self, code: Option<ErrorCode>) {
+        self.record(code);
+    }
+
+    /// Records the outcome once (later calls do nothing).
+    fn record(&mut self, code: Option<ErrorCode>) {
+        let Some(started) = self.started.take() else {
+            return;
+        };
         let took = started.elapsed();
         if let Some(m) = &self.metrics {
             m.finish(took, code);
@@ -1093,6 +1100,15 @@ impl CallEnd {
         self.span
             .record("status", code.map_or("cancelled", ErrorCode::as_str));
         self.span.record("duration_us", took.as_micros() as u64);
+    }
+}
+
+impl Drop for CallEnd {
+    /// A call dropped unanswered — its connection closed, or the provider
+    /// shut down, while it ran — ends as cancelled: the in-flight gauge
+    /// must not keep counting it.
+    fn drop(&mut self) {
+        self.record(None);
     }
 }
 // ANCHOR_END: hooks
