@@ -389,7 +389,7 @@ async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
         if cut_off {
             // Reset, not a half-close: the provider's connection ends with
             // the call still running.
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             drop(s);
         } else {
             let mut cancel = bytes::BytesMut::new();
