@@ -65,6 +65,7 @@ impl Variant {
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, not `write_str`, so `{:<13}` in progress lines aligns.
+        f.pad(self.name())
     }
 }
