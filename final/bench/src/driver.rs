@@ -52,7 +52,7 @@ impl Options {
     /// The full benchmark (3 rounds, 1 s warm-up, 3 s window) or `--quick`
     /// (1 round, 0.2 s warm-up, 0.5 s window), run by `exe`.
     pub fn new(exe: PathBuf, quick: bool) -> Self {
-        let variants = Variant::ALL
+        let variants = Variant::DEFAULT
             .into_iter()
             .filter(|v| *v != Variant::Final || crate::final_variant::AVAILABLE)
             .collect();

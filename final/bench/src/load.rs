@@ -160,7 +160,14 @@ impl Caller {
             Variant::Tonic => Caller::Tonic(grpc::Client::connect(addr).await?),
             Variant::Tarpc => Caller::Tarpc(rpc_tarpc::Client::connect(addr, request).await?),
             Variant::Step => return Err("the step client is blocking: run it on threads".into()),
-            Variant::Floor => Caller::Floor(floor::Client::connect(addr).await?),
+            Variant::Floor
+            | Variant::FloorCombine
+            | Variant::FloorShared
+            | Variant::FloorQueue
+            | Variant::FloorLock => {
+                let design = variant.floor_design().ok_or("not a floor variant")?;
+                Caller::Floor(floor::Client::connect(addr, design).await?)
+            }
         })
     }
 

@@ -38,7 +38,11 @@ pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
     match variant {
         Variant::Tonic => grpc::serve(listener).await,
         Variant::Tarpc => rpc_tarpc::serve(listener).await,
-        Variant::Floor => floor::serve(listener).await,
+        Variant::Floor
+        | Variant::FloorCombine
+        | Variant::FloorShared
+        | Variant::FloorQueue
+        | Variant::FloorLock => floor::serve(listener).await,
         Variant::Final | Variant::Step => Err("served by the variant's own provider, above".into()),
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
     serde::Serialize,
     serde::Deserialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// The tutorial's finished framework, crate `mprpc` in `final/`.
     Final,
@@ -26,19 +26,55 @@ pub enum Variant {
     Tarpc,
     /// The course's design: one new TCP connection per call.
     Step,
-    /// Raw tokio + prost: the floor, the least code that multiplexes calls.
+    /// Raw tokio + prost: the floor, the least code that multiplexes calls,
+    /// written the fastest way measured
+    /// ([`crate::floor::Design::CombiningYield`]).
     Floor,
+    /// The floor whose writing caller writes at once, without yielding.
+    FloorCombine,
+    /// The floor with a writer task woken once per batch of a shared buffer.
+    FloorShared,
+    /// The floor with a writer task fed through a channel, one `BytesMut`
+    /// per frame (the benchmark's first floor).
+    FloorQueue,
+    /// The floor with one locked `write` per call, no coalescing.
+    FloorLock,
 }
 
 impl Variant {
-    /// Every variant, in report order.
-    pub const ALL: [Variant; 5] = [
+    /// The variants a plain `bench` run measures, in report order: the
+    /// floor's alternative designs included, so that the run that fixes the
+    /// floor also shows why it is written the way it is.
+    pub const DEFAULT: [Variant; 9] = [
         Variant::Final,
         Variant::Tonic,
         Variant::Tarpc,
         Variant::Step,
         Variant::Floor,
+        Variant::FloorCombine,
+        Variant::FloorShared,
+        Variant::FloorQueue,
+        Variant::FloorLock,
     ];
+
+    /// Whether the chart shows this variant (the floor's alternatives are
+    /// in the table only, to keep the chart readable).
+    pub fn charted(self) -> bool {
+        self.floor_design().is_none() || self == Variant::Floor
+    }
+
+    /// The floor's client design, for the floor variants.
+    pub fn floor_design(self) -> Option<crate::floor::Design> {
+        use crate::floor::Design;
+        match self {
+            Variant::Floor => Some(Design::CombiningYield),
+            Variant::FloorCombine => Some(Design::Combining),
+            Variant::FloorShared => Some(Design::SharedBuffer),
+            Variant::FloorQueue => Some(Design::Queue),
+            Variant::FloorLock => Some(Design::Lock),
+            _ => None,
+        }
+    }
 
     /// Name used on the command line, in JSON and in tables.
     pub fn name(self) -> &'static str {
@@ -48,6 +84,10 @@ impl Variant {
             Variant::Tarpc => "tarpc",
             Variant::Step => "step",
             Variant::Floor => "floor",
+            Variant::FloorCombine => "floor-combine",
+            Variant::FloorShared => "floor-shared",
+            Variant::FloorQueue => "floor-queue",
+            Variant::FloorLock => "floor-lock",
         }
     }
 
@@ -58,7 +98,19 @@ impl Variant {
             Variant::Tonic => "tonic 0.14, gRPC over HTTP/2, one shared Channel",
             Variant::Tarpc => "tarpc 0.38, TCP + bincode (tokio-serde), one shared client",
             Variant::Step => crate::step_variant::DESCRIPTION,
-            Variant::Floor => "tokio + prost by hand: u32 length + u64 id frames, one connection",
+            Variant::Floor => {
+                "tokio + prost by hand: u32 length + u64 id frames, one connection; callers append to one buffer, the first one finding no write in progress yields once and then writes the batch"
+            }
+            Variant::FloorCombine => {
+                "the floor, but the caller that becomes the writer writes at once, without yielding first"
+            }
+            Variant::FloorShared => {
+                "the floor, but a writer task woken once per batch writes the shared buffer"
+            }
+            Variant::FloorQueue => {
+                "the floor, but each frame is its own BytesMut sent through a channel to a coalescing writer task"
+            }
+            Variant::FloorLock => "the floor, but every call writes its own frame under a lock",
         }
     }
 }
