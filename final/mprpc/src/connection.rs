@@ -336,6 +336,14 @@ async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
     loop {
         shared.writer_wake.notified().await;
+        // Let every caller that is already runnable append its frame first.
+        // A task woken by another runs next on tokio (the worker's LIFO
+        // slot), so without this the writer would run right after the first
+        // caller of a burst and write its frame alone, then again for the
+        // next: one `write` per call instead of one per burst (measured with
+        // `bench`: 4× fewer system calls per call at 128 in flight, see the
+        // chapter Performance).
+        tokio::task::yield_now().await;
         loop {
             batch.clear();
             // Swap buffers: callers keep appending to the (empty) other one
