@@ -338,11 +338,20 @@ impl Connection {
         &self.shared.addr
     }
 
-    /// True if no byte has arrived on this connection since `since`: the
-    /// provider answered nothing at all, not even another call's response.
-    pub(crate) fn silent_since(&self, since: Instant) -> bool {
+    /// A mark of the last time bytes arrived, to give back to
+    /// [`silent_since`](Self::silent_since) later. Taken when a call is
+    /// sent, it costs one atomic load where a timestamp would cost a clock
+    /// read on every call.
+    pub(crate) fn received_mark(&self) -> u64 {
+        self.shared.last_received.load(Ordering::Relaxed)
+    }
+
+    /// `Some(how long)` if no byte has arrived on this connection since
+    /// `mark` was taken (the provider answered nothing at all, not even
+    /// another call's response), counting from the last byte received.
+    pub(crate) fn silent_since(&self, mark: u64) -> Option<Duration> {
         let nanos = self.shared.last_received.load(Ordering::Relaxed);
-        self.shared.opened + Duration::from_nanos(nanos) < since
+        (nanos == mark).then(|| (self.shared.opened + Duration::from_nanos(nanos)).elapsed())
     }
 
     /// True while new calls may use this connection.
