@@ -133,10 +133,12 @@ impl Slots {
     fn try_take(&self) -> Option<Slot<'_>> {
         let mut used = self.used.load(Ordering::SeqCst);
         while used < self.max {
-            match self
-                .used
-                .compare_exchange_weak(used, used + 1, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match self.used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
                 Ok(_) => return Some(Slot(self)),
                 Err(now) => used = now,
             }

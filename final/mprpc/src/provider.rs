@@ -819,6 +819,10 @@ struct ConnState<'a> {
     aborts: HashMap<u64, AbortHandle>,
     /// Calls of `in_flight` running on tasks of their own.
     spawned: usize,
+    /// The service the last request named, as found in `published`: a
+    /// caller names the same one call after call, and comparing the bytes
+    /// is cheaper than hashing them again.
+    last_service: Option<(&'a [u8], &'a Published)>,
 }
 
 // ANCHOR: serve_mprpc
@@ -839,6 +843,7 @@ async fn serve_mprpc(
         in_flight: FuturesUnordered::new(),
         aborts: HashMap::new(),
         spawned: 0,
+        last_service: None,
     };
     st.out.extend_from_slice(&PREAMBLE);
     // Wait for the full preamble, then check the version.
@@ -1131,6 +1136,9 @@ struct Timed<F> {
     budget: Duration,
     /// Longest poll so far.
     longest: Duration,
+    /// When the first poll starts, if the caller has just read the clock
+    /// (it has: for the deadline), so that poll needs no clock read of its own.
+    first_poll: Option<Instant>,
 }
 
 impl<F: Future + Unpin> Future for Timed<F> {
@@ -1141,7 +1149,7 @@ impl<F: Future + Unpin> Future for Timed<F> {
         let Some(stats) = &this.stats else {
             return Pin::new(&mut this.fut).poll(cx);
         };
-        let started = Instant::now();
+        let started = this.first_poll.take().unwrap_or_else(Instant::now);
         let r = Pin::new(&mut this.fut).poll(cx);
         let took = started.elapsed();
         this.longest = this.longest.max(took);
@@ -1216,7 +1224,15 @@ impl ConnState<'_> {
         payload: Bytes,
         loan: Option<OwnedSemaphorePermit>,
     ) {
-        let Some((svc, stats)) = self.shared.published.get(service) else {
+        let found = match self.last_service {
+            Some((name, published)) if name == service => Some(published),
+            _ => {
+                let hit = self.shared.published.get_key_value(service);
+                self.last_service = hit.map(|(name, published)| (name.as_slice(), published));
+                hit.map(|(_, published)| published)
+            }
+        };
+        let Some((svc, stats)) = found else {
             // A caller that sent the course's short name gets told the name
             // it should have used.
             let hint = match self.shared.legacy_services.get(service) {
@@ -1258,8 +1274,9 @@ impl ConnState<'_> {
             );
             return self.respond(id, Err(Status::new(ErrorCode::Overloaded, msg)));
         }
-        let deadline =
-            (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)));
+        // One clock read serves the deadline and the timing of the first poll.
+        let now = Instant::now();
+        let deadline = (timeout_ms > 0).then(|| now + Duration::from_millis(u64::from(timeout_ms)));
         let ctx = CallContext {
             peer: self.peer,
             deadline,
@@ -1278,6 +1295,9 @@ impl ConnState<'_> {
             stats: learning.then(|| Arc::clone(stats)),
             budget: self.shared.budget,
             longest: Duration::ZERO,
+            // Inline, the first poll starts now; a spawned call's first
+            // poll starts whenever its task runs, and times itself.
+            first_poll: (!spawn).then_some(now),
         };
         let outcome: Outcome = if spawn {
             // Not known to be quick: a task of its own, so that a handler
