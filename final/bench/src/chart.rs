@@ -19,10 +19,16 @@ use crate::variant::Variant;
 fn colour(variant: Variant) -> RGBColor {
     match variant {
         Variant::Final => RGBColor(0xd6, 0x27, 0x28),
+        Variant::FinalTls => RGBColor(0xe3, 0x77, 0xc2),
+        Variant::FinalMetrics => RGBColor(0xff, 0x7f, 0x0e),
         Variant::Tonic => RGBColor(0x1f, 0x77, 0xb4),
         Variant::Tarpc => RGBColor(0x2c, 0xa0, 0x2c),
         Variant::Step => RGBColor(0x7f, 0x7f, 0x7f),
         Variant::Floor => RGBColor(0x33, 0x33, 0x33),
+        Variant::FloorCombine => RGBColor(0x44, 0x44, 0x44),
+        Variant::FloorShared => RGBColor(0x55, 0x55, 0x55),
+        Variant::FloorQueue => RGBColor(0x88, 0x88, 0x88),
+        Variant::FloorLock => RGBColor(0xbb, 0xbb, 0xbb),
     }
 }
 
@@ -73,17 +79,19 @@ fn panel(
         .variants
         .iter()
         .copied()
-        .filter(|v| report.summary.iter().any(|s| s.variant == *v))
+        .filter(|v| v.charted() && report.summary.iter().any(|s| s.variant == *v))
         .collect();
     let groups = concurrencies.len() as f64;
     let top = report
         .summary
         .iter()
+        .filter(|s| s.variant.charted())
         .map(|s| metric.stat(s).max)
         .fold(0.0, f64::max);
     let bottom = report
         .summary
         .iter()
+        .filter(|s| s.variant.charted())
         .map(|s| metric.stat(s).min)
         .fold(f64::INFINITY, f64::min);
     let label_of = move |x: &f64| {

@@ -52,7 +52,7 @@ impl Options {
     /// The full benchmark (3 rounds, 1 s warm-up, 3 s window) or `--quick`
     /// (1 round, 0.2 s warm-up, 0.5 s window), run by `exe`.
     pub fn new(exe: PathBuf, quick: bool) -> Self {
-        let variants = Variant::ALL
+        let variants = Variant::DEFAULT
             .into_iter()
             .filter(|v| *v != Variant::Final || crate::final_variant::AVAILABLE)
             .collect();
@@ -142,9 +142,10 @@ impl Drop for ServerProcess {
 fn run_load(
     opts: &Options,
     variant: Variant,
-    addr: SocketAddr,
+    server: (SocketAddr, u32),
     concurrency: usize,
 ) -> Result<LoadResult, BoxError> {
+    let (addr, server_pid) = server;
     let output = Command::new(&opts.exe)
         .args([
             "load",
@@ -156,6 +157,7 @@ fn run_load(
         .args(["--concurrency", &concurrency.to_string()])
         .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
         .args(["--window-ms", &opts.window.as_millis().to_string()])
+        .args(["--server-pid", &server_pid.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
@@ -201,23 +203,24 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
     for round in 1..=opts.rounds {
         let mut order = servers
             .iter()
-            .map(|(v, s)| (*v, s.addr))
+            .map(|(v, s)| (*v, (s.addr, s.child.id())))
             .collect::<Vec<_>>();
         let shift = (round - 1) % order.len();
         order.rotate_left(shift);
         for &concurrency in &opts.concurrencies {
-            for &(variant, addr) in &order {
-                match run_load(opts, variant, addr, concurrency) {
+            for &(variant, server) in &order {
+                match run_load(opts, variant, server, concurrency) {
                     Ok(result) => {
                         if opts.verbose {
                             eprintln!(
-                                "round {round}/{}  {:>3} in flight  {:<5}  {:>9.0} calls/s  p50 {:>7.1} µs  p99 {:>8.1} µs  errors {}",
+                                "round {round}/{}  {:>3} in flight  {:<13}  {:>9.0} calls/s  p50 {:>7.1} µs  p99 {:>8.1} µs  CPU {:>5.2} µs/call  errors {}",
                                 opts.rounds,
                                 concurrency,
                                 variant,
                                 result.calls_per_sec,
                                 result.p50_us,
                                 result.p99_us,
+                                result.cpu_us_per_call.unwrap_or(f64::NAN),
                                 result.errors
                             );
                         }
@@ -226,7 +229,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
                     Err(err) => {
                         if opts.verbose {
                             eprintln!(
-                                "round {round}/{}  {concurrency:>3} in flight  {variant:<5}  FAILED: {err}",
+                                "round {round}/{}  {concurrency:>3} in flight  {variant:<13}  FAILED: {err}",
                                 opts.rounds
                             );
                         }

@@ -38,6 +38,9 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// Measured window.
     pub window: Duration,
+    /// The server's process id, so its CPU time over the window can be read
+    /// from `/proc` (`None`: only the load generator's own CPU is known).
+    pub server_pid: Option<u32>,
 }
 
 /// What one load run measured.
@@ -67,6 +70,68 @@ pub struct LoadResult {
     pub mean_us: f64,
     /// The first error seen, if any, so failures are explained, not just counted.
     pub first_error: Option<String>,
+    /// CPU time (user + sys) the load generator used during the window, seconds.
+    #[serde(default)]
+    pub load_cpu_s: Option<f64>,
+    /// CPU time (user + sys) the server process used during the window, seconds.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// `(load_cpu_s + server_cpu_s) / (calls + errors)`, microseconds: what
+    /// one call costs both processes together. Steadier than calls/s on a
+    /// shared machine, because time the variant spent *waiting* for a core
+    /// that a neighbour held does not count.
+    #[serde(default)]
+    pub cpu_us_per_call: Option<f64>,
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`): fixed at 100
+/// in Linux's user-space ABI on every architecture this runs on.
+const USER_HZ: f64 = 100.0;
+
+/// User + sys CPU seconds of process `pid` so far, from `/proc/<pid>/stat`
+/// (fields 14 and 15, after the parenthesised command name, which may
+/// itself contain spaces). Counts every thread, including exited ones.
+/// Resolution is one tick (10 ms): over a 3 s window of a process using
+/// one core, about 0.3%.
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+/// CPU used by this process and the server between `from` and `until`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuWindow {
+    /// This process (the load generator), seconds.
+    load: Option<f64>,
+    /// The server process, seconds.
+    server: Option<f64>,
+}
+
+/// Starts a thread that samples both processes' CPU time at `from` and at
+/// `until` (a plain OS thread that sleeps in between, so it neither costs
+/// CPU nor waits for a busy tokio worker to be sampled on time).
+fn meter_cpu(
+    server_pid: Option<u32>,
+    from: Instant,
+    until: Instant,
+) -> std::thread::JoinHandle<CpuWindow> {
+    std::thread::spawn(move || {
+        let me = std::process::id();
+        let sample = || (process_cpu_s(me), server_pid.and_then(process_cpu_s));
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let (load0, server0) = sample();
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        let (load1, server1) = sample();
+        let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        CpuWindow {
+            load: diff(load0, load1),
+            server: diff(server0, server1),
+        }
+    })
 }
 
 /// A connected asynchronous client. Cloning shares the underlying
@@ -91,11 +156,21 @@ impl Caller {
         request: &LoginRequest,
     ) -> Result<Self, BoxError> {
         Ok(match variant {
-            Variant::Final => Caller::Final(final_variant::Client::new(addr, request)),
+            Variant::Final | Variant::FinalMetrics => {
+                Caller::Final(final_variant::Client::new(addr, request, false)?)
+            }
+            Variant::FinalTls => Caller::Final(final_variant::Client::new(addr, request, true)?),
             Variant::Tonic => Caller::Tonic(grpc::Client::connect(addr).await?),
             Variant::Tarpc => Caller::Tarpc(rpc_tarpc::Client::connect(addr, request).await?),
             Variant::Step => return Err("the step client is blocking: run it on threads".into()),
-            Variant::Floor => Caller::Floor(floor::Client::connect(addr).await?),
+            Variant::Floor
+            | Variant::FloorCombine
+            | Variant::FloorShared
+            | Variant::FloorQueue
+            | Variant::FloorLock => {
+                let design = variant.floor_design().ok_or("not a floor variant")?;
+                Caller::Floor(floor::Client::connect(addr, design).await?)
+            }
         })
     }
 
@@ -169,17 +244,22 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
     if spec.concurrency == 0 {
         return Err("concurrency must be at least 1".into());
     }
-    let results = if spec.variant == Variant::Step {
+    let (results, cpu) = if spec.variant == Variant::Step {
         let spec = spec.clone();
         tokio::task::spawn_blocking(move || run_threads(&spec)).await??
     } else {
         run_tasks(spec).await?
     };
-    summarize(spec, results)
+    let cpu = cpu.join().map_err(|_| "the CPU meter thread panicked")?;
+    summarize(spec, results, cpu)
 }
 
+/// What a closed loop hands back: every task's bookings, and the CPU meter
+/// that ran over the same window.
+type Booked = (Vec<TaskResult>, std::thread::JoinHandle<CpuWindow>);
+
 /// The closed loop on tokio tasks, for the asynchronous clients.
-async fn run_tasks(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
+async fn run_tasks(spec: &LoadSpec) -> Result<Booked, BoxError> {
     let request = crate::service::sample_request();
     let mut caller = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -198,6 +278,7 @@ async fn run_tasks(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
     // ANCHOR: closed_loop
     let from = Instant::now() + spec.warmup;
     let until = from + spec.window;
+    let cpu = meter_cpu(spec.server_pid, from, until);
     let mut tasks = JoinSet::new();
     for _ in 0..spec.concurrency {
         let mut caller = caller.clone();
@@ -223,14 +304,14 @@ async fn run_tasks(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
     {
         results.push(joined?);
     }
-    Ok(results)
+    Ok((results, cpu))
 }
 
 /// The same closed loop on OS threads, for the blocking `step` client (the
 /// course's caller blocks in `CallMethod`): one thread per call in flight.
 /// Every call is bounded by the step channel's own connect and read
 /// timeouts, so the threads end.
-fn run_threads(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
+fn run_threads(spec: &LoadSpec) -> Result<Booked, BoxError> {
     let request = crate::service::sample_request();
     if !step_variant::Client::new(spec.addr, &request)
         .login()?
@@ -240,6 +321,7 @@ fn run_threads(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
     }
     let from = Instant::now() + spec.warmup;
     let until = from + spec.window;
+    let cpu = meter_cpu(spec.server_pid, from, until);
     let mut threads = Vec::new();
     for _ in 0..spec.concurrency {
         let client = step_variant::Client::new(spec.addr, &request);
@@ -253,14 +335,22 @@ fn run_threads(spec: &LoadSpec) -> Result<Vec<TaskResult>, BoxError> {
             booked
         }));
     }
-    threads
+    let results = threads
         .into_iter()
-        .map(|t| t.join().map_err(|_| "a caller thread panicked".into()))
-        .collect()
+        .map(|t| {
+            t.join()
+                .map_err(|_| BoxError::from("a caller thread panicked"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((results, cpu))
 }
 
 /// Merges the per-task results into the run's result.
-fn summarize(spec: &LoadSpec, results: Vec<TaskResult>) -> Result<LoadResult, BoxError> {
+fn summarize(
+    spec: &LoadSpec,
+    results: Vec<TaskResult>,
+    cpu: CpuWindow,
+) -> Result<LoadResult, BoxError> {
     let mut total = TaskResult::new()?;
     for task in results {
         total
@@ -275,6 +365,11 @@ fn summarize(spec: &LoadSpec, results: Vec<TaskResult>) -> Result<LoadResult, Bo
     let h = &total.histogram;
     let window_s = spec.window.as_secs_f64();
     let us = |ns: u64| ns as f64 / 1_000.0;
+    let finished = h.len() + total.errors;
+    let cpu_us_per_call = match (cpu.load, cpu.server) {
+        (Some(load), Some(server)) if finished > 0 => Some((load + server) * 1e6 / finished as f64),
+        _ => None,
+    };
     Ok(LoadResult {
         variant: spec.variant,
         concurrency: spec.concurrency,
@@ -288,5 +383,8 @@ fn summarize(spec: &LoadSpec, results: Vec<TaskResult>) -> Result<LoadResult, Bo
         max_us: us(h.max()),
         mean_us: h.mean() / 1_000.0,
         first_error: total.first_error,
+        load_cpu_s: cpu.load,
+        server_cpu_s: cpu.server,
+        cpu_us_per_call,
     })
 }

@@ -151,6 +151,10 @@ pub struct Summary {
     pub p99_us: Stat,
     /// p99.9 latency, µs.
     pub p999_us: Stat,
+    /// CPU (user + sys, server and load generator together) per call, µs;
+    /// `None` when no round could read it.
+    #[serde(default)]
+    pub cpu_us_per_call: Option<Stat>,
     /// Failed calls, summed over rounds.
     pub errors: u64,
 }
@@ -169,6 +173,12 @@ pub struct Ratios {
     pub final_over_floor: Option<f64>,
     /// step ÷ final.
     pub step_over_final: Option<f64>,
+    /// final's p99 latency ÷ the floor's (medians; lower is better).
+    #[serde(default)]
+    pub final_p99_over_floor: Option<f64>,
+    /// final's CPU µs per call ÷ the floor's (medians; lower is better).
+    #[serde(default)]
+    pub final_cpu_over_floor: Option<f64>,
 }
 
 /// Everything one run of the driver produced.
@@ -221,16 +231,31 @@ pub fn summarize(settings: &Settings, samples: &[Sample]) -> (Vec<Summary>, Vec<
                     p50_us,
                     p99_us,
                     p999_us,
+                    cpu_us_per_call: Stat::of(
+                        &cell
+                            .iter()
+                            .filter_map(|r| r.cpu_us_per_call)
+                            .collect::<Vec<_>>(),
+                    ),
                     errors: cell.iter().map(|r| r.errors).sum(),
                 });
             }
         }
     }
-    let median = |variant: Variant, concurrency: usize| {
+    let cell = |variant: Variant, concurrency: usize| {
         summary
             .iter()
             .find(|s| s.variant == variant && s.concurrency == concurrency)
-            .map(|s| s.calls_per_sec.median)
+    };
+    let median = |variant: Variant, concurrency: usize| {
+        cell(variant, concurrency).map(|s| s.calls_per_sec.median)
+    };
+    let p99 =
+        |variant: Variant, concurrency: usize| cell(variant, concurrency).map(|s| s.p99_us.median);
+    let cpu = |variant: Variant, concurrency: usize| {
+        cell(variant, concurrency)
+            .and_then(|s| s.cpu_us_per_call)
+            .map(|s| s.median)
     };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -247,6 +272,8 @@ pub fn summarize(settings: &Settings, samples: &[Sample]) -> (Vec<Summary>, Vec<
                 final_over_tarpc: ratio(f, median(Variant::Tarpc, c)),
                 final_over_floor: ratio(f, median(Variant::Floor, c)),
                 step_over_final: ratio(median(Variant::Step, c), f),
+                final_p99_over_floor: ratio(p99(Variant::Final, c), p99(Variant::Floor, c)),
+                final_cpu_over_floor: ratio(cpu(Variant::Final, c), cpu(Variant::Floor, c)),
             }
         })
         .collect();
@@ -273,6 +300,11 @@ fn micros(x: f64) -> String {
     } else {
         format!("{x:.1}")
     }
+}
+
+/// CPU per call in µs: two decimals, it is a small number.
+fn cpu_micros(x: f64) -> String {
+    format!("{x:.2}")
 }
 
 /// `median (min–max)`, formatted with `f`.
@@ -317,39 +349,47 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "| variant | in flight | calls/s, median (min–max) | p50 µs | p99 µs | p99.9 µs | errors |"
+            "| variant | in flight | calls/s, median (min–max) | p50 µs | p99 µs | p99.9 µs | CPU µs/call | errors |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for c in &self.summary {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.variant,
                 c.concurrency,
                 spread(&c.calls_per_sec, thousands),
                 spread(&c.p50_us, micros),
                 spread(&c.p99_us, micros),
                 spread(&c.p999_us, micros),
+                c.cpu_us_per_call
+                    .as_ref()
+                    .map_or_else(|| "n/a".to_owned(), |s| spread(s, cpu_micros)),
                 c.errors
             );
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "Throughput ratios (medians):");
+        let _ = writeln!(
+            out,
+            "Ratios of medians (throughput: higher is better for `final`; p99 and CPU per call: lower is better):"
+        );
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "| in flight | final/tonic | final/tarpc | final/floor | step/final |"
+            "| in flight | final/tonic | final/tarpc | final/floor | step/final | p99 final/floor | CPU/call final/floor |"
         );
-        let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.ratios {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 r.concurrency,
                 times(r.final_over_tonic),
                 times(r.final_over_tarpc),
                 times(r.final_over_floor),
-                times(r.step_over_final)
+                times(r.step_over_final),
+                times(r.final_p99_over_floor),
+                times(r.final_cpu_over_floor)
             );
         }
         let _ = writeln!(out);

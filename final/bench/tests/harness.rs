@@ -32,6 +32,8 @@ fn quick_floor_run_writes_a_complete_report() -> Result<(), BoxError> {
         assert_eq!(cell.errors, 0);
         assert!(cell.calls_per_sec.median > 0.0);
         assert!(cell.p50_us.median > 0.0 && cell.p50_us.median <= cell.p99_us.median);
+        let cpu = cell.cpu_us_per_call.ok_or("no CPU per call measured")?;
+        assert!(cpu.median > 0.0, "CPU per call {cpu:?}");
     }
     assert!(report.machine.nproc >= 1);
 

@@ -145,8 +145,9 @@ struct Merged {
 /// Where a call's request went, for what to do after a missed deadline.
 #[derive(Debug)]
 enum SentOn {
-    /// On this pooled connection, at this time.
-    Framed(Arc<Connection>, Instant),
+    /// On this pooled connection, when it had last received bytes at this
+    /// mark ([`Connection::received_mark`]).
+    Framed(Arc<Connection>, u64),
     /// To this `course://` provider.
     Course(String),
 }
@@ -349,6 +350,9 @@ impl MprpcChannel {
         // connection's call guard, which sends a cancel frame.
         let work = tracing::Instrument::instrument(work, span.clone());
         let result = tokio::select! {
+            // The work first: no random number per call, and a response
+            // that is already there wins over a deadline passing just now.
+            biased;
             r = work => r,
             _ = deadline => Err(Status::new(
                 ErrorCode::DeadlineExceeded,
@@ -445,7 +449,7 @@ impl MprpcChannel {
                     continue;
                 }
             };
-            *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), Instant::now()));
+            *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), conn.received_mark()));
             tracing::Span::current().record("peer", addr.as_str());
             match conn
                 .call(
@@ -605,6 +609,12 @@ impl MprpcChannel {
     /// Index of the provider to use, skipping those in `tried` (bit mask) and
     /// — unless nothing else is left — those recently ejected.
     fn pick(&self, list: &[String], tried: u64) -> Option<usize> {
+        if list.len() == 1 {
+            // One provider: it is the answer whether ejected or not (an
+            // ejected one is tried when nothing else is left), so neither
+            // the clock nor the ejected table needs reading.
+            return (tried & 1 == 0).then_some(0);
+        }
         let inner = &self.inner;
         let now = Instant::now();
         let usable = |i: usize, allow_ejected: bool, ejected: &HashMap<String, Instant>| {
@@ -722,14 +732,12 @@ impl ChannelInner {
     fn after_deadline(&self, sent_on: &Mutex<Option<SentOn>>) {
         match lock(sent_on).take() {
             // Every call stuck there ends at about the same time: log once.
-            Some(SentOn::Framed(conn, sent_at))
-                if conn.silent_since(sent_at) && self.eject(conn.addr()) =>
-            {
-                log::warn!(
-                    "{} sent nothing for {:?}; avoiding it",
-                    conn.addr(),
-                    sent_at.elapsed()
-                );
+            Some(SentOn::Framed(conn, mark)) => {
+                if let Some(silent) = conn.silent_since(mark)
+                    && self.eject(conn.addr())
+                {
+                    log::warn!("{} sent nothing for {silent:?}; avoiding it", conn.addr());
+                }
             }
             // The course format says nothing until the answer, so a course
             // provider past the deadline is silent by definition (the

@@ -348,7 +348,15 @@ pub(crate) async fn serve(
     };
     // Interceptors, span and metrics as on the framed path; the call has
     // no metadata, so an interceptor requiring a token refuses it.
-    let mut end = hooks.begin(desc, index, &metrics[index], peer, 0, true);
+    let mut end = hooks.begin(
+        desc,
+        index,
+        &metrics[index],
+        peer,
+        0,
+        true,
+        std::time::Instant::now(),
+    );
     if let Err(status) = hooks.intercept(&mut end, Metadata::new()) {
         end.finish(Some(status.code));
         return close(stream, peer, &format!("{name} refused: {status}")).await;

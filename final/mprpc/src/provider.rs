@@ -1005,7 +1005,11 @@ pub(crate) struct CallEnd {
 }
 
 impl Hooks {
-    /// Starts observing a call of `desc.methods[index]`.
+    /// Starts observing a call of `desc.methods[index]` that arrived at
+    /// `now`. (Eight plain arguments: both call sites have them at hand,
+    /// and a struct built per call only to be taken apart here would cost
+    /// more to read than it saves.)
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn begin(
         &self,
         desc: &'static ServiceDescriptor,
@@ -1014,6 +1018,7 @@ impl Hooks {
         peer: SocketAddr,
         call_id: u64,
         legacy: bool,
+        now: Instant,
     ) -> CallEnd {
         let span = tracing::info_span!(
             "rpc.server",
@@ -1029,7 +1034,7 @@ impl Hooks {
             metrics.start();
             Arc::clone(metrics)
         });
-        let started = (metrics.is_some() || !span.is_disabled()).then(Instant::now);
+        let started = (metrics.is_some() || !span.is_disabled()).then_some(now);
         CallEnd {
             desc,
             index,
@@ -1147,6 +1152,10 @@ struct ConnState<'a> {
     /// The caller's preamble set [`frame::FLAG_METADATA`]: responses may
     /// carry metadata.
     metadata_ok: bool,
+    /// The service the last request named, as found in `published`: a
+    /// caller names the same one call after call, and comparing the bytes
+    /// is cheaper than hashing them again.
+    last_service: Option<(&'a [u8], &'a Published)>,
 }
 
 // ANCHOR: serve_mprpc
@@ -1168,6 +1177,7 @@ async fn serve_mprpc<S: Transport>(
         aborts: HashMap::new(),
         spawned: 0,
         metadata_ok: false,
+        last_service: None,
     };
     st.out.extend_from_slice(&PREAMBLE);
     // Wait for the full preamble, then check the version.
@@ -1468,6 +1478,9 @@ struct Timed<F> {
     budget: Duration,
     /// Longest poll so far.
     longest: Duration,
+    /// When the first poll starts, if the caller has just read the clock
+    /// (it has: for the deadline), so that poll needs no clock read of its own.
+    first_poll: Option<Instant>,
 }
 
 impl<F: Future + Unpin> Future for Timed<F> {
@@ -1478,7 +1491,7 @@ impl<F: Future + Unpin> Future for Timed<F> {
         let Some(stats) = &this.stats else {
             return Pin::new(&mut this.fut).poll(cx);
         };
-        let started = Instant::now();
+        let started = this.first_poll.take().unwrap_or_else(Instant::now);
         let r = Pin::new(&mut this.fut).poll(cx);
         let took = started.elapsed();
         this.longest = this.longest.max(took);
@@ -1556,7 +1569,15 @@ impl ConnState<'_> {
         payload: Bytes,
         loan: Option<OwnedSemaphorePermit>,
     ) {
-        let Some((svc, stats, metrics)) = self.shared.published.get(service) else {
+        let found = match self.last_service {
+            Some((name, published)) if name == service => Some(published),
+            _ => {
+                let hit = self.shared.published.get_key_value(service);
+                self.last_service = hit.map(|(name, published)| (name.as_slice(), published));
+                hit.map(|(_, published)| published)
+            }
+        };
+        let Some((svc, stats, metrics)) = found else {
             // A caller that sent the course's short name gets told the name
             // it should have used.
             let hint = match self.shared.legacy_services.get(service) {
@@ -1598,11 +1619,13 @@ impl ConnState<'_> {
             );
             return self.refuse(id, Status::new(ErrorCode::Overloaded, msg));
         }
-        let deadline =
-            (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)));
+        // One clock read serves the deadline, the call's clock and the
+        // timing of the first poll.
+        let now = Instant::now();
+        let deadline = (timeout_ms > 0).then(|| now + Duration::from_millis(u64::from(timeout_ms)));
         // ANCHOR: on_request_hooks
         let hooks = &self.shared.hooks;
-        let mut end = hooks.begin(desc, index, &metrics[index], self.peer, id, false);
+        let mut end = hooks.begin(desc, index, &metrics[index], self.peer, id, false, now);
         let md = if metadata.is_empty() {
             Metadata::new()
         } else {
@@ -1638,6 +1661,9 @@ impl ConnState<'_> {
             stats: learning.then(|| Arc::clone(stats)),
             budget: self.shared.budget,
             longest: Duration::ZERO,
+            // Inline, the first poll starts now; a spawned call's first
+            // poll starts whenever its task runs, and times itself.
+            first_poll: (!spawn).then_some(now),
         };
         let outcome: Outcome = if spawn {
             // Not known to be quick: a task of its own, so that a handler

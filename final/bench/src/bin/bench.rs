@@ -81,6 +81,9 @@ enum Role {
         /// Measured window, milliseconds.
         #[arg(long)]
         window_ms: u64,
+        /// The server's process id, to read its CPU time over the window.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
 }
 
@@ -107,6 +110,7 @@ fn real_main() -> Result<(), BoxError> {
             concurrency,
             warmup_ms,
             window_ms,
+            server_pid,
         }) => {
             let spec = LoadSpec {
                 variant,
@@ -114,6 +118,7 @@ fn real_main() -> Result<(), BoxError> {
                 concurrency,
                 warmup: Duration::from_millis(warmup_ms),
                 window: Duration::from_millis(window_ms),
+                server_pid,
             };
             let result = tokio::runtime::Runtime::new()?.block_on(load::run(&spec))?;
             println!("{}", serde_json::to_string(&result)?);
