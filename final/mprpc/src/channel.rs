@@ -317,7 +317,7 @@ impl MprpcChannel {
                     timeout,
                     metadata.as_ref(),
                     request,
-                    &sent_on,
+                    (&sent_on, &span),
                 )
                 .await?;
             if let Some(c) = controller.filter(|_| !md.is_empty()) {
@@ -348,7 +348,6 @@ impl MprpcChannel {
         };
         // Whichever finishes first wins; dropping `work` runs the
         // connection's call guard, which sends a cancel frame.
-        let work = tracing::Instrument::instrument(work, span.clone());
         let result = tokio::select! {
             // The work first: no random number per call, and a response
             // that is already there wins over a deadline passing just now.
@@ -392,7 +391,7 @@ impl MprpcChannel {
         timeout: Option<Duration>,
         metadata: Option<&Metadata>,
         request: &Req,
-        sent_on: &Mutex<Option<SentOn>>,
+        (sent_on, span): (&Mutex<Option<SentOn>>, &tracing::Span),
     ) -> Result<(Bytes, Metadata), Status> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
@@ -450,13 +449,15 @@ impl MprpcChannel {
                 }
             };
             *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), conn.received_mark()));
-            tracing::Span::current().record("peer", addr.as_str());
+            if !span.is_disabled() {
+                span.record("peer", addr.as_str());
+            }
             match conn
                 .call(
                     service.full_name,
                     method_name,
                     timeout_ms,
-                    metadata,
+                    (metadata, span),
                     request,
                 )
                 .await

@@ -426,7 +426,7 @@ impl Connection {
         service: &str,
         method: &str,
         timeout_ms: u32,
-        metadata: Option<&Metadata>,
+        (metadata, span): (Option<&Metadata>, &tracing::Span),
         message: &M,
     ) -> Result<(Bytes, Metadata), CallError> {
         let shared = &self.shared;
@@ -451,7 +451,9 @@ impl Connection {
             )));
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::Span::current().record("call_id", id);
+        if !span.is_disabled() {
+            span.record("call_id", id);
+        }
         let (tx, rx) = oneshot::channel();
         lock(&shared.pending).insert(id, tx);
         guard.id = id;

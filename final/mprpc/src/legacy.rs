@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use crate::error::{ErrorCode, Status};
 use crate::metadata::Metadata;
-use crate::provider::{Hooks, LegacyEntry};
+use crate::provider::{Hooks, LegacyEntry, Who};
 use crate::service::CallContext;
 
 // ANCHOR: rpc_header
@@ -348,22 +348,20 @@ pub(crate) async fn serve(
     };
     // Interceptors, span and metrics as on the framed path; the call has
     // no metadata, so an interceptor requiring a token refuses it.
-    let mut end = hooks.begin(
+    let who = Who {
         desc,
         index,
-        &metrics[index],
         peer,
-        0,
-        true,
-        std::time::Instant::now(),
-    );
-    if let Err(status) = hooks.intercept(&mut end, Metadata::new()) {
+        call_id: 0,
+        legacy: true,
+    };
+    let mut end = hooks.begin(&who, &metrics[index], std::time::Instant::now());
+    if let Err(status) = hooks.intercept(&mut end, &who, Metadata::new()) {
         end.finish(Some(status.code));
         return close(stream, peer, &format!("{name} refused: {status}")).await;
     }
     let ctx = CallContext::for_call(peer, None, 0, true, Metadata::new());
-    let handler =
-        tracing::Instrument::instrument(svc.call(index, ctx, request.args), end.span.clone());
+    let handler = end.in_span(svc.call(index, ctx, request.args));
     // A panicking handler fails this call only, as on the framed path.
     let result = std::panic::AssertUnwindSafe(handler)
         .catch_unwind()

@@ -56,7 +56,7 @@ use crate::interceptor::{ServerCall, ServerInterceptor};
 use crate::metadata::{Metadata, MetadataLimits};
 use crate::metrics::{MethodMetrics, Metrics};
 use crate::registry::Registry;
-use crate::service::{CallContext, Service, ServiceDescriptor};
+use crate::service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
 
 /// A buffer left with more capacity than this once empty is replaced by a
 /// small one: one large frame must not pin its memory for the connection's
@@ -980,53 +980,56 @@ pub(crate) struct Hooks {
 
 /// One call's span, clock, metrics and response metadata, from the moment
 /// its method is known until it is answered.
+///
+/// Small on purpose (three words): it travels inside every call's future,
+/// and the provider moves those. Everything that exists only while tracing
+/// or metrics are on lives behind one `Box`, made only then.
 pub(crate) struct CallEnd {
-    /// The call's service and method.
-    desc: &'static ServiceDescriptor,
-    /// Index of the method in `desc`.
-    index: usize,
-    /// The caller.
-    peer: SocketAddr,
-    /// Id on its connection (0: course format).
-    call_id: u64,
-    /// Course format.
-    legacy: bool,
-    /// `rpc.server`; disabled (and free) without a tracing subscriber.
-    pub(crate) span: tracing::Span,
-    /// When the call started; read only for metrics or an enabled span.
-    started: Option<Instant>,
-    /// The method's counters, when metrics are on.
-    metrics: Option<Arc<MethodMetrics>>,
-    /// Response metadata added by interceptors.
-    extra: Metadata,
+    /// Span, clock and counters; `None` when neither a tracing subscriber
+    /// wants the span nor metrics are on.
+    observed: Option<Box<Observed>>,
+    /// Response metadata added by interceptors (rare: boxed).
+    extra: Option<Box<Metadata>>,
     /// The handler's response metadata (shared with its [`CallContext`]);
     /// `None` when the caller cannot receive metadata.
-    handler: Option<CallContext>,
+    handler: Option<Arc<Mutex<Metadata>>>,
+}
+
+/// What [`CallEnd`] keeps while tracing or metrics are on.
+struct Observed {
+    /// `rpc.server`.
+    span: tracing::Span,
+    /// When the call started.
+    started: Instant,
+    /// The method's counters, when metrics are on.
+    metrics: Option<Arc<MethodMetrics>>,
+}
+
+/// Who is calling what: what an interceptor is shown.
+pub(crate) struct Who {
+    /// The call's service and method.
+    pub(crate) desc: &'static ServiceDescriptor,
+    /// Index of the method in `desc`.
+    pub(crate) index: usize,
+    /// The caller.
+    pub(crate) peer: SocketAddr,
+    /// Id on its connection (0: course format).
+    pub(crate) call_id: u64,
+    /// Course format.
+    pub(crate) legacy: bool,
 }
 
 impl Hooks {
-    /// Starts observing a call of `desc.methods[index]` that arrived at
-    /// `now`. (Eight plain arguments: both call sites have them at hand,
-    /// and a struct built per call only to be taken apart here would cost
-    /// more to read than it saves.)
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn begin(
-        &self,
-        desc: &'static ServiceDescriptor,
-        index: usize,
-        metrics: &Arc<MethodMetrics>,
-        peer: SocketAddr,
-        call_id: u64,
-        legacy: bool,
-        now: Instant,
-    ) -> CallEnd {
+    /// Starts observing the call `who`, which arrived at `now`, counted in
+    /// `metrics` (when metrics are on).
+    pub(crate) fn begin(&self, who: &Who, metrics: &Arc<MethodMetrics>, now: Instant) -> CallEnd {
         let span = tracing::info_span!(
             "rpc.server",
-            service = desc.full_name,
-            method = desc.methods[index],
-            call_id,
-            peer = %peer,
-            legacy,
+            service = who.desc.full_name,
+            method = who.desc.methods[who.index],
+            call_id = who.call_id,
+            peer = %who.peer,
+            legacy = who.legacy,
             status = tracing::field::Empty,
             duration_us = tracing::field::Empty,
         );
@@ -1034,55 +1037,74 @@ impl Hooks {
             metrics.start();
             Arc::clone(metrics)
         });
-        let started = (metrics.is_some() || !span.is_disabled()).then_some(now);
+        let observed = (metrics.is_some() || !span.is_disabled()).then(|| {
+            Box::new(Observed {
+                span,
+                started: now,
+                metrics,
+            })
+        });
         CallEnd {
-            desc,
-            index,
-            peer,
-            call_id,
-            legacy,
-            span,
-            started,
-            metrics,
-            extra: Metadata::new(),
+            observed,
+            extra: None,
             handler: None,
         }
     }
 
-    /// Runs the interceptors on a call with request metadata `metadata`;
-    /// returns the metadata the handler sees, or the refusal.
+    /// Runs the interceptors on the call `who` with request metadata
+    /// `metadata`; returns the metadata the handler sees, or the refusal.
     pub(crate) fn intercept(
         &self,
         end: &mut CallEnd,
+        who: &Who,
         metadata: Metadata,
     ) -> Result<Metadata, Status> {
         if self.interceptors.is_empty() {
             return Ok(metadata);
         }
         let mut call = ServerCall {
-            service: end.desc.full_name,
-            method: end.desc.methods[end.index],
-            peer: end.peer,
-            call_id: end.call_id,
-            legacy: end.legacy,
+            service: who.desc.full_name,
+            method: who.desc.methods[who.index],
+            peer: who.peer,
+            call_id: who.call_id,
+            legacy: who.legacy,
             metadata,
             response_metadata: Metadata::new(),
         };
-        let verdict = self
-            .interceptors
-            .iter()
-            .try_for_each(|i| i.intercept(&mut call));
-        end.extra = call.response_metadata;
+        let verdict = self.interceptors.iter().try_for_each(|i| i.intercept(&mut call));
+        if !call.response_metadata.is_empty() {
+            end.extra = Some(Box::new(call.response_metadata));
+        }
         verdict.map(|()| call.metadata)
     }
 }
 
 impl CallEnd {
+    /// Lets the provider send what the handler of `ctx` puts in its
+    /// response metadata.
+    pub(crate) fn watch_handler(&mut self, ctx: &CallContext) {
+        self.handler = Some(ctx.response_handle());
+    }
+
+    /// `future` running inside this call's span, if anyone records spans;
+    /// else `future` itself (no wrapper, no allocation).
+    pub(crate) fn in_span(&self, future: ResponseFuture) -> ResponseFuture {
+        match &self.observed {
+            Some(o) if !o.span.is_disabled() => {
+                Box::pin(tracing::Instrument::instrument(future, o.span.clone()))
+            }
+            _ => future,
+        }
+    }
+
     /// The response metadata: the interceptors', then the handler's.
     fn response_metadata(&mut self) -> Metadata {
-        let mut md = std::mem::take(&mut self.extra);
-        if let Some(ctx) = &self.handler {
-            md.extend_from(ctx.take_response_metadata());
+        let mut md = self.extra.take().map_or_else(Metadata::new, |b| *b);
+        if let Some(handler) = &self.handler {
+            let mut theirs = handler.lock().unwrap_or_else(|p| p.into_inner());
+            if !theirs.is_empty() {
+                md.extend_from(std::mem::take(&mut *theirs));
+            }
         }
         md
     }
@@ -1095,16 +1117,16 @@ impl CallEnd {
 
     /// Records the outcome once (later calls do nothing).
     fn record(&mut self, code: Option<ErrorCode>) {
-        let Some(started) = self.started.take() else {
+        let Some(o) = self.observed.take() else {
             return;
         };
-        let took = started.elapsed();
-        if let Some(m) = &self.metrics {
+        let took = o.started.elapsed();
+        if let Some(m) = &o.metrics {
             m.finish(took, code);
         }
-        self.span
+        o.span
             .record("status", code.map_or("cancelled", ErrorCode::as_str));
-        self.span.record("duration_us", took.as_micros() as u64);
+        o.span.record("duration_us", took.as_micros() as u64);
     }
 }
 
@@ -1128,7 +1150,7 @@ type InFlight =
 type Guarded = futures_util::future::Abortable<
     Timed<
         futures_util::future::CatchUnwind<
-            AssertUnwindSafe<tracing::instrument::Instrumented<crate::service::ResponseFuture>>,
+            AssertUnwindSafe<crate::service::ResponseFuture>,
         >,
     >,
 >;
@@ -1625,7 +1647,14 @@ impl ConnState<'_> {
         let deadline = (timeout_ms > 0).then(|| now + Duration::from_millis(u64::from(timeout_ms)));
         // ANCHOR: on_request_hooks
         let hooks = &self.shared.hooks;
-        let mut end = hooks.begin(desc, index, &metrics[index], self.peer, id, false, now);
+        let who = Who {
+            desc,
+            index,
+            peer: self.peer,
+            call_id: id,
+            legacy: false,
+        };
+        let mut end = hooks.begin(&who, &metrics[index], now);
         let md = if metadata.is_empty() {
             Metadata::new()
         } else {
@@ -1638,13 +1667,13 @@ impl ConnState<'_> {
                 }
             }
         };
-        let md = match hooks.intercept(&mut end, md) {
+        let md = match hooks.intercept(&mut end, &who, md) {
             Ok(md) => md,
             Err(status) => return self.finish_call(id, Err(status), end),
         };
         let ctx = CallContext::for_call(self.peer, deadline, id, false, md);
         if self.metadata_ok {
-            end.handler = Some(ctx.clone());
+            end.watch_handler(&ctx);
         }
         // ANCHOR_END: on_request_hooks
         let stats = &stats[index];
@@ -1654,8 +1683,7 @@ impl ConnState<'_> {
             _ => (true, !stats.quick.load(Ordering::Relaxed)),
         };
         let (name, mname) = (desc.full_name, desc.methods[index]);
-        let handler =
-            tracing::Instrument::instrument(svc.call(index, ctx, payload), end.span.clone());
+        let handler = end.in_span(svc.call(index, ctx, payload));
         let mut fut = Timed {
             fut: AssertUnwindSafe(handler).catch_unwind(),
             stats: learning.then(|| Arc::clone(stats)),

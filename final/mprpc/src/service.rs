@@ -148,6 +148,11 @@ impl CallContext {
         lock(&self.response_metadata).insert(key, value)
     }
 
+    /// The shared response metadata (the provider keeps a handle).
+    pub(crate) fn response_handle(&self) -> Arc<Mutex<Metadata>> {
+        Arc::clone(&self.response_metadata)
+    }
+
     /// Takes the response metadata set so far (the provider does, when the
     /// handler has returned).
     pub fn take_response_metadata(&self) -> Metadata {
