@@ -19,6 +19,8 @@ use crate::variant::Variant;
 fn colour(variant: Variant) -> RGBColor {
     match variant {
         Variant::Final => RGBColor(0xd6, 0x27, 0x28),
+        Variant::FinalTls => RGBColor(0xe3, 0x77, 0xc2),
+        Variant::FinalMetrics => RGBColor(0xff, 0x7f, 0x0e),
         Variant::Tonic => RGBColor(0x1f, 0x77, 0xb4),
         Variant::Tarpc => RGBColor(0x2c, 0xa0, 0x2c),
         Variant::Step => RGBColor(0x7f, 0x7f, 0x7f),

@@ -10,6 +10,7 @@
 //! variant runs the same business logic.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use mprpc::{
@@ -19,6 +20,36 @@ use mprpc_examples::fixbug as m;
 
 use crate::BoxError;
 use crate::pb::fixbug::{LoginRequest, LoginResponse};
+use crate::variant::Variant;
+
+/// What is switched on in a `final` variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Features {
+    /// Everything off: plain TCP, no metrics, no tracing subscriber.
+    Plain,
+    /// TLS on both sides.
+    Tls,
+    /// Metrics collected (an admin address bound, nobody scraping).
+    Metrics,
+}
+
+impl Features {
+    /// The features of `variant`, if it is one of the `final` variants.
+    pub fn of(variant: Variant) -> Option<Features> {
+        match variant {
+            Variant::Final => Some(Features::Plain),
+            Variant::FinalTls => Some(Features::Tls),
+            Variant::FinalMetrics => Some(Features::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// Where the `final-tls` server leaves its CA for the load generator (one
+/// benchmark at a time on a machine; rewritten by every TLS server start).
+pub fn pki_dir() -> PathBuf {
+    std::env::temp_dir().join("mprpc-bench-pki")
+}
 
 /// Whether this build can run the `final` variant.
 pub const AVAILABLE: bool = true;
@@ -62,10 +93,26 @@ impl m::UserServiceRpc for UserService {
 /// Starts an `RpcProvider` on `bind` (port 0 = any free port). No ZooKeeper:
 /// the provider registers with an in-memory static registry, and callers are
 /// given the address directly.
-pub async fn start(bind: SocketAddr) -> Result<RunningProvider, BoxError> {
+pub async fn start(bind: SocketAddr, features: Features) -> Result<RunningProvider, BoxError> {
     let mut config = MprpcConfig::default();
     config.rpcserverip = bind.ip().to_string();
     config.rpcserverport = bind.port();
+    match features {
+        Features::Plain => {}
+        Features::Tls => {
+            // Fresh certificates, copied where the load generator looks,
+            // before the server announces itself.
+            let pki = testkit::TestPki::new()?;
+            let dir = pki_dir();
+            std::fs::create_dir_all(&dir)?;
+            for name in ["ca.pem", "provider.pem", "provider.key"] {
+                std::fs::copy(pki.path(name), dir.join(name))?;
+            }
+            config.tls.cert = Some(dir.join("provider.pem"));
+            config.tls.key = Some(dir.join("provider.key"));
+        }
+        Features::Metrics => config.admin.address = Some("127.0.0.1:0".into()),
+    }
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
     provider.notify_service(m::UserServiceRpcServer::new(UserService));
     Ok(provider.start().await?)
@@ -81,14 +128,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the provider at `addr` (connects on the first call).
-    pub fn new(addr: SocketAddr, request: &LoginRequest) -> Self {
-        let stub = m::UserServiceRpcStub::new(MprpcChannel::direct(&addr.to_string()));
+    /// A client for the provider at `addr` (connects on the first call),
+    /// over TLS verified against the `final-tls` server's CA if `tls`.
+    pub fn new(addr: SocketAddr, request: &LoginRequest, tls: bool) -> Result<Self, BoxError> {
+        let mut config = MprpcConfig::default();
+        if tls {
+            config.tls.ca = Some(pki_dir().join("ca.pem"));
+        }
+        let stub =
+            m::UserServiceRpcStub::new(MprpcChannel::direct_with(&config, &addr.to_string()));
         let request = m::LoginRequest {
             name: request.name.clone(),
             pwd: request.pwd.clone(),
         };
-        Self { stub, request }
+        Ok(Self { stub, request })
     }
 
     /// One `Login` call through the generated async stub.

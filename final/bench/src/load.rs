@@ -156,7 +156,10 @@ impl Caller {
         request: &LoginRequest,
     ) -> Result<Self, BoxError> {
         Ok(match variant {
-            Variant::Final => Caller::Final(final_variant::Client::new(addr, request)),
+            Variant::Final | Variant::FinalMetrics => {
+                Caller::Final(final_variant::Client::new(addr, request, false)?)
+            }
+            Variant::FinalTls => Caller::Final(final_variant::Client::new(addr, request, true)?),
             Variant::Tonic => Caller::Tonic(grpc::Client::connect(addr).await?),
             Variant::Tarpc => Caller::Tarpc(rpc_tarpc::Client::connect(addr, request).await?),
             Variant::Step => return Err("the step client is blocking: run it on threads".into()),

@@ -17,9 +17,9 @@ pub const READY_PREFIX: &str = "LISTENING ";
 
 /// Binds `bind`, announces the address, then serves `variant` forever.
 pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
-    if variant == Variant::Final {
+    if let Some(features) = crate::final_variant::Features::of(variant) {
         // mprpc's provider binds its own listener (from its config).
-        let running = crate::final_variant::start(bind).await?;
+        let running = crate::final_variant::start(bind, features).await?;
         announce(running.local_addr())?;
         std::future::pending::<()>().await;
         drop(running);
@@ -43,7 +43,9 @@ pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
         | Variant::FloorShared
         | Variant::FloorQueue
         | Variant::FloorLock => floor::serve(listener).await,
-        Variant::Final | Variant::Step => Err("served by the variant's own provider, above".into()),
+        Variant::Final | Variant::FinalTls | Variant::FinalMetrics | Variant::Step => {
+            Err("served by the variant's own provider, above".into())
+        }
     }
 }
 

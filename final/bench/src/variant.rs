@@ -20,6 +20,10 @@ use std::fmt;
 pub enum Variant {
     /// The tutorial's finished framework, crate `mprpc` in `final/`.
     Final,
+    /// `final` over TLS (rustls; certificates made at start with rcgen).
+    FinalTls,
+    /// `final` with metrics on (`[admin] address` set, nobody scraping).
+    FinalMetrics,
     /// tonic 0.14 (gRPC over HTTP/2), one shared `Channel`.
     Tonic,
     /// tarpc 0.38 over TCP with bincode, one shared client.
@@ -45,8 +49,10 @@ impl Variant {
     /// The variants a plain `bench` run measures, in report order: the
     /// floor's alternative designs included, so that the run that fixes the
     /// floor also shows why it is written the way it is.
-    pub const DEFAULT: [Variant; 9] = [
+    pub const DEFAULT: [Variant; 11] = [
         Variant::Final,
+        Variant::FinalTls,
+        Variant::FinalMetrics,
         Variant::Tonic,
         Variant::Tarpc,
         Variant::Step,
@@ -57,10 +63,12 @@ impl Variant {
         Variant::FloorLock,
     ];
 
-    /// Whether the chart shows this variant (the floor's alternatives are
-    /// in the table only, to keep the chart readable).
+    /// Whether the chart shows this variant (the floor's alternatives and
+    /// `final` with TLS or metrics on are in the table only, to keep the
+    /// chart readable).
     pub fn charted(self) -> bool {
-        self.floor_design().is_none() || self == Variant::Floor
+        let extra = matches!(self, Variant::FinalTls | Variant::FinalMetrics);
+        !extra && (self.floor_design().is_none() || self == Variant::Floor)
     }
 
     /// The floor's client design, for the floor variants.
@@ -80,6 +88,8 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Final => "final",
+            Variant::FinalTls => "final-tls",
+            Variant::FinalMetrics => "final-metrics",
             Variant::Tonic => "tonic",
             Variant::Tarpc => "tarpc",
             Variant::Step => "step",
@@ -95,6 +105,12 @@ impl Variant {
     pub fn description(self) -> &'static str {
         match self {
             Variant::Final => "mprpc (final/): persistent multiplexed connection, async stub",
+            Variant::FinalTls => {
+                "final over TLS 1.3 (rustls, ring; CA-verified provider certificate made with rcgen)"
+            }
+            Variant::FinalMetrics => {
+                "final with metrics on ([admin] address set; counters per call, nobody scraping)"
+            }
             Variant::Tonic => "tonic 0.14, gRPC over HTTP/2, one shared Channel",
             Variant::Tarpc => "tarpc 0.38, TCP + bincode (tokio-serde), one shared client",
             Variant::Step => crate::step_variant::DESCRIPTION,

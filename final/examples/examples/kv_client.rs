@@ -5,13 +5,20 @@
 //! cargo run -p mprpc-examples --example kv_client -- put greeting hello
 //! cargo run -p mprpc-examples --example kv_client -- get greeting
 //! cargo run -p mprpc-examples --example kv_client -- -i my.toml delete greeting
+//! KV_TOKEN=7f3a9c0e5b2d4f6a8c1e3b5d7f9a2c4e \
+//!     cargo run -p mprpc-examples --example kv_client -- -i final/examples/kv-secure.toml get greeting
 //! ```
+//!
+//! With `KV_TOKEN` set, every call carries `authorization: Bearer $KV_TOKEN`
+//! (an environment variable, not a flag: flags are visible to every user of
+//! the machine in `ps`).
 
 // ANCHOR: client
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mprpc::{BlockingChannel, ConfigArgs};
+use mprpc_examples::auth::AttachBearer;
 use mprpc_examples::kv::{BlockingKvStoreStub, DeleteRequest, GetRequest, PutRequest};
 
 /// The program's command line.
@@ -63,7 +70,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli
         .mprpc
         .load(mprpc_examples::cli::default_config("kv.toml"))?;
-    let stub = BlockingKvStoreStub::new(BlockingChannel::from_config(&config)?);
+    let mut channel = BlockingChannel::from_config(&config)?;
+    if let Ok(token) = std::env::var("KV_TOKEN") {
+        channel = channel.with_interceptor(AttachBearer::new(&token));
+    }
+    let stub = BlockingKvStoreStub::new(channel);
     match cli.command {
         Command::Get { key } => {
             let response = stub.get(&GetRequest { key: key.clone() })?;

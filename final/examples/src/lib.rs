@@ -10,6 +10,7 @@
 //! * [`kv`] — a service that is not the course's, with its own
 //!   `proto/kv.proto`: what the book's chapter "Your own service" builds.
 
+pub mod auth;
 pub mod cli;
 pub mod friend_service;
 pub mod kv_store;

@@ -148,7 +148,28 @@ fn valid_frames(rng: &mut Rng) -> Vec<u8> {
         1 << 20,
     );
     assert!(ok.is_ok());
+    // Kinds 6 and 7: with metadata.
+    let mut md = mprpc::Metadata::new();
+    assert!(md.insert("authorization", "Bearer t0k3n").is_ok());
+    let ok = frame::encode_request_with_metadata(
+        &mut wire,
+        id + 1,
+        rng.next() as u32,
+        "kv.KvStore",
+        "Get",
+        Some(&md),
+        &msg,
+        1 << 20,
+    );
+    assert!(ok.is_ok());
     frame::encode_response(&mut wire, id, ErrorCode::Ok, &rng.bytes_upto(30));
+    frame::encode_response_with_metadata(
+        &mut wire,
+        id + 1,
+        ErrorCode::Ok,
+        Some(&md),
+        &rng.bytes_upto(30),
+    );
     frame::encode_response(
         &mut wire,
         id ^ 1,
@@ -230,6 +251,7 @@ fn valid_frames_round_trip_in_any_split() {
                 service,
                 method,
                 payload,
+                ..
             } => {
                 assert_eq!((*i, *timeout_ms), (id, timeout));
                 assert_eq!((&service[..], &method[..]), (&b"S"[..], &b"M"[..]));

@@ -35,7 +35,9 @@ use crate::config::{LoadBalance, MprpcConfig, Timeouts};
 use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink};
 use crate::controller::MprpcController;
 use crate::error::{Error, ErrorCode, Status};
+use crate::interceptor::{ClientCall, ClientInterceptor};
 use crate::legacy::{COURSE_SCHEME, Reached};
+use crate::metadata::{Metadata, MetadataLimits};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
 
@@ -54,6 +56,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MprpcChannel {
     /// Shared state.
     inner: Arc<ChannelInner>,
+    /// Run before every call, in order ([`MprpcChannel::with_interceptor`]).
+    interceptors: Interceptors,
+}
+
+/// A channel's client interceptors.
+#[derive(Clone, Default)]
+struct Interceptors(Arc<[Arc<dyn ClientInterceptor>]>);
+
+impl std::fmt::Debug for Interceptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} interceptor(s)", self.0.len())
+    }
 }
 
 /// State shared by all clones of a channel.
@@ -82,6 +96,12 @@ struct ChannelInner {
     policy: LoadBalance,
     /// Connection parameters.
     settings: ConnSettings,
+    /// Why `[tls]` could not be loaded: then every call fails with this,
+    /// never falling back to plaintext.
+    tls_error: Option<String>,
+    /// `limits.max_metadata_*`: for request metadata before it is sent and
+    /// response metadata as it arrives.
+    metadata_limits: MetadataLimits,
     /// Deadline of calls whose controller sets none.
     default_timeout: Option<Duration>,
     /// How long a failed provider is avoided.
@@ -135,7 +155,19 @@ enum SentOn {
 impl MprpcChannel {
     /// A channel using `registry` for discovery and `config` for limits,
     /// timeouts and load balancing.
+    ///
+    /// With `[tls] ca` every framed connection uses TLS. A `[tls]` section
+    /// that cannot be loaded (a missing file, say) makes every call fail
+    /// with the reason; [`from_config`](Self::from_config) reports it at
+    /// once instead.
     pub fn new(config: &MprpcConfig, registry: Arc<dyn Registry>) -> MprpcChannel {
+        let (tls, tls_error) = match crate::tls::connector(&config.tls) {
+            Ok(tls) => (tls, None),
+            Err(e) => {
+                log::error!("{e}; every call of this channel will fail");
+                (None, Some(e.to_string()))
+            }
+        };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
@@ -155,7 +187,11 @@ impl MprpcChannel {
                     max_frame_size: config.limits.max_frame_size,
                     max_in_flight: config.limits.max_in_flight_per_connection,
                     connect_timeout: Duration::from_millis(config.timeouts.connect_ms.max(1)),
+                    tls,
+                    metadata_limits: config.metadata_limits(),
                 },
+                tls_error,
+                metadata_limits: config.metadata_limits(),
                 default_timeout: Timeouts::opt(config.timeouts.call_ms),
                 eject_for: Duration::from_millis(config.timeouts.eject_ms),
                 course: CourseState {
@@ -164,14 +200,63 @@ impl MprpcChannel {
                     ..CourseState::default()
                 },
             }),
+            interceptors: Interceptors::default(),
         }
     }
 
     /// A channel with the registry the config asks for: ZooKeeper when
-    /// `zookeeperip` is set, else the `[static_registry]` table.
+    /// `zookeeperip` is set, else the `[static_registry]` table. Fails if
+    /// `[tls]` cannot be loaded.
     pub async fn from_config(config: &MprpcConfig) -> Result<MprpcChannel, Error> {
+        crate::tls::connector(&config.tls)?;
         let registry = crate::registry::from_config(config).await?;
         Ok(MprpcChannel::new(config, registry))
+    }
+
+    // ANCHOR: with_interceptor
+    /// This channel with `interceptor` run before every call, after the
+    /// ones it already has. The result shares connections and provider
+    /// lists with `self`; `self` keeps its own interceptors.
+    pub fn with_interceptor(&self, interceptor: impl ClientInterceptor) -> MprpcChannel {
+        let mut all: Vec<_> = self.interceptors.0.iter().cloned().collect();
+        all.push(Arc::new(interceptor));
+        MprpcChannel {
+            inner: Arc::clone(&self.inner),
+            interceptors: Interceptors(all.into()),
+        }
+    }
+    // ANCHOR_END: with_interceptor
+
+    /// The metadata a call sends: the controller's, then whatever the
+    /// interceptors make of it; `None` (nothing to send, nothing cloned)
+    /// when there is neither.
+    fn request_metadata(
+        &self,
+        controller: Option<&MprpcController>,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<Option<Metadata>, Status> {
+        let from_controller = controller.filter(|c| c.has_metadata());
+        if self.interceptors.0.is_empty() && from_controller.is_none() {
+            return Ok(None);
+        }
+        let mut call = ClientCall {
+            service: service.full_name,
+            method: method_name(service, method),
+            metadata: from_controller.map(|c| c.metadata()).unwrap_or_default(),
+        };
+        for interceptor in self.interceptors.0.iter() {
+            interceptor.intercept(&mut call)?;
+        }
+        call.metadata
+            .check(self.inner.metadata_limits)
+            .map_err(|why| {
+                Status::new(
+                    ErrorCode::BadRequest,
+                    format!("{}.{}: {why}", call.service, call.method),
+                )
+            })?;
+        Ok(Some(call.metadata))
     }
 
     /// A channel that sends every service to `addr`, with default settings
@@ -206,6 +291,21 @@ impl MprpcChannel {
         let timeout = controller
             .and_then(|c| c.timeout())
             .or(self.inner.default_timeout);
+        // ANCHOR: client_span
+        let span = tracing::info_span!(
+            "rpc.client",
+            service = service.full_name,
+            method = method_name(service, method),
+            peer = tracing::field::Empty,
+            call_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        // ANCHOR_END: client_span
+        let started = (!span.is_disabled()).then(Instant::now);
+        if let Some(c) = controller {
+            c.set_response_metadata(Metadata::new());
+        }
         // The connection the request went out on, and when.
         let sent_on = Mutex::new(None);
         let deadline_at = timeout.map(|t| Instant::now() + t);
@@ -213,17 +313,22 @@ impl MprpcChannel {
         // deadline itself (see `Connection::call`).
         let handed_over = AtomicBool::new(false);
         let work = async {
-            let payload = self
+            let metadata = self.request_metadata(controller, service, method)?;
+            let (payload, md) = self
                 .send(
                     service,
                     method,
                     timeout,
                     deadline_at,
                     &handed_over,
+                    metadata.as_ref(),
                     request,
                     &sent_on,
                 )
                 .await?;
+            if let Some(c) = controller.filter(|_| !md.is_empty()) {
+                c.set_response_metadata(md);
+            }
             Resp::decode(payload).map_err(|e| {
                 Status::new(
                     ErrorCode::BadResponse,
@@ -254,6 +359,7 @@ impl MprpcChannel {
         };
         // Whichever finishes first wins; dropping `work` runs the
         // connection's call guard, which sends a cancel frame.
+        let work = tracing::Instrument::instrument(work, span.clone());
         let result = tokio::select! {
             // The work first: no random number per call, and a response
             // that is already there wins over a deadline passing just now.
@@ -269,7 +375,17 @@ impl MprpcChannel {
             self.inner.after_deadline(&sent_on);
         }
         if let Some(c) = controller {
+            if let Err(e) = &result {
+                if !e.metadata.is_empty() {
+                    c.set_response_metadata(e.metadata.clone());
+                }
+            }
             c.record(&result);
+        }
+        if let Some(started) = started {
+            let status = result.as_ref().err().map_or("ok", |e| e.code.as_str());
+            span.record("status", status);
+            span.record("duration_us", started.elapsed().as_micros() as u64);
         }
         result
     }
@@ -285,9 +401,10 @@ impl MprpcChannel {
         timeout: Option<Duration>,
         deadline_at: Option<Instant>,
         handed_over: &AtomicBool,
+        metadata: Option<&Metadata>,
         request: &Req,
         sent_on: &Mutex<Option<SentOn>>,
-    ) -> Result<Bytes, Status> {
+    ) -> Result<(Bytes, Metadata), Status> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
                 ErrorCode::UnknownMethod,
@@ -317,7 +434,8 @@ impl MprpcChannel {
                         // It answers again (it may have been tried while
                         // ejected, everything else being ejected too).
                         lock(&self.inner.ejected).remove(addr);
-                        return Ok(payload);
+                        // The course's format has no metadata either way.
+                        return Ok((payload, Metadata::new()));
                     }
                     Err((Reached::No, e)) => {
                         log::warn!("{e}; trying another provider of {}", service.full_name);
@@ -343,6 +461,7 @@ impl MprpcChannel {
                 }
             };
             *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), conn.received_mark()));
+            tracing::Span::current().record("peer", addr.as_str());
             match conn
                 .call(
                     service.full_name,
@@ -350,6 +469,7 @@ impl MprpcChannel {
                     timeout_ms,
                     deadline_at,
                     handed_over,
+                    metadata,
                     request,
                 )
                 .await
@@ -570,6 +690,12 @@ impl MprpcChannel {
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Status> {
         if let Some(c) = self.inner.pooled(addr) {
             return Ok(c);
+        }
+        if let Some(why) = &self.inner.tls_error {
+            return Err(Status::new(
+                ErrorCode::Internal,
+                format!("not connecting to {addr}: {why}"),
+            ));
         }
         let gate = Arc::clone(
             lock(&self.inner.connecting)
@@ -812,6 +938,14 @@ impl BlockingChannel {
     /// The underlying async channel.
     pub fn channel(&self) -> &MprpcChannel {
         &self.channel
+    }
+
+    /// Like [`MprpcChannel::with_interceptor`].
+    pub fn with_interceptor(&self, interceptor: impl ClientInterceptor) -> BlockingChannel {
+        BlockingChannel {
+            runtime: Arc::clone(&self.runtime),
+            channel: self.channel.with_interceptor(interceptor),
+        }
     }
 
     /// Blocking form of [`MprpcChannel::call`]. Returns an

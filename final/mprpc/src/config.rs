@@ -70,6 +70,10 @@ pub struct MprpcConfig {
     /// Living side by side with the C++ course's programs (see
     /// [`CourseCompat`]). Both keys default to `false`.
     pub course_compat: CourseCompat,
+    /// TLS for the framed format (see [`TlsConfig`]); off unless set.
+    pub tls: TlsConfig,
+    /// The provider's admin endpoint (metrics); off unless set.
+    pub admin: Admin,
 }
 
 // ANCHOR: course_compat
@@ -97,6 +101,53 @@ pub struct CourseCompat {
     pub discover: bool,
 }
 // ANCHOR_END: course_compat
+
+// ANCHOR: tls
+/// `[tls]`: TLS (rustls) for framed connections. A provider with `cert` and
+/// `key` accepts only TLS on its port; a caller with `ca` connects to every
+/// framed provider with TLS and verifies it against that CA. Paths are PEM
+/// files, relative to the working directory.
+///
+/// The course's format has no TLS: a provider with `cert` cannot take
+/// course-format calls (they fail the TLS handshake) and refuses to start
+/// with `course_compat.register`, which would advertise its TLS port to C++
+/// callers. Run a second, plaintext provider for them, on a port only the
+/// trusted network reaches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// Provider: its certificate chain (leaf first).
+    pub cert: Option<PathBuf>,
+    /// Provider: the private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Provider: require a client certificate signed by this CA (mutual
+    /// TLS). Absent: any caller that completes the handshake may call.
+    pub client_ca: Option<PathBuf>,
+    /// Caller: verify providers against this CA (instead of nothing: there
+    /// is no built-in trust store, a provider is usually an internal host).
+    pub ca: Option<PathBuf>,
+    /// Caller: the certificate to present for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Caller: the private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// Caller: the name to verify in the provider's certificate instead of
+    /// the host part of its address (an IP address is verified as one).
+    pub server_name: Option<String>,
+}
+// ANCHOR_END: tls
+
+/// `[admin]`: the provider's admin endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Admin {
+    /// "ip:port" of a small HTTP endpoint serving `GET /metrics` in
+    /// Prometheus' text format (port 0 picks a free one). Metrics are
+    /// collected only when this is set. Keep it off the public network: it
+    /// has no authentication.
+    pub address: Option<String>,
+}
 
 /// A config value that must not appear in logs: `Debug` prints
 /// `<redacted>`.
@@ -152,6 +203,11 @@ pub struct Limits {
     /// bounded by `max_connections × max_buffered_per_connection +
     /// max_buffered_total`.
     pub max_buffered_total: usize,
+    /// Most metadata entries accepted with one request or response.
+    pub max_metadata_entries: usize,
+    /// Most bytes of metadata (the encoded block) accepted with one request
+    /// or response; at most 65,535, what a frame can carry.
+    pub max_metadata_bytes: usize,
 }
 
 /// Timeouts, in milliseconds.
@@ -267,6 +323,8 @@ impl Default for MprpcConfig {
             handlers: Handlers::default(),
             static_registry: BTreeMap::new(),
             course_compat: CourseCompat::default(),
+            tls: TlsConfig::default(),
+            admin: Admin::default(),
         }
     }
 }
@@ -280,6 +338,8 @@ impl Default for Limits {
             // 1,024 connections × 64 KiB + 64 MiB = 128 MiB at most.
             max_buffered_per_connection: 64 << 10,
             max_buffered_total: 64 << 20,
+            max_metadata_entries: 32,
+            max_metadata_bytes: 8 << 10,
         }
     }
 }
@@ -359,6 +419,14 @@ impl MprpcConfig {
                 l.max_buffered_total
             )));
         }
+        if l.max_metadata_bytes > crate::frame::MAX_METADATA_BLOCK {
+            return Err(Error::Config(format!(
+                "limits.max_metadata_bytes = {} must be at most {}",
+                l.max_metadata_bytes,
+                crate::frame::MAX_METADATA_BLOCK
+            )));
+        }
+        self.validate_tls()?;
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(Error::Config(format!(
                 "log_level = {:?} is not one of off, error, warn, info, debug, trace",
@@ -413,6 +481,47 @@ impl MprpcConfig {
             ZkAuth::digest(secret.expose()).map_err(|e| Error::Config(format!("zk_auth: {e}")))?;
         }
         Ok(())
+    }
+
+    /// The `[tls]` keys that only make sense together.
+    fn validate_tls(&self) -> Result<(), Error> {
+        let t = &self.tls;
+        if t.cert.is_some() != t.key.is_some() {
+            return Err(Error::Config(
+                "tls.cert and tls.key go together: set both or neither".into(),
+            ));
+        }
+        if t.client_cert.is_some() != t.client_key.is_some() {
+            return Err(Error::Config(
+                "tls.client_cert and tls.client_key go together: set both or neither".into(),
+            ));
+        }
+        if t.client_ca.is_some() && t.cert.is_none() {
+            return Err(Error::Config(
+                "tls.client_ca (mutual TLS) needs tls.cert and tls.key on the provider".into(),
+            ));
+        }
+        if (t.client_cert.is_some() || t.server_name.is_some()) && t.ca.is_none() {
+            return Err(Error::Config(
+                "tls.client_cert and tls.server_name are for TLS callers, which need tls.ca".into(),
+            ));
+        }
+        if t.cert.is_some() && self.course_compat.register {
+            return Err(Error::Config(
+                "course_compat.register would advertise this provider's TLS port to the course's \
+                 C++ callers, which speak plaintext; run a separate plaintext provider for them"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Metadata limits as [`crate::metadata::MetadataLimits`].
+    pub fn metadata_limits(&self) -> crate::metadata::MetadataLimits {
+        crate::metadata::MetadataLimits::new(
+            self.limits.max_metadata_entries,
+            self.limits.max_metadata_bytes,
+        )
     }
 
     // ANCHOR: zk_credential

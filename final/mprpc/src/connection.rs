@@ -27,13 +27,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 
 use crate::error::{ErrorCode, Status};
 use crate::frame::{self, Frame, PREAMBLE};
+use crate::metadata::{Metadata, MetadataLimits};
+use crate::tls::TlsClient;
 
 /// Connection state values.
 mod state {
@@ -65,12 +66,17 @@ pub(crate) struct ConnSettings {
     pub max_frame_size: usize,
     /// Most calls in flight at once; more wait for a slot.
     pub max_in_flight: usize,
-    /// Connect timeout.
+    /// Connect timeout (TCP and, with TLS, the handshake).
     pub connect_timeout: Duration,
+    /// TLS for every connection (`[tls] ca`), or plaintext.
+    pub tls: Option<TlsClient>,
+    /// `limits.max_metadata_*`, for response metadata.
+    pub metadata_limits: MetadataLimits,
 }
 
-/// A response or the reason there is none.
-type Reply = Result<Bytes, Status>;
+/// A response — its payload and its metadata — or the reason there is
+/// none (with the metadata sent with the error).
+type Reply = Result<(Bytes, Metadata), Status>;
 
 /// Hashes call ids with one multiplication (Fibonacci hashing) instead of
 /// SipHash. Safe here because the ids are this connection's own, handed out
@@ -248,6 +254,8 @@ struct Shared {
     slots: Slots,
     /// Largest frame sent or accepted.
     max_frame_size: usize,
+    /// Most response metadata accepted.
+    metadata_limits: MetadataLimits,
     /// Tells the channel about draining/death.
     events: EventSink,
     /// When the connection was made; `last_received` counts from here.
@@ -329,7 +337,54 @@ impl Connection {
             };
         // Requests are batched by the writer task; Nagle would only add delay.
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        match &settings.tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                Ok(Self::start(addr, serial, settings, events, rd, wr))
+            }
+            Some(tls) => {
+                let name = tls.name_for(addr).map_err(|e| {
+                    Status::new(ErrorCode::Transport, format!("TLS to {addr}: {e}"))
+                })?;
+                let handshake = tls.connector.connect(name, stream);
+                let stream = match tokio::time::timeout(settings.connect_timeout, handshake).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        return Err(Status::new(
+                            ErrorCode::Transport,
+                            format!("TLS handshake with {addr} failed: {e}"),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(Status::new(
+                            ErrorCode::Transport,
+                            format!(
+                                "TLS handshake with {addr} timed out after {:?}",
+                                settings.connect_timeout
+                            ),
+                        ));
+                    }
+                };
+                let (rd, wr) = tokio::io::split(stream);
+                Ok(Self::start(addr, serial, settings, events, rd, wr))
+            }
+        }
+    }
+
+    /// Sends the preamble and starts the reader and writer tasks on the two
+    /// halves of a connected stream (plain TCP or TLS).
+    fn start<R, W>(
+        addr: &str,
+        serial: u64,
+        settings: &ConnSettings,
+        events: EventSink,
+        rd: R,
+        wr: W,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
         wbuf.extend_from_slice(&PREAMBLE);
         let shared = Arc::new(Shared {
@@ -345,6 +400,7 @@ impl Connection {
             state: AtomicU8::new(state::OPEN),
             slots: Slots::new(settings.max_in_flight),
             max_frame_size: settings.max_frame_size,
+            metadata_limits: settings.metadata_limits,
             events,
             opened: Instant::now(),
             last_received: AtomicU64::new(0),
@@ -353,7 +409,7 @@ impl Connection {
         tokio::spawn(writer(wr, Arc::clone(&shared)));
         tokio::spawn(reader(rd, Arc::clone(&shared)));
         tokio::spawn(deadlines(Arc::clone(&shared)));
-        Ok(Connection { shared })
+        Connection { shared }
     }
 
     /// Identifies this connection in the pool.
@@ -393,13 +449,13 @@ impl Connection {
     }
 
     // ANCHOR: conn_call
-    /// Sends one request and waits for its response payload. Cancellation
-    /// is applied by the caller dropping this future; the guard inside
-    /// cleans up. The `deadline`, once the call is waiting for its
-    /// response, is the connection's to enforce ([`deadlines`]): one task
-    /// with one timer for all calls, instead of a timer armed and disarmed
-    /// per call. `handed_over` is set at that point, so that the caller
-    /// need not arm a timer of its own.
+    /// Sends one request and waits for its response: the payload and the
+    /// raw metadata block. Cancellation is applied by the caller dropping
+    /// this future; the guard inside cleans up. The `deadline`, once the
+    /// call is waiting for its response, is the connection's to enforce
+    /// ([`deadlines`]): one task with one timer for all calls, instead of a
+    /// timer armed and disarmed per call. `handed_over` is set at that
+    /// point, so that the caller need not arm a timer of its own.
     pub(crate) async fn call<M: prost::Message>(
         &self,
         service: &str,
@@ -407,8 +463,9 @@ impl Connection {
         timeout_ms: u32,
         deadline: Option<Instant>,
         handed_over: &AtomicBool,
+        metadata: Option<&Metadata>,
         message: &M,
-    ) -> Result<Bytes, CallError> {
+    ) -> Result<(Bytes, Metadata), CallError> {
         let shared = &self.shared;
         let _slot = shared
             .slots
@@ -431,6 +488,7 @@ impl Connection {
             )));
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::Span::current().record("call_id", id);
         let (tx, rx) = oneshot::channel();
         let earlier = {
             let mut pending = lock(&shared.pending);
@@ -453,12 +511,13 @@ impl Connection {
         guard.id = id;
         {
             let mut buf = lock(&shared.wbuf);
-            frame::encode_request(
+            frame::encode_request_with_metadata(
                 &mut buf,
                 id,
                 timeout_ms,
                 service,
                 method,
+                metadata,
                 message,
                 shared.max_frame_size,
             )
@@ -531,7 +590,7 @@ impl Drop for CallGuard<'_> {
 // ANCHOR: writer
 /// Writes queued frames, one `write_all` per batch; closes the write half
 /// when the connection drains empty or dies.
-async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
     loop {
         shared.writer_wake.notified().await;
@@ -577,13 +636,13 @@ async fn writer(mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
 
 /// Reads and dispatches frames until the connection ends, then fails
 /// whatever is still pending.
-async fn reader(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
+async fn reader<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>) {
     let err = read_loop(&mut rd, &shared).await;
     fail_connection(&shared, err);
 }
 
 /// The body of [`reader`]; returns why the connection ended.
-async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> Status {
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, shared: &Shared) -> Status {
     let mut preamble = [0u8; 8];
     if let Err(e) = rd.read_exact(&mut preamble).await {
         return Status::new(
@@ -632,14 +691,28 @@ async fn read_loop(rd: &mut OwnedReadHalf, shared: &Shared) -> Status {
 /// Handles one frame from the provider; `Some` ends the connection.
 fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
     match f {
-        Frame::Response { id, code, payload } => {
-            let reply = if code == ErrorCode::Ok {
-                Ok(payload)
+        Frame::Response {
+            id,
+            code,
+            metadata,
+            payload,
+        } => {
+            let md = if metadata.is_empty() {
+                Ok(Metadata::new())
             } else {
-                Err(Status::new(
+                Metadata::decode(&metadata, shared.metadata_limits)
+            };
+            let reply = match (code, md) {
+                (_, Err(why)) => Err(Status::new(
+                    ErrorCode::BadResponse,
+                    format!("response metadata from {}: {why}", shared.addr),
+                )),
+                (ErrorCode::Ok, Ok(md)) => Ok((payload, md)),
+                (code, Ok(md)) => Err(Status::new(
                     code,
                     String::from_utf8_lossy(&payload).into_owned(),
-                ))
+                )
+                .with_metadata(md)),
             };
             // A missing id is a call that already gave up: drop the reply.
             if let Some(waiting) = lock(&shared.pending).remove(&id) {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::error::{ErrorCode, Status};
+use crate::metadata::Metadata;
 
 // ANCHOR: controller
 /// Options and outcome of one call (or of consecutive calls, after
@@ -39,6 +40,10 @@ struct Inner {
     cancelled: AtomicBool,
     /// Wakes calls waiting on this controller when it is cancelled.
     notify: Notify,
+    /// Metadata sent with every call made under this controller.
+    metadata: Mutex<Metadata>,
+    /// Metadata of the last call's response.
+    response_metadata: Mutex<Metadata>,
 }
 // ANCHOR_END: controller
 
@@ -71,10 +76,46 @@ impl MprpcController {
         *lock(&self.inner.timeout)
     }
 
+    /// Adds `key: value` to the metadata sent with calls made under this
+    /// controller (replacing an earlier value of `key`). Fails when the key
+    /// is not a valid name (lowercase letters, digits, `-`, `_`, `.`) or a
+    /// part is too long for the wire.
+    pub fn set_metadata(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), Status> {
+        lock(&self.inner.metadata).insert(key, value)
+    }
+
+    /// The metadata sent with calls made under this controller.
+    pub fn metadata(&self) -> Metadata {
+        lock(&self.inner.metadata).clone()
+    }
+
+    /// The metadata the provider sent with the last call's response (empty
+    /// if it sent none, or the call failed before an answer arrived).
+    pub fn response_metadata(&self) -> Metadata {
+        lock(&self.inner.response_metadata).clone()
+    }
+
+    /// Records the response metadata of a call; the channel calls this.
+    pub(crate) fn set_response_metadata(&self, md: Metadata) {
+        *lock(&self.inner.response_metadata) = md;
+    }
+
+    /// True when calls under this controller carry metadata (saves a clone
+    /// on the hot path when they do not).
+    pub(crate) fn has_metadata(&self) -> bool {
+        !lock(&self.inner.metadata).is_empty()
+    }
+
     /// Clears the recorded outcome and the cancel flag so the controller can
-    /// be reused (the course's `Reset()`). The timeout is kept.
+    /// be reused (the course's `Reset()`). The timeout and the request
+    /// metadata are kept; the response metadata is cleared.
     pub fn reset(&self) {
         *lock(&self.inner.error) = None;
+        *lock(&self.inner.response_metadata) = Metadata::new();
         self.inner.cancelled.store(false, Ordering::SeqCst);
     }
 

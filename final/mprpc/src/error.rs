@@ -11,8 +11,10 @@
 
 use std::fmt;
 
+use crate::metadata::Metadata;
+
 // ANCHOR: error_code
-/// Why a call failed. Values `1..=7` are sent by providers in response frames;
+/// Why a call failed. Values `1..=9` are sent by providers in response frames;
 /// the others are produced on the caller's side and never cross the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -34,6 +36,10 @@ pub enum ErrorCode {
     Overloaded = 6,
     /// A frame was larger than the receiver's `max_frame_size`.
     FrameTooLarge = 7,
+    /// The call carries no valid credentials (an interceptor said so).
+    Unauthenticated = 8,
+    /// The caller is known but may not make this call.
+    PermissionDenied = 9,
     /// Caller side: connecting, writing or reading failed, or the connection
     /// closed while the call was in flight.
     Transport = 100,
@@ -64,6 +70,8 @@ impl ErrorCode {
             5 => ErrorCode::DeadlineExceeded,
             6 => ErrorCode::Overloaded,
             7 => ErrorCode::FrameTooLarge,
+            8 => ErrorCode::Unauthenticated,
+            9 => ErrorCode::PermissionDenied,
             _ => ErrorCode::Protocol,
         }
     }
@@ -79,6 +87,8 @@ impl ErrorCode {
             ErrorCode::DeadlineExceeded => "deadline exceeded",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::FrameTooLarge => "frame too large",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::PermissionDenied => "permission denied",
             ErrorCode::Transport => "transport error",
             ErrorCode::Protocol => "protocol error",
             ErrorCode::BadResponse => "bad response",
@@ -112,6 +122,10 @@ pub struct Status {
     pub code: ErrorCode,
     /// Human-readable explanation (never empty when made by the framework).
     pub message: String,
+    /// Metadata that travels with the error: set by a handler or an
+    /// interceptor (sent with the error response), or received with one
+    /// (on the caller's side). Usually empty.
+    pub metadata: Metadata,
 }
 
 /// The name this type had on the caller's side before the two were one;
@@ -124,6 +138,7 @@ impl Status {
         Status {
             code: ErrorCode::HandlerError,
             message: message.into(),
+            metadata: Metadata::new(),
         }
     }
 
@@ -132,7 +147,14 @@ impl Status {
         Status {
             code,
             message: message.into(),
+            metadata: Metadata::new(),
         }
+    }
+
+    /// This status with `metadata` to send (or received) with it.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Status {
+        self.metadata = metadata;
+        self
     }
 
     /// The code.

@@ -18,7 +18,8 @@
 //! offset size  field
 //! 0      4     magic   "MPRC" = 4D 50 52 43
 //! 4      1     version 1
-//! 5      3     reserved, zero
+//! 5      1     flags   bit 0: this side understands metadata (kinds 6 and 7)
+//! 6      2     reserved, zero
 //! ```
 //!
 //! Then frames. Integers are big-endian (network order — the course copied a
@@ -27,16 +28,24 @@
 //! ```text
 //! offset size  field
 //! 0      4     length   bytes after this field (kind + id + body), 9..=max_frame_size
-//! 4      1     kind     1 request, 2 response, 3 cancel, 4 goaway, 5 connection error
+//! 4      1     kind     1 request, 2 response, 3 cancel, 4 goaway, 5 connection error,
+//!                       6 request with metadata, 7 response with metadata
 //! 5      8     call id  chosen by the caller, echoed in the response; 0 for 4 and 5
 //! 13     ...   body, by kind:
 //!
 //!   request   u32 timeout_ms (0 = none) | u8 S | S bytes service | u8 M | M bytes method | payload
 //!   response  u8 code (0 = ok)          | payload if ok, else UTF-8 error text
+//!   request with metadata   as request, with u16 L | L bytes metadata before the payload
+//!   response with metadata  u8 code | u16 L | L bytes metadata | payload or error text
 //!   cancel    (empty) — the caller gave up on call id; the provider drops the handler
 //!   goaway    (empty) — the provider is draining: send no new calls on this connection
 //!   conn err  u8 code | UTF-8 text — the sender closes the connection after this frame
 //! ```
+//!
+//! A metadata block is entries back to back, `u8 key length | key | u16 value
+//! length | value` (see [`crate::metadata`]). A provider answers with kind 7
+//! only a caller whose preamble set flag bit 0; anyone else gets kind 2 and
+//! no response metadata.
 //!
 //! The timeout travels as a duration, not a wall-clock deadline, so the two
 //! machines' clocks need not agree.
@@ -52,14 +61,27 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::ErrorCode;
+use crate::metadata::Metadata;
 
 // ANCHOR: preamble
 /// First four bytes of every mprpc connection.
 pub const MAGIC: [u8; 4] = *b"MPRC";
 /// Protocol version sent in the preamble.
 pub const VERSION: u8 = 1;
-/// The complete 8-byte preamble.
-pub const PREAMBLE: [u8; 8] = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, 0, 0, 0];
+/// Preamble flag (byte 5, bit 0): this side understands frames of kinds 6
+/// and 7, so responses to it may carry metadata.
+pub const FLAG_METADATA: u8 = 1;
+/// The complete 8-byte preamble this version sends, on both sides.
+pub const PREAMBLE: [u8; 8] = [
+    MAGIC[0],
+    MAGIC[1],
+    MAGIC[2],
+    MAGIC[3],
+    VERSION,
+    FLAG_METADATA,
+    0,
+    0,
+];
 /// No configuration may raise `max_frame_size` above this: it keeps the
 /// magic out of the range of valid legacy `header_size` values.
 pub const MAX_FRAME_SIZE_CAP: usize = 1 << 30;
@@ -82,6 +104,10 @@ mod kind {
     pub const GOAWAY: u8 = 4;
     /// Fatal connection-level error; the sender closes after it.
     pub const CONN_ERROR: u8 = 5;
+    /// A call with metadata.
+    pub const REQUEST_MD: u8 = 6;
+    /// An answer with metadata.
+    pub const RESPONSE_MD: u8 = 7;
 }
 
 /// One decoded frame. Byte fields are slices of the receive buffer
@@ -99,6 +125,9 @@ pub enum Frame {
         service: Bytes,
         /// Method name ("Login").
         method: Bytes,
+        /// The encoded metadata block (empty for kind 1), decoded by the
+        /// receiver with [`Metadata::decode`] within its limits.
+        metadata: Bytes,
         /// Serialized request message.
         payload: Bytes,
     },
@@ -108,6 +137,8 @@ pub enum Frame {
         id: u64,
         /// [`ErrorCode::Ok`] or the reason for failure.
         code: ErrorCode,
+        /// The encoded metadata block (empty for kind 2).
+        metadata: Bytes,
         /// Serialized response if ok, else UTF-8 error text.
         payload: Bytes,
     },
@@ -219,29 +250,41 @@ fn parse(mut f: Bytes) -> Result<Frame, FrameError> {
     let kind = f.get_u8();
     let id = f.get_u64();
     match kind {
-        kind::REQUEST => {
+        kind::REQUEST | kind::REQUEST_MD => {
             if f.remaining() < 5 {
                 return Err(FrameError::Malformed("request body too short".into()));
             }
             let timeout_ms = f.get_u32();
             let service = take_name(&mut f, "service")?;
             let method = take_name(&mut f, "method")?;
+            let metadata = if kind == kind::REQUEST_MD {
+                take_block(&mut f)?
+            } else {
+                Bytes::new()
+            };
             Ok(Frame::Request {
                 id,
                 timeout_ms,
                 service,
                 method,
+                metadata,
                 payload: f,
             })
         }
-        kind::RESPONSE => {
+        kind::RESPONSE | kind::RESPONSE_MD => {
             if f.remaining() < 1 {
                 return Err(FrameError::Malformed("response without a code".into()));
             }
             let code = ErrorCode::from_wire(f.get_u8());
+            let metadata = if kind == kind::RESPONSE_MD {
+                take_block(&mut f)?
+            } else {
+                Bytes::new()
+            };
             Ok(Frame::Response {
                 id,
                 code,
+                metadata,
                 payload: f,
             })
         }
@@ -276,6 +319,37 @@ fn take_name(f: &mut Bytes, what: &str) -> Result<Bytes, FrameError> {
     Ok(f.split_to(n))
 }
 
+/// Reads a `u16`-length-prefixed metadata block.
+fn take_block(f: &mut Bytes) -> Result<Bytes, FrameError> {
+    if f.remaining() < 2 {
+        return Err(FrameError::Malformed("missing metadata length".into()));
+    }
+    let n = usize::from(f.get_u16());
+    if f.remaining() < n {
+        return Err(FrameError::Malformed(format!(
+            "metadata block of {n} bytes runs past the frame end"
+        )));
+    }
+    Ok(f.split_to(n))
+}
+
+/// Bytes a metadata block adds to a frame: none when there is no metadata
+/// (kinds 1 and 2), else its `u16` length and the block.
+fn block_len(metadata: Option<&Metadata>) -> usize {
+    metadata.map_or(0, |m| 2 + m.encoded_len())
+}
+
+/// Writes a metadata block with its `u16` length.
+fn put_block(buf: &mut BytesMut, metadata: &Metadata, len: usize) {
+    // Callers checked the block against the limits (well below 64 KiB)
+    // or against MAX_METADATA_BLOCK.
+    buf.put_u16((len - 2) as u16);
+    metadata.encode(buf);
+}
+
+/// Largest metadata block a frame can carry (its length is a `u16`).
+pub const MAX_METADATA_BLOCK: usize = u16::MAX as usize;
+
 /// Writes the 13-byte frame head.
 fn put_head(buf: &mut BytesMut, body_len: usize, kind: u8, id: u64) {
     // Callers check sizes against max_frame_size (≤ 1 GiB) first, so the
@@ -286,15 +360,40 @@ fn put_head(buf: &mut BytesMut, body_len: usize, kind: u8, id: u64) {
 }
 
 // ANCHOR: encode_request
-/// Appends a request frame to `buf`, encoding `message` straight into it (no
-/// intermediate buffer). Fails, appending nothing, if the frame would exceed
-/// `max_frame_size` or a name is longer than 255 bytes.
+/// Appends a request frame (kind 1) to `buf`, encoding `message` straight
+/// into it (no intermediate buffer). Fails, appending nothing, if the frame
+/// would exceed `max_frame_size` or a name is longer than 255 bytes.
 pub fn encode_request<M: prost::Message>(
     buf: &mut BytesMut,
     id: u64,
     timeout_ms: u32,
     service: &str,
     method: &str,
+    message: &M,
+    max_frame_size: usize,
+) -> Result<(), (ErrorCode, String)> {
+    encode_request_with_metadata(
+        buf,
+        id,
+        timeout_ms,
+        service,
+        method,
+        None,
+        message,
+        max_frame_size,
+    )
+}
+
+/// Like [`encode_request`], as kind 6 when `metadata` is given and not
+/// empty. Fails also if the metadata block is longer than 65,535 bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_request_with_metadata<M: prost::Message>(
+    buf: &mut BytesMut,
+    id: u64,
+    timeout_ms: u32,
+    service: &str,
+    method: &str,
+    metadata: Option<&Metadata>,
     message: &M,
     max_frame_size: usize,
 ) -> Result<(), (ErrorCode, String)> {
@@ -305,8 +404,19 @@ pub fn encode_request<M: prost::Message>(
             format!("service or method name longer than 255 bytes: {service}.{method}"),
         ));
     }
+    let metadata = metadata.filter(|md| !md.is_empty());
+    let md_len = block_len(metadata);
+    if md_len > 2 + MAX_METADATA_BLOCK {
+        return Err((
+            ErrorCode::BadRequest,
+            format!(
+                "metadata of {service}.{method} is {} bytes, above the 65,535 a frame carries",
+                md_len - 2
+            ),
+        ));
+    }
     let payload_len = message.encoded_len();
-    let body = 4 + 1 + s.len() + 1 + m.len() + payload_len;
+    let body = 4 + 1 + s.len() + 1 + m.len() + md_len + payload_len;
     if FIXED + body > max_frame_size {
         return Err((
             ErrorCode::FrameTooLarge,
@@ -317,23 +427,55 @@ pub fn encode_request<M: prost::Message>(
         ));
     }
     buf.reserve(LEN_BYTES + FIXED + body);
-    put_head(buf, body, kind::REQUEST, id);
+    let k = if metadata.is_some() {
+        kind::REQUEST_MD
+    } else {
+        kind::REQUEST
+    };
+    put_head(buf, body, k, id);
     buf.put_u32(timeout_ms);
     buf.put_u8(s.len() as u8);
     buf.put_slice(s);
     buf.put_u8(m.len() as u8);
     buf.put_slice(m);
+    if let Some(md) = metadata {
+        put_block(buf, md, md_len);
+    }
     // encode_raw cannot fail: the capacity was reserved above.
     message.encode_raw(buf);
     Ok(())
 }
 // ANCHOR_END: encode_request
 
-/// Appends a response frame: `payload` is the encoded response when `code`
-/// is [`ErrorCode::Ok`], otherwise UTF-8 error text.
+/// Appends a response frame (kind 2): `payload` is the encoded response
+/// when `code` is [`ErrorCode::Ok`], otherwise UTF-8 error text.
 pub fn encode_response(buf: &mut BytesMut, id: u64, code: ErrorCode, payload: &[u8]) {
-    put_head(buf, 1 + payload.len(), kind::RESPONSE, id);
-    buf.put_u8(code as u8);
+    encode_response_with_metadata(buf, id, code, None, payload);
+}
+
+/// Like [`encode_response`], as kind 7 when `metadata` is given and not
+/// empty (send it only to a caller that set [`FLAG_METADATA`]; the block
+/// must be at most [`MAX_METADATA_BLOCK`] bytes).
+pub fn encode_response_with_metadata(
+    buf: &mut BytesMut,
+    id: u64,
+    code: ErrorCode,
+    metadata: Option<&Metadata>,
+    payload: &[u8],
+) {
+    let metadata = metadata.filter(|md| !md.is_empty());
+    let md_len = block_len(metadata);
+    match metadata {
+        Some(md) => {
+            put_head(buf, 1 + md_len + payload.len(), kind::RESPONSE_MD, id);
+            buf.put_u8(code as u8);
+            put_block(buf, md, md_len);
+        }
+        None => {
+            put_head(buf, 1 + payload.len(), kind::RESPONSE, id);
+            buf.put_u8(code as u8);
+        }
+    }
     buf.put_slice(payload);
 }
 
@@ -354,8 +496,8 @@ pub fn encode_connection_error(buf: &mut BytesMut, code: ErrorCode, message: &st
     buf.put_slice(message.as_bytes());
 }
 
-/// Checks a peer's 8-byte preamble.
-pub fn check_preamble(bytes: &[u8; 8]) -> Result<(), String> {
+/// Checks a peer's 8-byte preamble; returns its flags byte.
+pub fn check_preamble(bytes: &[u8; 8]) -> Result<u8, String> {
     if bytes[..4] != MAGIC {
         return Err(format!(
             "peer did not send the mprpc preamble (got {:02x?}); is it a legacy (course-format) provider?",
@@ -368,7 +510,7 @@ pub fn check_preamble(bytes: &[u8; 8]) -> Result<(), String> {
             bytes[4]
         ));
     }
-    Ok(())
+    Ok(bytes[5])
 }
 
 #[cfg(test)]
@@ -433,8 +575,10 @@ mod tests {
                 timeout_ms,
                 service,
                 method,
+                metadata,
                 payload,
             } => {
+                assert!(metadata.is_empty());
                 assert_eq!((*id, *timeout_ms), (7, 250));
                 assert_eq!(&service[..], b"UserServiceRpc");
                 assert_eq!(&method[..], b"Login");
@@ -496,6 +640,85 @@ mod tests {
         assert_eq!(hex, expected.concat());
     }
     // ANCHOR_END: worked_example
+
+    // ANCHOR: worked_example_metadata
+    /// The same call with one metadata entry, `authorization: Bearer t0k3n`,
+    /// answered with `server: kv-1` (kinds 6 and 7).
+    #[test]
+    fn login_frame_bytes_with_metadata() {
+        let msg = LoginRequest {
+            name: b"zhang san".to_vec(),
+            pwd: b"123456".to_vec(),
+        };
+        let (mut request_md, mut response_md) = (Metadata::new(), Metadata::new());
+        assert!(request_md.insert("authorization", "Bearer t0k3n").is_ok());
+        assert!(response_md.insert("server", "kv-1").is_ok());
+        let mut wire = BytesMut::new();
+        let ok = encode_request_with_metadata(
+            &mut wire,
+            1,
+            5000,
+            "fixbug.UserServiceRpc",
+            "Login",
+            Some(&request_md),
+            &msg,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        encode_response_with_metadata(
+            &mut wire,
+            1,
+            ErrorCode::Ok,
+            Some(&response_md),
+            &[0x0a, 0x00],
+        );
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = [
+            "0000005a",                                   // length: 90 bytes follow
+            "06",                                         // kind: request with metadata
+            "0000000000000001",                           // call id 1
+            "00001388",                                   // timeout 5000 ms
+            "15",                                         // service name: 21 bytes
+            "6669786275672e5573657253657276696365527063", // "fixbug.UserServiceRpc"
+            "05",                                         // method name: 5 bytes
+            "4c6f67696e",                                 // "Login"
+            "001c",                                       // metadata block: 28 bytes
+            "0d",                                         // key: 13 bytes
+            "617574686f72697a6174696f6e",                 // "authorization"
+            "000c",                                       // value: 12 bytes
+            "4265617265722074306b336e",                   // "Bearer t0k3n"
+            "0a097a68616e672073616e1206313233343536",     // LoginRequest, 19 bytes
+            "0000001b",                                   // length: 27 bytes follow
+            "07",                                         // kind: response with metadata
+            "0000000000000001",                           // call id 1
+            "00",                                         // code: ok
+            "000d",                                       // metadata block: 13 bytes
+            "06",                                         // key: 6 bytes
+            "736572766572",                               // "server"
+            "0004",                                       // value: 4 bytes
+            "6b762d31",                                   // "kv-1"
+            "0a00",                                       // LoginResponse{result: {}}
+        ];
+        assert_eq!(hex, expected.concat());
+        let mut buf = wire;
+        let limits = crate::metadata::MetadataLimits::new(16, 4096);
+        match try_decode(&mut buf, 1 << 20) {
+            Ok(Some(Frame::Request { metadata, .. })) => {
+                assert_eq!(Metadata::decode(&metadata, limits), Ok(request_md));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match try_decode(&mut buf, 1 << 20) {
+            Ok(Some(Frame::Response {
+                metadata, payload, ..
+            })) => {
+                assert_eq!(Metadata::decode(&metadata, limits), Ok(response_md));
+                assert_eq!(&payload[..], [0x0a, 0x00]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // ANCHOR_END: worked_example_metadata
 
     #[test]
     fn oversized_length_is_rejected_before_allocation() {

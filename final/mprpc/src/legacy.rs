@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,7 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{ErrorCode, Status};
-use crate::service::{CallContext, Service};
+use crate::metadata::Metadata;
+use crate::provider::{Hooks, LegacyEntry};
+use crate::service::CallContext;
 
 // ANCHOR: rpc_header
 /// The header before every request in the course's format: `message
@@ -306,7 +307,8 @@ pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     mut buf: BytesMut,
-    services: &HashMap<Vec<u8>, Arc<dyn Service>>,
+    services: &HashMap<Vec<u8>, LegacyEntry>,
+    hooks: &Hooks,
     max_frame_size: usize,
     deadline: std::time::Instant,
     write_timeout: Duration,
@@ -337,23 +339,39 @@ pub(crate) async fn serve(
         String::from_utf8_lossy(&request.service),
         String::from_utf8_lossy(&request.method)
     );
-    let Some(svc) = services.get(&request.service) else {
+    let Some((svc, metrics)) = services.get(&request.service) else {
         return close(stream, peer, &format!("unknown service in {name}")).await;
     };
-    let Some(index) = svc.descriptor().method_index(&request.method) else {
+    let desc = svc.descriptor();
+    let Some(index) = desc.method_index(&request.method) else {
         return close(stream, peer, &format!("unknown method in {name}")).await;
     };
-    let ctx = CallContext {
+    // Interceptors, span and metrics as on the framed path; the call has
+    // no metadata, so an interceptor requiring a token refuses it.
+    let mut end = hooks.begin(
+        desc,
+        index,
+        &metrics[index],
         peer,
-        deadline: None,
-        call_id: 0,
-        legacy: true,
-    };
+        0,
+        true,
+        std::time::Instant::now(),
+    );
+    if let Err(status) = hooks.intercept(&mut end, Metadata::new()) {
+        end.finish(Some(status.code));
+        return close(stream, peer, &format!("{name} refused: {status}")).await;
+    }
+    let ctx = CallContext::for_call(peer, None, 0, true, Metadata::new());
+    let handler =
+        tracing::Instrument::instrument(svc.call(index, ctx, request.args), end.span.clone());
     // A panicking handler fails this call only, as on the framed path.
-    let result = std::panic::AssertUnwindSafe(svc.call(index, ctx, request.args))
+    let result = std::panic::AssertUnwindSafe(handler)
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(Status::handler("handler panicked")));
+    end.finish(Some(
+        result.as_ref().err().map_or(ErrorCode::Ok, |e| e.code),
+    ));
     match result {
         Ok(response) => {
             // Bounded like the read: a caller that never reads must not

@@ -44,7 +44,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::AbortHandle;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -52,6 +52,9 @@ use tokio::task::JoinSet;
 use crate::config::{HandlerMode, MprpcConfig};
 use crate::error::{Error, ErrorCode, Status};
 use crate::frame::{self, Frame, MAGIC, PREAMBLE};
+use crate::interceptor::{ServerCall, ServerInterceptor};
+use crate::metadata::{Metadata, MetadataLimits};
+use crate::metrics::{MethodMetrics, Metrics};
 use crate::registry::Registry;
 use crate::service::{CallContext, Service, ServiceDescriptor};
 
@@ -98,6 +101,8 @@ pub struct RpcProvider {
     services: HashMap<Vec<u8>, Arc<dyn Service>>,
     /// Registry override (tests, custom discovery); else from config.
     registry: Option<Arc<dyn Registry>>,
+    /// Run before every handler, in order.
+    interceptors: Vec<Arc<dyn ServerInterceptor>>,
 }
 // ANCHOR_END: provider
 
@@ -113,9 +118,17 @@ impl std::fmt::Debug for RpcProvider {
     }
 }
 
-/// A published service and what has been learned about each of its
-/// methods, by method index.
-type Published = (Arc<dyn Service>, Box<[Arc<MethodStats>]>);
+/// A published service, what has been learned about each of its methods
+/// and each method's metrics, by method index.
+type Published = (
+    Arc<dyn Service>,
+    Box<[Arc<MethodStats>]>,
+    Box<[Arc<MethodMetrics>]>,
+);
+
+/// A service by its short name for the course's format, with its methods'
+/// metrics.
+pub(crate) type LegacyEntry = (Arc<dyn Service>, Box<[Arc<MethodMetrics>]>);
 
 /// A call's result once it ends: `None` if the caller cancelled it.
 type Outcome = Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, Status>>> + Send>>;
@@ -127,7 +140,11 @@ struct Shared {
     published: HashMap<Vec<u8>, Published>,
     /// The same services by short name ("UserServiceRpc"), the name the
     /// course's format carries; a short name two services share is left out.
-    legacy_services: HashMap<Vec<u8>, Arc<dyn Service>>,
+    legacy_services: HashMap<Vec<u8>, LegacyEntry>,
+    /// Interceptors, tracing and metrics around every call.
+    pub(crate) hooks: Hooks,
+    /// `[tls]`: every connection is TLS when set.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// "A, B" — for "unknown service" messages.
     names: String,
     /// Largest frame accepted or sent.
@@ -159,8 +176,18 @@ impl RpcProvider {
             config,
             services: HashMap::new(),
             registry: None,
+            interceptors: Vec::new(),
         }
     }
+
+    // ANCHOR: add_interceptor
+    /// Runs `interceptor` before every handler of this provider, after the
+    /// ones added before it (see [`crate::interceptor`]).
+    pub fn add_interceptor(&mut self, interceptor: impl ServerInterceptor) -> &mut RpcProvider {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+    // ANCHOR_END: add_interceptor
 
     /// Uses `registry` instead of the one the config describes.
     pub fn with_registry(mut self, registry: Arc<dyn Registry>) -> RpcProvider {
@@ -205,6 +232,13 @@ impl RpcProvider {
         // connecting meanwhile would sit in the kernel's listen backlog
         // until they time out or are reset. Unbound, the port refuses them
         // at once and they try another provider.
+        // Bad TLS files fail the start, before anything is announced.
+        let tls = crate::tls::acceptor(&self.config.tls)?;
+        if tls.is_some() && self.config.course_compat.register {
+            return Err(Error::Config(
+                "course_compat.register cannot be used with [tls]: the course's callers speak plaintext".into(),
+            ));
+        }
         let registry = match self.registry.clone() {
             Some(r) => r,
             None => crate::registry::from_config(&self.config).await?,
@@ -219,7 +253,6 @@ impl RpcProvider {
         // Advertise the configured ip with the real port (port 0 in tests).
         let advertised = format!("{}:{}", self.config.rpcserverip, local_addr.port());
         let names = self.service_names();
-        let legacy_services = legacy_table(&self.services);
         // The course layout uses the short names, whatever the framed
         // registry uses.
         let mut course: Vec<&'static ServiceDescriptor> = if self.config.course_compat.register {
@@ -229,19 +262,44 @@ impl RpcProvider {
         };
         course.sort_by_key(|d| d.name);
         let limits = &self.config.limits;
-        let published = self
+        let published: HashMap<Vec<u8>, Published> = self
             .services
             .iter()
             .map(|(name, svc)| {
-                let stats = svc
-                    .descriptor()
-                    .methods
+                let methods = svc.descriptor().methods;
+                let stats = methods
                     .iter()
                     .map(|_| Arc::new(MethodStats::default()))
                     .collect();
-                (name.clone(), (Arc::clone(svc), stats))
+                let metrics = methods
+                    .iter()
+                    .map(|_| Arc::new(MethodMetrics::default()))
+                    .collect();
+                (name.clone(), (Arc::clone(svc), stats, metrics))
             })
             .collect();
+        let legacy_services = legacy_table(&published);
+        // Metrics are collected only when somebody can read them.
+        let admin = match &self.config.admin.address {
+            Some(addr) => {
+                let (listener, local) = crate::metrics::bind_admin(addr)
+                    .await
+                    .map_err(|e| Error::io(format!("binding the admin endpoint to {addr}"), e))?;
+                let mut methods: Vec<_> = published
+                    .values()
+                    .flat_map(|(svc, _, metrics)| {
+                        let d = svc.descriptor();
+                        d.methods
+                            .iter()
+                            .zip(metrics.iter())
+                            .map(|(m, c)| (d.full_name, *m, Arc::clone(c)))
+                    })
+                    .collect();
+                methods.sort_by_key(|(s, m, _)| (*s, *m));
+                Some((listener, local, Arc::new(Metrics::new(methods))))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             published,
             legacy_services,
@@ -256,8 +314,26 @@ impl RpcProvider {
             drain: Duration::from_millis(self.config.timeouts.drain_ms),
             mode: self.config.handlers.mode,
             budget: Duration::from_micros(self.config.handlers.inline_budget_us),
+            hooks: Hooks {
+                interceptors: self.interceptors.into(),
+                metrics: admin.as_ref().map(|(_, _, m)| Arc::clone(m)),
+                metadata_limits: self.config.metadata_limits(),
+            },
+            tls,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let admin_addr = match admin {
+            Some((listener, local, metrics)) => {
+                tokio::spawn(crate::metrics::serve_admin(
+                    listener,
+                    metrics,
+                    shutdown_rx.clone(),
+                ));
+                log::info!("admin endpoint: http://{local}/metrics");
+                Some(local)
+            }
+            None => None,
+        };
         // Serve before registering: a caller that learns our address from
         // the registry must find us accepting.
         let task = tokio::spawn(accept_loop(
@@ -279,6 +355,7 @@ impl RpcProvider {
         log::info!("provider serving {} on {advertised}", names.join(", "));
         Ok(RunningProvider {
             local_addr,
+            admin_addr,
             advertised,
             services: names,
             course,
@@ -366,6 +443,8 @@ async fn wait_for_signal() {
 pub struct RunningProvider {
     /// The bound socket address.
     local_addr: SocketAddr,
+    /// Where `GET /metrics` is served (`[admin] address`), if anywhere.
+    admin_addr: Option<SocketAddr>,
     /// "ip:port" registered with the registry.
     advertised: String,
     /// Published services.
@@ -385,6 +464,12 @@ impl RunningProvider {
     /// The bound socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the admin endpoint (`[admin] address`), if
+    /// configured: `http://<it>/metrics` serves the metrics.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The "ip:port" announced to the registry.
@@ -704,8 +789,8 @@ async fn refuse(mut stream: TcpStream, shared: Arc<Shared>, max: usize) {
 
 /// Reads until `buf` holds at least `n` bytes; `false` if the peer closed
 /// first.
-async fn read_at_least(
-    stream: &mut TcpStream,
+async fn read_at_least<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     n: usize,
 ) -> std::io::Result<bool> {
@@ -726,9 +811,13 @@ async fn serve_connection(
     slot: Arc<Slot>,
 ) {
     let _guard = SlotGuard(Arc::clone(&slot));
+    let _counted = shared.hooks.metrics.as_ref().map(|m| m.connection());
     // One deadline from accept for the whole handshake: first bytes and
     // preamble (or the whole legacy request) together, however they trickle.
     let deadline = Instant::now() + shared.handshake;
+    if let Some(acceptor) = &shared.tls {
+        return serve_tls(acceptor, stream, peer, &shared, shutdown, &slot, deadline).await;
+    }
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let first = tokio::select! {
         r = tokio::time::timeout_at(deadline.into(), read_at_least(&mut stream, &mut buf, 4)) => r,
@@ -746,6 +835,7 @@ async fn serve_connection(
     if buf[..4] == MAGIC {
         serve_mprpc(stream, peer, buf, &shared, shutdown, &slot, deadline).await;
     } else {
+        let shared = &*shared;
         // Anything else is the course's format, whose first four bytes are
         // a little-endian header size. See frame.rs for why this cannot
         // collide with the magic.
@@ -754,6 +844,7 @@ async fn serve_connection(
             peer,
             buf,
             &shared.legacy_services,
+            &shared.hooks,
             shared.max_frame_size,
             deadline,
             shared.handshake,
@@ -767,18 +858,100 @@ async fn serve_connection(
     // ANCHOR_END: detect
 }
 
+// ANCHOR: serve_tls
+/// A connection on a TLS port: the handshake (within the handshake
+/// deadline), then the framed format inside. Anything but the mprpc
+/// preamble inside is refused: the course's format is plaintext only.
+async fn serve_tls(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: watch::Receiver<bool>,
+    slot: &Slot,
+    deadline: Instant,
+) {
+    let accepted = tokio::select! {
+        r = tokio::time::timeout_at(deadline.into(), acceptor.accept(stream)) => r,
+        () = slot.evicted() => return log::debug!("{peer}: closed during its TLS handshake to make room"),
+    };
+    let mut tls = match accepted {
+        Ok(Ok(tls)) => tls,
+        // A plaintext caller (the course's format, or a framed caller
+        // without `[tls] ca`) ends here: its first bytes are no TLS record.
+        Ok(Err(e)) => {
+            return log::warn!(
+                "{peer}: TLS handshake failed: {e} (a plaintext caller on a TLS port?)"
+            );
+        }
+        Err(_) => {
+            return log::warn!(
+                "{peer}: TLS handshake not complete within {:?}; closing",
+                shared.handshake
+            );
+        }
+    };
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let first = tokio::select! {
+        r = tokio::time::timeout_at(deadline.into(), read_at_least(&mut tls, &mut buf, 4)) => r,
+        () = slot.evicted() => return,
+    };
+    if !matches!(first, Ok(Ok(true))) {
+        return;
+    }
+    if buf[..4] != MAGIC {
+        return log::warn!(
+            "{peer}: no mprpc preamble inside TLS; the course's format is not served over TLS"
+        );
+    }
+    serve_mprpc(tls, peer, buf, shared, shutdown, slot, deadline).await;
+}
+// ANCHOR_END: serve_tls
+
+/// A byte stream the framed protocol runs on, split into halves that can
+/// be polled at once: plain TCP (borrowed halves, no lock) or TLS.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The read half.
+    type Rd<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    /// The write half.
+    type Wr<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+    /// Splits the stream.
+    fn halves(&mut self) -> (Self::Rd<'_>, Self::Wr<'_>);
+}
+
+impl Transport for TcpStream {
+    type Rd<'a> = tokio::net::tcp::ReadHalf<'a>;
+    type Wr<'a> = tokio::net::tcp::WriteHalf<'a>;
+    fn halves(&mut self) -> (Self::Rd<'_>, Self::Wr<'_>) {
+        self.split()
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    type Rd<'a> = tokio::io::ReadHalf<&'a mut Self>;
+    type Wr<'a> = tokio::io::WriteHalf<&'a mut Self>;
+    fn halves(&mut self) -> (Self::Rd<'_>, Self::Wr<'_>) {
+        tokio::io::split(self)
+    }
+}
+
 /// The services by their short names, for the course's format, which carries
 /// no package. A short name that two published services share (`a.Store`,
 /// `b.Store`) cannot be served in that format at all: it is left out, with a
 /// warning, so such a request is refused rather than sent to a guess.
-fn legacy_table(
-    services: &HashMap<Vec<u8>, Arc<dyn Service>>,
-) -> HashMap<Vec<u8>, Arc<dyn Service>> {
-    let mut table: HashMap<Vec<u8>, Arc<dyn Service>> = HashMap::new();
+fn legacy_table(services: &HashMap<Vec<u8>, Published>) -> HashMap<Vec<u8>, LegacyEntry> {
+    let mut table: HashMap<Vec<u8>, LegacyEntry> = HashMap::new();
     let mut ambiguous = Vec::new();
-    for svc in services.values() {
+    for (svc, _, metrics) in services.values() {
         let short = svc.descriptor().name.as_bytes().to_vec();
-        if table.insert(short.clone(), Arc::clone(svc)).is_some() {
+        if table
+            .insert(short.clone(), (Arc::clone(svc), metrics.clone()))
+            .is_some()
+        {
             ambiguous.push(short);
         }
     }
@@ -793,14 +966,171 @@ fn legacy_table(
     table
 }
 
-/// A call's eventual output: its id, whether it ran on a task of its own,
-/// and its result (`None` when the caller cancelled it).
-type InFlight = Pin<Box<dyn Future<Output = (u64, bool, Option<Result<Vec<u8>, Status>>)> + Send>>;
+// ANCHOR: hooks
+/// What runs around every call, framed or in the course's format: the
+/// interceptors, a tracing span and the metrics.
+pub(crate) struct Hooks {
+    /// `RpcProvider::add_interceptor`, in order.
+    interceptors: Box<[Arc<dyn ServerInterceptor>]>,
+    /// Present when `[admin] address` is set.
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    /// `limits.max_metadata_*`.
+    metadata_limits: MetadataLimits,
+}
 
-/// A handler's future as the provider runs it: panics caught, cancellable,
-/// its polls timed.
+/// One call's span, clock, metrics and response metadata, from the moment
+/// its method is known until it is answered.
+pub(crate) struct CallEnd {
+    /// The call's service and method.
+    desc: &'static ServiceDescriptor,
+    /// Index of the method in `desc`.
+    index: usize,
+    /// The caller.
+    peer: SocketAddr,
+    /// Id on its connection (0: course format).
+    call_id: u64,
+    /// Course format.
+    legacy: bool,
+    /// `rpc.server`; disabled (and free) without a tracing subscriber.
+    pub(crate) span: tracing::Span,
+    /// When the call started; read only for metrics or an enabled span.
+    started: Option<Instant>,
+    /// The method's counters, when metrics are on.
+    metrics: Option<Arc<MethodMetrics>>,
+    /// Response metadata added by interceptors.
+    extra: Metadata,
+    /// The handler's response metadata (shared with its [`CallContext`]);
+    /// `None` when the caller cannot receive metadata.
+    handler: Option<CallContext>,
+}
+
+impl Hooks {
+    /// Starts observing a call of `desc.methods[index]` that arrived at
+    /// `now`. (Eight plain arguments: both call sites have them at hand,
+    /// and a struct built per call only to be taken apart here would cost
+    /// more to read than it saves.)
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn begin(
+        &self,
+        desc: &'static ServiceDescriptor,
+        index: usize,
+        metrics: &Arc<MethodMetrics>,
+        peer: SocketAddr,
+        call_id: u64,
+        legacy: bool,
+        now: Instant,
+    ) -> CallEnd {
+        let span = tracing::info_span!(
+            "rpc.server",
+            service = desc.full_name,
+            method = desc.methods[index],
+            call_id,
+            peer = %peer,
+            legacy,
+            status = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let metrics = self.metrics.as_ref().map(|_| {
+            metrics.start();
+            Arc::clone(metrics)
+        });
+        let started = (metrics.is_some() || !span.is_disabled()).then_some(now);
+        CallEnd {
+            desc,
+            index,
+            peer,
+            call_id,
+            legacy,
+            span,
+            started,
+            metrics,
+            extra: Metadata::new(),
+            handler: None,
+        }
+    }
+
+    /// Runs the interceptors on a call with request metadata `metadata`;
+    /// returns the metadata the handler sees, or the refusal.
+    pub(crate) fn intercept(
+        &self,
+        end: &mut CallEnd,
+        metadata: Metadata,
+    ) -> Result<Metadata, Status> {
+        if self.interceptors.is_empty() {
+            return Ok(metadata);
+        }
+        let mut call = ServerCall {
+            service: end.desc.full_name,
+            method: end.desc.methods[end.index],
+            peer: end.peer,
+            call_id: end.call_id,
+            legacy: end.legacy,
+            metadata,
+            response_metadata: Metadata::new(),
+        };
+        let verdict = self
+            .interceptors
+            .iter()
+            .try_for_each(|i| i.intercept(&mut call));
+        end.extra = call.response_metadata;
+        verdict.map(|()| call.metadata)
+    }
+}
+
+impl CallEnd {
+    /// The response metadata: the interceptors', then the handler's.
+    fn response_metadata(&mut self) -> Metadata {
+        let mut md = std::mem::take(&mut self.extra);
+        if let Some(ctx) = &self.handler {
+            md.extend_from(ctx.take_response_metadata());
+        }
+        md
+    }
+
+    /// Records how the call ended: the code sent, or `None` if the caller
+    /// cancelled it.
+    pub(crate) fn finish(mut self, code: Option<ErrorCode>) {
+        self.record(code);
+    }
+
+    /// Records the outcome once (later calls do nothing).
+    fn record(&mut self, code: Option<ErrorCode>) {
+        let Some(started) = self.started.take() else {
+            return;
+        };
+        let took = started.elapsed();
+        if let Some(m) = &self.metrics {
+            m.finish(took, code);
+        }
+        self.span
+            .record("status", code.map_or("cancelled", ErrorCode::as_str));
+        self.span.record("duration_us", took.as_micros() as u64);
+    }
+}
+
+impl Drop for CallEnd {
+    /// A call dropped unanswered — its connection closed, or the provider
+    /// shut down, while it ran — ends as cancelled: the in-flight gauge
+    /// must not keep counting it.
+    fn drop(&mut self) {
+        self.record(None);
+    }
+}
+// ANCHOR_END: hooks
+
+/// A call's eventual output: its id, whether it ran on a task of its own,
+/// its result (`None` when the caller cancelled it) and its [`CallEnd`].
+type InFlight =
+    Pin<Box<dyn Future<Output = (u64, bool, Option<Result<Vec<u8>, Status>>, CallEnd)> + Send>>;
+
+/// A handler's future as the provider runs it: inside its span, panics
+/// caught, cancellable, its polls timed.
 type Guarded = futures_util::future::Abortable<
-    Timed<futures_util::future::CatchUnwind<AssertUnwindSafe<crate::service::ResponseFuture>>>,
+    Timed<
+        futures_util::future::CatchUnwind<
+            AssertUnwindSafe<tracing::instrument::Instrumented<crate::service::ResponseFuture>>,
+        >,
+    >,
 >;
 
 /// Per-connection state of the mprpc protocol loop.
@@ -819,6 +1149,9 @@ struct ConnState<'a> {
     aborts: HashMap<u64, AbortHandle>,
     /// Calls of `in_flight` running on tasks of their own.
     spawned: usize,
+    /// The caller's preamble set [`frame::FLAG_METADATA`]: responses may
+    /// carry metadata.
+    metadata_ok: bool,
     /// The service the last request named, as found in `published`: a
     /// caller names the same one call after call, and comparing the bytes
     /// is cheaper than hashing them again.
@@ -827,8 +1160,8 @@ struct ConnState<'a> {
 
 // ANCHOR: serve_mprpc
 /// The connection loop of the mprpc protocol.
-async fn serve_mprpc(
-    mut stream: TcpStream,
+async fn serve_mprpc<S: Transport>(
+    mut stream: S,
     peer: SocketAddr,
     mut inbuf: BytesMut,
     shared: &Shared,
@@ -843,6 +1176,7 @@ async fn serve_mprpc(
         in_flight: FuturesUnordered::new(),
         aborts: HashMap::new(),
         spawned: 0,
+        metadata_ok: false,
         last_service: None,
     };
     st.out.extend_from_slice(&PREAMBLE);
@@ -859,13 +1193,16 @@ async fn serve_mprpc(
     }
     let mut preamble = [0u8; 8];
     preamble.copy_from_slice(&inbuf.split_to(PREAMBLE.len()));
-    if let Err(msg) = frame::check_preamble(&preamble) {
-        frame::encode_connection_error(&mut st.out, ErrorCode::BadRequest, &msg);
-        let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(&st.out)).await;
-        return;
+    match frame::check_preamble(&preamble) {
+        Ok(flags) => st.metadata_ok = flags & frame::FLAG_METADATA != 0,
+        Err(msg) => {
+            frame::encode_connection_error(&mut st.out, ErrorCode::BadRequest, &msg);
+            let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(&st.out)).await;
+            return;
+        }
     }
 
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, mut wr) = stream.halves();
     // Half of the allowance for requests received and not yet handled,
     // half for responses not yet written. Buffers grow by doubling, so
     // their capacity stays within about the whole allowance.
@@ -983,12 +1320,13 @@ async fn serve_mprpc(
                     return;
                 }
             },
-            Some((id, spawned, result)) = st.in_flight.next(), if !st.in_flight.is_empty() && !out_full => {
+            Some((id, spawned, result, end)) = st.in_flight.next(), if !st.in_flight.is_empty() && !out_full => {
                 st.aborts.remove(&id);
                 st.spawned -= usize::from(spawned);
                 progress = Instant::now();
-                if let Some(result) = result {
-                    st.respond(id, result);
+                match result {
+                    Some(result) => st.finish_call(id, result, end),
+                    None => end.finish(None),
                 }
             }
             r = wr.write_buf(&mut st.out), if !st.out.is_empty() => {
@@ -1033,8 +1371,12 @@ async fn serve_mprpc(
                     log::warn!("{peer}: {msg}");
                     frame::encode_connection_error(&mut st.out, ErrorCode::Overloaded, &msg);
                 }
-                let _ = wr.try_write(&st.out);
-                let _ = tokio::time::timeout(Duration::from_millis(10), wr.shutdown()).await;
+                // Hand over what goes without waiting, and close.
+                let _ = tokio::time::timeout(Duration::from_millis(10), async {
+                    let _ = wr.write_all(&st.out).await;
+                    let _ = wr.shutdown().await;
+                })
+                .await;
                 return;
             }
             _ = stopped(&mut shutdown), if !draining => {
@@ -1081,8 +1423,8 @@ async fn serve_mprpc(
 
 /// Reads at most `max` bytes into `buf`: what the connection's allowance
 /// has room for.
-async fn read_some(
-    rd: &mut tokio::net::tcp::ReadHalf<'_>,
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> std::io::Result<usize> {
@@ -1091,7 +1433,7 @@ async fn read_some(
 
 /// Writes the last bytes for at most [`CLOSE_GRACE`] (the peer may not be
 /// reading), then closes.
-async fn close(wr: &mut tokio::net::tcp::WriteHalf<'_>, out: &[u8]) {
+async fn close<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8]) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         let _ = wr.write_all(out).await;
         let _ = wr.shutdown().await;
@@ -1193,9 +1535,10 @@ impl ConnState<'_> {
                 timeout_ms,
                 service,
                 method,
+                metadata,
                 payload,
             } => {
-                self.on_request(id, timeout_ms, &service, &method, payload, loan)
+                self.on_request(id, timeout_ms, &service, &method, &metadata, payload, loan)
                     .await
             }
             Frame::Cancel { id } => {
@@ -1215,12 +1558,14 @@ impl ConnState<'_> {
     // ANCHOR: on_request
     /// Looks up the method, then either polls the handler once inline or
     /// starts it on a task of its own.
+    #[allow(clippy::too_many_arguments)]
     async fn on_request(
         &mut self,
         id: u64,
         timeout_ms: u32,
         service: &[u8],
         method: &[u8],
+        metadata: &[u8],
         payload: Bytes,
         loan: Option<OwnedSemaphorePermit>,
     ) {
@@ -1232,11 +1577,11 @@ impl ConnState<'_> {
                 hit.map(|(_, published)| published)
             }
         };
-        let Some((svc, stats)) = found else {
+        let Some((svc, stats, metrics)) = found else {
             // A caller that sent the course's short name gets told the name
             // it should have used.
             let hint = match self.shared.legacy_services.get(service) {
-                Some(svc) => format!(
+                Some((svc, _)) => format!(
                     "; names are package-qualified: did you mean {}?",
                     svc.descriptor().full_name
                 ),
@@ -1247,7 +1592,7 @@ impl ConnState<'_> {
                 String::from_utf8_lossy(service),
                 self.shared.names
             );
-            return self.respond(id, Err(Status::new(ErrorCode::UnknownService, msg)));
+            return self.refuse(id, Status::new(ErrorCode::UnknownService, msg));
         };
         let desc = svc.descriptor();
         let Some(index) = desc.method_index(method) else {
@@ -1257,7 +1602,7 @@ impl ConnState<'_> {
                 String::from_utf8_lossy(method),
                 desc.methods.join(", ")
             );
-            return self.respond(id, Err(Status::new(ErrorCode::UnknownMethod, msg)));
+            return self.refuse(id, Status::new(ErrorCode::UnknownMethod, msg));
         };
         if self.aborts.contains_key(&id) {
             // Two calls under one id: a cancel or a response could not say
@@ -1265,24 +1610,43 @@ impl ConnState<'_> {
             let msg = format!(
                 "call id {id} is already in flight on this connection; ids must be unique among calls in flight"
             );
-            return self.respond(id, Err(Status::new(ErrorCode::BadRequest, msg)));
+            return self.refuse(id, Status::new(ErrorCode::BadRequest, msg));
         }
         if self.in_flight.len() >= self.shared.max_in_flight {
             let msg = format!(
                 "{} calls already in flight on this connection (max_in_flight_per_connection)",
                 self.in_flight.len()
             );
-            return self.respond(id, Err(Status::new(ErrorCode::Overloaded, msg)));
+            return self.refuse(id, Status::new(ErrorCode::Overloaded, msg));
         }
-        // One clock read serves the deadline and the timing of the first poll.
+        // One clock read serves the deadline, the call's clock and the
+        // timing of the first poll.
         let now = Instant::now();
         let deadline = (timeout_ms > 0).then(|| now + Duration::from_millis(u64::from(timeout_ms)));
-        let ctx = CallContext {
-            peer: self.peer,
-            deadline,
-            call_id: id,
-            legacy: false,
+        // ANCHOR: on_request_hooks
+        let hooks = &self.shared.hooks;
+        let mut end = hooks.begin(desc, index, &metrics[index], self.peer, id, false, now);
+        let md = if metadata.is_empty() {
+            Metadata::new()
+        } else {
+            match Metadata::decode(metadata, hooks.metadata_limits) {
+                Ok(md) => md,
+                Err(why) => {
+                    let status =
+                        Status::new(ErrorCode::BadRequest, format!("request metadata: {why}"));
+                    return self.finish_call(id, Err(status), end);
+                }
+            }
         };
+        let md = match hooks.intercept(&mut end, md) {
+            Ok(md) => md,
+            Err(status) => return self.finish_call(id, Err(status), end),
+        };
+        let ctx = CallContext::for_call(self.peer, deadline, id, false, md);
+        if self.metadata_ok {
+            end.handler = Some(ctx.clone());
+        }
+        // ANCHOR_END: on_request_hooks
         let stats = &stats[index];
         let (learning, spawn) = match self.shared.mode {
             HandlerMode::Inline => (false, false),
@@ -1290,8 +1654,10 @@ impl ConnState<'_> {
             _ => (true, !stats.quick.load(Ordering::Relaxed)),
         };
         let (name, mname) = (desc.full_name, desc.methods[index]);
+        let handler =
+            tracing::Instrument::instrument(svc.call(index, ctx, payload), end.span.clone());
         let mut fut = Timed {
-            fut: AssertUnwindSafe(svc.call(index, ctx, payload)).catch_unwind(),
+            fut: AssertUnwindSafe(handler).catch_unwind(),
             stats: learning.then(|| Arc::clone(stats)),
             budget: self.shared.budget,
             longest: Duration::ZERO,
@@ -1318,9 +1684,9 @@ impl ConnState<'_> {
             // no channel, no wake-up.
             let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
             match first {
-                Poll::Ready(Ok(result)) => return self.respond(id, result),
+                Poll::Ready(Ok(result)) => return self.finish_call(id, result, end),
                 Poll::Ready(Err(_panic)) => {
-                    return self.respond(id, Err(panicked(name, mname)));
+                    return self.finish_call(id, Err(panicked(name, mname)), end);
                 }
                 Poll::Pending => {}
             }
@@ -1344,31 +1710,91 @@ impl ConnState<'_> {
                     }),
                 None => outcome.await,
             };
-            (id, spawn, result)
+            (id, spawn, result, end)
         }));
     }
     // ANCHOR_END: on_request
 
-    /// Appends the response frame for call `id`.
-    fn respond(&mut self, id: u64, result: Result<Vec<u8>, Status>) {
+    /// Answers a call refused before its method was known (or before it
+    /// could start), counting it.
+    fn refuse(&mut self, id: u64, status: Status) {
+        if let Some(m) = &self.shared.hooks.metrics {
+            m.refused(status.code);
+        }
+        self.respond(id, Err(status), Metadata::new());
+    }
+
+    /// Answers a call that started, and records how it ended.
+    fn finish_call(&mut self, id: u64, mut result: Result<Vec<u8>, Status>, mut end: CallEnd) {
+        let mut md = end.response_metadata();
+        if let Err(status) = &mut result {
+            // A status may carry metadata of its own (a handler's or an
+            // interceptor's).
+            md.extend_from(std::mem::take(&mut status.metadata));
+        }
+        let code = self.respond(id, result, md);
+        end.finish(Some(code));
+    }
+
+    // ANCHOR: respond
+    /// Appends the response frame for call `id`, with `md` if the caller
+    /// can receive metadata; returns the code sent.
+    fn respond(&mut self, id: u64, result: Result<Vec<u8>, Status>, md: Metadata) -> ErrorCode {
+        // Metadata goes only to callers that can read it, and only within
+        // our own limits (a handler over them has failed its call).
+        let (result, md) = if self.metadata_ok && !md.is_empty() {
+            match md.check(self.shared.hooks.metadata_limits) {
+                Ok(()) => (result, Some(md)),
+                Err(why) => {
+                    let status = Status::handler(format!("response metadata: {why}"));
+                    (result.and(Err(status)), None)
+                }
+            }
+        } else {
+            (result, None)
+        };
+        let md_len = md.as_ref().map_or(0, |m| 2 + m.encoded_len());
         match result {
-            Ok(body) if frame::response_fits(body.len(), self.shared.max_frame_size) => {
-                frame::encode_response(&mut self.out, id, ErrorCode::Ok, &body);
+            Ok(body) if frame::response_fits(md_len + body.len(), self.shared.max_frame_size) => {
+                frame::encode_response_with_metadata(
+                    &mut self.out,
+                    id,
+                    ErrorCode::Ok,
+                    md.as_ref(),
+                    &body,
+                );
+                ErrorCode::Ok
             }
             Ok(body) => {
                 let msg = format!(
                     "response of {} bytes exceeds max_frame_size {}",
-                    body.len(),
+                    md_len + body.len(),
                     self.shared.max_frame_size
                 );
                 log::warn!("{}: call {id}: {msg}", self.peer);
                 frame::encode_response(&mut self.out, id, ErrorCode::FrameTooLarge, msg.as_bytes());
+                ErrorCode::FrameTooLarge
             }
             Err(status) => {
-                frame::encode_response(&mut self.out, id, status.code, status.message.as_bytes());
+                // An error's text is ours or the handler's: keep it within
+                // the frame limit too.
+                let mut text = status.message.as_bytes();
+                let room = self.shared.max_frame_size.saturating_sub(64 + md_len);
+                if text.len() > room {
+                    text = &text[..room];
+                }
+                frame::encode_response_with_metadata(
+                    &mut self.out,
+                    id,
+                    status.code,
+                    md.as_ref(),
+                    text,
+                );
+                status.code
             }
         }
     }
+    // ANCHOR_END: respond
 }
 
 /// A guarded handler's result: `None` if cancelled.

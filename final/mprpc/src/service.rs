@@ -16,9 +16,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{ErrorCode, Status};
+use crate::metadata::Metadata;
 
 // ANCHOR: service_trait
 /// The future a [`Service`] returns for one call: the encoded response or a
@@ -76,6 +78,7 @@ pub trait Service: Send + Sync + 'static {
 }
 // ANCHOR_END: service_trait
 
+// ANCHOR: call_context
 /// Facts about the call being served, handed to every handler.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -89,7 +92,14 @@ pub struct CallContext {
     pub call_id: u64,
     /// True when the call arrived in the course's original format.
     pub legacy: bool,
+    /// The request's metadata, as the caller (and the provider's
+    /// interceptors) left it. Empty for course-format calls.
+    pub metadata: Metadata,
+    /// Metadata for the response; shared with the provider, which sends it
+    /// when the handler returns. Clones of the context share it.
+    response_metadata: Arc<Mutex<Metadata>>,
 }
+// ANCHOR_END: call_context
 
 impl CallContext {
     /// The context of a call from `peer` with no deadline — what a test of a
@@ -100,8 +110,54 @@ impl CallContext {
             deadline: None,
             call_id: 0,
             legacy: false,
+            metadata: Metadata::new(),
+            response_metadata: Arc::default(),
         }
     }
+
+    /// The context of a call the provider is about to run.
+    pub(crate) fn for_call(
+        peer: SocketAddr,
+        deadline: Option<Instant>,
+        call_id: u64,
+        legacy: bool,
+        metadata: Metadata,
+    ) -> CallContext {
+        CallContext {
+            peer,
+            deadline,
+            call_id,
+            legacy,
+            metadata,
+            response_metadata: Arc::default(),
+        }
+    }
+
+    /// Adds `key: value` to the response's metadata (replacing an earlier
+    /// value). The caller reads it with
+    /// [`MprpcController::response_metadata`](crate::MprpcController::response_metadata).
+    /// Dropped for callers that do not understand metadata (course-format
+    /// calls, older callers); refused here when the key or value is not
+    /// valid; and checked against the provider's `limits.max_metadata_*`
+    /// when sent (a response over them fails with `HandlerError`).
+    pub fn set_response_metadata(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), Status> {
+        lock(&self.response_metadata).insert(key, value)
+    }
+
+    /// Takes the response metadata set so far (the provider does, when the
+    /// handler has returned).
+    pub fn take_response_metadata(&self) -> Metadata {
+        std::mem::take(&mut *lock(&self.response_metadata))
+    }
+}
+
+/// Locks, ignoring poisoning: a metadata map is valid after any insert.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The ready error future for a request that failed to decode. Used by

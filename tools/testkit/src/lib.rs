@@ -15,6 +15,7 @@
 //! - [`Recorder`]: waits for a log line instead of sleeping.
 //! - [`log_file`]: reads the async logger's daily files back.
 //! - [`runtime`]: async code from plain `#[test]`s, timing checks.
+//! - [`TestPki`]: a CA and certificates made at test time, as PEM files.
 
 pub mod ensemble;
 pub mod log_file;
@@ -22,6 +23,7 @@ pub mod net;
 pub mod process;
 pub mod recorder;
 pub mod runtime;
+pub mod tls;
 pub mod zookeeper;
 
 pub use ensemble::{Mode, ZkEnsemble};
@@ -32,4 +34,5 @@ pub use net::{
 pub use process::{ChildProcess, Target, cargo_build, send_signal};
 pub use recorder::Recorder;
 pub use runtime::{assert_within, block_on, runtime};
+pub use tls::TestPki;
 pub use zookeeper::ZkServer;

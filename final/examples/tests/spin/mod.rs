@@ -188,7 +188,9 @@ impl Raw {
     /// The next response: (id, code, payload). Panics on anything else.
     pub async fn response(&mut self, wait: Duration) -> Option<(u64, ErrorCode, Vec<u8>)> {
         match self.next(wait).await? {
-            Frame::Response { id, code, payload } => Some((id, code, payload.to_vec())),
+            Frame::Response {
+                id, code, payload, ..
+            } => Some((id, code, payload.to_vec())),
             other => panic!("expected a response, got {other:?}"),
         }
     }

@@ -1,0 +1,317 @@
+//! Metrics on real TCP: the Prometheus text on the admin address, scraped
+//! over HTTP, counting calls, errors by code, calls in flight, latencies
+//! and connections — bounded against hostile scrapers. (Spans are tested
+//! in `spans.rs`.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use mprpc::{
+    CallContext, MprpcChannel, MprpcConfig, RpcProvider, RunningProvider, StaticRegistry, Status,
+};
+use mprpc_examples::fixbug::{
+    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
+    UserServiceRpcServer, UserServiceRpcStub,
+};
+
+/// Login succeeds; Register always fails with a handler error.
+struct Service;
+
+impl UserServiceRpc for Service {
+    async fn login(&self, _: CallContext, req: LoginRequest) -> Result<LoginResponse, Status> {
+        if req.name == b"slow" {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(LoginResponse::default())
+    }
+
+    async fn register(
+        &self,
+        _: CallContext,
+        _: RegisterRequest,
+    ) -> Result<RegisterResponse, Status> {
+        Err(Status::handler("registrations are closed"))
+    }
+}
+
+async fn provider(config: MprpcConfig) -> RunningProvider {
+    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
+    provider.notify_service(UserServiceRpcServer::new(Service));
+    match provider.start().await {
+        Ok(p) => p,
+        Err(e) => panic!("provider failed to start: {e}"),
+    }
+}
+
+fn login() -> LoginRequest {
+    LoginRequest {
+        name: b"zhang san".to_vec(),
+        pwd: b"123456".to_vec(),
+    }
+}
+
+/// `GET path` on the admin endpoint: (status line, body).
+async fn get(p: &RunningProvider, request: &str) -> (String, String) {
+    let Some(addr) = p.admin_addr() else {
+        panic!("no admin endpoint")
+    };
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    };
+    assert!(s.write_all(request.as_bytes()).await.is_ok());
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
+    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+/// The value of the sample line that starts with `series` (name and labels).
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+// ANCHOR: scrape
+#[tokio::test]
+async fn the_admin_endpoint_serves_prometheus_text() {
+    let mut config = common::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    for _ in 0..5 {
+        assert!(stub.login(&login()).await.is_ok());
+    }
+    for _ in 0..2 {
+        assert!(stub.register(&RegisterRequest::default()).await.is_err());
+    }
+    let (status, body) = get(&p, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let login = r#"{service="fixbug.UserServiceRpc",method="Login""#;
+    let register = r#"{service="fixbug.UserServiceRpc",method="Register""#;
+    assert_eq!(
+        sample(&body, &format!("mprpc_server_calls_total{login}}}")),
+        Some(5.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, &format!("mprpc_server_calls_total{register}}}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("mprpc_server_errors_total{register},code=\"handler_error\"}}")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&body, &format!("mprpc_server_in_flight{login}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("mprpc_server_call_duration_seconds_bucket{login},le=\"+Inf\"}}")
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("mprpc_server_call_duration_seconds_count{login}}}")
+        ),
+        Some(5.0)
+    );
+    assert!(
+        sample(
+            &body,
+            &format!("mprpc_server_call_duration_seconds_sum{login}}}")
+        )
+        .is_some_and(|s| s > 0.0)
+    );
+    assert_eq!(sample(&body, "mprpc_server_connections_open"), Some(1.0));
+    assert_eq!(sample(&body, "mprpc_server_connections_total"), Some(1.0));
+    assert!(body.contains("# TYPE mprpc_server_call_duration_seconds histogram"));
+}
+// ANCHOR_END: scrape
+
+#[tokio::test]
+async fn refusals_count_under_fixed_labels_and_connections_close() {
+    let mut config = common::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
+    {
+        // A raw call of a method that does not exist: counted as refused,
+        // never as a label made from the caller's bytes.
+        let mut s = match TcpStream::connect(p.local_addr()).await {
+            Ok(s) => s,
+            Err(e) => panic!("connect: {e}"),
+        };
+        let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
+        let ok = mprpc::frame::encode_request(
+            &mut out,
+            1,
+            0,
+            "fixbug.UserServiceRpc",
+            "Nope",
+            &login(),
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        assert!(s.write_all(&out).await.is_ok());
+        let mut buf = vec![0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    }
+    // The raw connection closed: once the provider has seen that, none is
+    // open (the scrape itself is not counted).
+    let mut body = String::new();
+    for _ in 0..40 {
+        body = get(&p, "GET /metrics HTTP/1.0\r\n\r\n").await.1;
+        if sample(&body, "mprpc_server_connections_open") == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sample(&body, "mprpc_server_connections_open"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "mprpc_server_refused_total{code=\"unknown_method\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(!body.contains("Nope"));
+}
+
+#[tokio::test]
+async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
+    let mut config = common::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
+    let slow = LoginRequest {
+        name: b"slow".to_vec(),
+        pwd: Vec::new(),
+    };
+    let series = r#"{service="fixbug.UserServiceRpc",method="Login"}"#;
+    // Waits until the gauge reads `want`; returns the last page.
+    let gauge_at = |want: f64| {
+        let p = &p;
+        async move {
+            let mut body = String::new();
+            for _ in 0..100 {
+                body = get(p, "GET /metrics HTTP/1.1\r\n\r\n").await.1;
+                if sample(&body, &format!("mprpc_server_in_flight{series}")) == Some(want) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            body
+        }
+    };
+    for cut_off in [false, true] {
+        let mut s = match TcpStream::connect(p.local_addr()).await {
+            Ok(s) => s,
+            Err(e) => panic!("connect: {e}"),
+        };
+        let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
+        let ok = mprpc::frame::encode_request(
+            &mut out,
+            1,
+            0,
+            "fixbug.UserServiceRpc",
+            "Login",
+            &slow,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        assert!(s.write_all(&out).await.is_ok());
+        let body = gauge_at(1.0).await;
+        assert_eq!(
+            sample(&body, &format!("mprpc_server_in_flight{series}")),
+            Some(1.0),
+            "{body}"
+        );
+        if cut_off {
+            // Reset, not a half-close: the provider's connection ends with
+            // the call still running.
+            let _ = s.set_zero_linger();
+            drop(s);
+        } else {
+            let mut cancel = bytes::BytesMut::new();
+            mprpc::frame::encode_cancel(&mut cancel, 1);
+            assert!(s.write_all(&cancel).await.is_ok());
+        }
+        let body = gauge_at(0.0).await;
+        assert_eq!(
+            sample(&body, &format!("mprpc_server_in_flight{series}")),
+            Some(0.0),
+            "cut off {cut_off}: {body}"
+        );
+    }
+    let (_, body) = get(&p, "GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(
+        sample(&body, &format!("mprpc_server_cancelled_total{series}")),
+        Some(2.0),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_answers_bad_requests_and_is_bounded() {
+    let mut config = common::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
+    let (status, _) = get(&p, "GET /vars HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _) = get(&p, "POST /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    let (status, _) = get(&p, &huge).await;
+    assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+    // Sixteen scrapers that never finish their request hold every slot;
+    // more are turned away at once rather than queued, and once the silent
+    // ones time out (5 s) the endpoint answers again.
+    let Some(addr) = p.admin_addr() else {
+        panic!("no admin endpoint")
+    };
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        if let Ok(s) = TcpStream::connect(addr).await {
+            silent.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    };
+    let mut byte = [0u8; 1];
+    let turned_away = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte)).await;
+    assert!(
+        matches!(turned_away, Ok(Ok(0)) | Ok(Err(_))),
+        "{turned_away:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    let (status, _) = get(&p, "GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn without_an_admin_address_nothing_listens() {
+    let p = provider(common::local_config()).await;
+    assert_eq!(p.admin_addr(), None);
+}

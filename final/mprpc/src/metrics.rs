@@ -1,0 +1,400 @@
+//! The provider's metrics, and the admin endpoint that serves them in
+//! Prometheus' text format (`GET /metrics` on `[admin] address`) — like
+//! brpc's built-in `/vars`, without a dependency.
+//!
+//! Per service and method: calls finished, errors by code, calls in flight
+//! and a latency histogram; per provider: connections open and accepted.
+//! Every number is a relaxed atomic owned by the method it counts, found
+//! by index when the call starts, so a call costs a few uncontended atomic
+//! adds and no lock or lookup by name. Nothing is collected unless the
+//! admin address is set.
+//!
+//! What a production system might add: client-side metrics in the channel,
+//! per-peer labels (bounded!), a push gateway. What it must not add: labels
+//! from caller input, such as an unknown method's name — every distinct
+//! label value is a new time series kept forever, so a hostile caller could
+//! grow the provider's memory without bound. Calls to services or methods
+//! that do not exist are counted under one fixed label.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use crate::error::ErrorCode;
+
+/// Upper bounds of the latency histogram's buckets, in seconds (the last
+/// bucket, `+Inf`, is implicit): 50 µs to 10 s, roughly ×2.5 apart.
+const BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0,
+];
+
+/// Codes a provider can answer with; errors are counted per code.
+const CODES: [ErrorCode; 9] = [
+    ErrorCode::UnknownService,
+    ErrorCode::UnknownMethod,
+    ErrorCode::BadRequest,
+    ErrorCode::HandlerError,
+    ErrorCode::DeadlineExceeded,
+    ErrorCode::Overloaded,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::Unauthenticated,
+    ErrorCode::PermissionDenied,
+];
+
+/// The counters of one method.
+#[derive(Debug, Default)]
+pub(crate) struct MethodMetrics {
+    /// Calls finished (answered, failed or cancelled).
+    calls: AtomicU64,
+    /// Calls started and not finished.
+    in_flight: AtomicI64,
+    /// Calls cancelled by their caller (no answer sent).
+    cancelled: AtomicU64,
+    /// Failed calls by code, in the order of [`CODES`].
+    errors: [AtomicU64; CODES.len()],
+    /// Histogram counts, one per bucket of [`BUCKETS`] plus `+Inf`
+    /// (not cumulative; summed when rendered).
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    /// Sum of latencies, in nanoseconds.
+    sum_ns: AtomicU64,
+}
+
+impl MethodMetrics {
+    /// A call started.
+    pub(crate) fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call finished after `took` with `code` (`None`: cancelled).
+    pub(crate) fn finish(&self, took: Duration, code: Option<ErrorCode>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match code {
+            None => {
+                self.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(ErrorCode::Ok) => {}
+            Some(code) => count_error(&self.errors, code),
+        }
+        let secs = took.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Adds one to the counter of `code` (codes made only by callers are
+/// never answered by a provider and are not counted).
+fn count_error(errors: &[AtomicU64; CODES.len()], code: ErrorCode) {
+    if let Some(i) = CODES.iter().position(|c| *c == code) {
+        errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything one provider counts.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    /// (service, method, counters), in the order rendered.
+    methods: Vec<(&'static str, &'static str, Arc<MethodMetrics>)>,
+    /// Calls refused before reaching a method (unknown service or method,
+    /// bad metadata, duplicate id, over the in-flight limit), by code.
+    refused: [AtomicU64; CODES.len()],
+    /// Connections open now.
+    connections_open: AtomicI64,
+    /// Connections accepted since start.
+    connections_total: AtomicU64,
+}
+
+impl Metrics {
+    /// Counters for `methods` (service full name, method name, counters).
+    pub(crate) fn new(methods: Vec<(&'static str, &'static str, Arc<MethodMetrics>)>) -> Metrics {
+        Metrics {
+            methods,
+            refused: Default::default(),
+            connections_open: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
+    }
+
+    /// A call refused with `code` before it reached a method.
+    pub(crate) fn refused(&self, code: ErrorCode) {
+        count_error(&self.refused, code);
+    }
+
+    /// A connection was accepted; the guard counts it closed when dropped.
+    pub(crate) fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(Arc::clone(self))
+    }
+
+    // ANCHOR: render
+    /// The Prometheus text exposition (format 0.0.4) of every counter.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let labels =
+            |s: &str, m: &str| format!("service=\"{}\",method=\"{}\"", escape(s), escape(m));
+        header(
+            &mut out,
+            "mprpc_server_calls_total",
+            "counter",
+            "Calls finished, by service and method.",
+        );
+        for (s, m, c) in &self.methods {
+            let _ = writeln!(
+                out,
+                "mprpc_server_calls_total{{{}}} {}",
+                labels(s, m),
+                c.calls.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "mprpc_server_errors_total",
+            "counter",
+            "Calls answered with an error, by code.",
+        );
+        for (s, m, c) in &self.methods {
+            for (code, n) in CODES.iter().zip(&c.errors) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "mprpc_server_errors_total{{{},code=\"{}\"}} {n}",
+                        labels(s, m),
+                        code_label(*code)
+                    );
+                }
+            }
+        }
+        header(
+            &mut out,
+            "mprpc_server_cancelled_total",
+            "counter",
+            "Calls cancelled by their caller.",
+        );
+        for (s, m, c) in &self.methods {
+            let _ = writeln!(
+                out,
+                "mprpc_server_cancelled_total{{{}}} {}",
+                labels(s, m),
+                c.cancelled.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "mprpc_server_in_flight",
+            "gauge",
+            "Calls running now.",
+        );
+        for (s, m, c) in &self.methods {
+            let _ = writeln!(
+                out,
+                "mprpc_server_in_flight{{{}}} {}",
+                labels(s, m),
+                c.in_flight.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "mprpc_server_call_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its answer.",
+        );
+        for (s, m, c) in &self.methods {
+            let l = labels(s, m);
+            let mut cumulative = 0;
+            for (i, n) in c.buckets.iter().enumerate() {
+                cumulative += n.load(Ordering::Relaxed);
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "mprpc_server_call_duration_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "mprpc_server_call_duration_seconds_sum{{{l}}} {sum}");
+            let _ = writeln!(
+                out,
+                "mprpc_server_call_duration_seconds_count{{{l}}} {cumulative}"
+            );
+        }
+        header(
+            &mut out,
+            "mprpc_server_refused_total",
+            "counter",
+            "Calls refused before reaching a method (unknown name, limits, bad metadata), by code.",
+        );
+        for (code, n) in CODES.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "mprpc_server_refused_total{{code=\"{}\"}} {}",
+                code_label(*code),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "mprpc_server_connections_open",
+            "gauge",
+            "Connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "mprpc_server_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "mprpc_server_connections_total",
+            "counter",
+            "Connections accepted since start.",
+        );
+        let _ = writeln!(
+            out,
+            "mprpc_server_connections_total {}",
+            self.connections_total.load(Ordering::Relaxed)
+        );
+        out
+    }
+    // ANCHOR_END: render
+}
+
+/// Counts a connection closed when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard(Arc<Metrics>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A code as a label value: "deadline_exceeded".
+fn code_label(code: ErrorCode) -> String {
+    code.as_str().replace(' ', "_")
+}
+
+/// Escapes a label value (service names are protobuf identifiers, but the
+/// format requires it of any value).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Admin connections served at once; more are closed at once.
+const MAX_ADMIN_CONNECTIONS: usize = 16;
+/// Longest request head read from an admin connection.
+const MAX_ADMIN_REQUEST: usize = 8 << 10;
+/// Time an admin connection has to send its request and take the answer.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ANCHOR: admin
+/// Serves `GET /metrics` on `listener` until shutdown: HTTP/1.1, one
+/// request per connection. A scrape is small and rare, so this is the
+/// least HTTP that Prometheus (and curl) accept, bounded like every other
+/// input: 16 connections, an 8 KiB request head, 5 s per connection.
+pub(crate) async fn serve_admin(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Over the limit the connection is dropped unanswered.
+                    let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { continue };
+                    let metrics = Arc::clone(&metrics);
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if tokio::time::timeout(ADMIN_TIMEOUT, answer(stream, &metrics)).await.is_err() {
+                            log::debug!("admin {peer}: timed out");
+                        }
+                    });
+                }
+                Err(e) => {
+                    log::warn!("admin endpoint: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // The guard `wait_for` returns is not `Send`: dropped inside.
+            () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
+        }
+    }
+}
+// ANCHOR_END: admin
+
+/// Reads one request head and answers it.
+async fn answer(mut stream: TcpStream, metrics: &Metrics) {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+        if head.len() > MAX_ADMIN_REQUEST {
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "request head too large\n",
+            )
+            .await;
+        }
+    }
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    match (method, path) {
+        (b"GET", b"/metrics") => respond(&mut stream, "200 OK", &metrics.render()).await,
+        (b"GET", _) => respond(&mut stream, "404 Not Found", "only /metrics is here\n").await,
+        _ => {
+            respond(
+                &mut stream,
+                "405 Method Not Allowed",
+                "only GET is served\n",
+            )
+            .await
+        }
+    }
+}
+
+/// Writes a complete response and closes.
+async fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Binds the admin endpoint.
+pub(crate) async fn bind_admin(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
