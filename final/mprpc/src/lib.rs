@@ -28,6 +28,11 @@
 //! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] |
 //! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists; the course's layout too, published and followed with `[course_compat]` | [`registry`] |
 //! | the async logger (queue + writer thread) | behind the `log` facade, installed when the program chooses | [`logger`] |
+//! | — (the course had none) | [`Metadata`] with each request and response: set on the controller, read in [`CallContext`] | [`metadata`] |
+//! | — | [`ServerInterceptor`] / [`ClientInterceptor`]: see every call, change its metadata, refuse it | [`interceptor`] |
+//! | plain TCP only | TLS with rustls: `[tls]` in the config ([`TlsConfig`]), optional client certificates | private `tls` |
+//! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] |
+//! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | private `metrics` |
 //!
 //! The course's example services are not part of this crate: they live in
 //! the repository's `final/examples`, built on `mprpc` and `mprpc-build`
