@@ -456,6 +456,7 @@ impl Connection {
     /// ([`deadlines`]): one task with one timer for all calls, instead of a
     /// timer armed and disarmed per call. `handed_over` is set at that
     /// point, so that the caller need not arm a timer of its own.
+    #[allow(clippy::too_many_arguments)] // one call site, `MprpcChannel::send`
     pub(crate) async fn call<M: prost::Message>(
         &self,
         service: &str,
