@@ -135,7 +135,8 @@ impl Client {
         if tls {
             config.tls.ca = Some(pki_dir().join("ca.pem"));
         }
-        let stub = m::UserServiceRpcStub::new(MprpcChannel::direct_with(&config, &addr.to_string()));
+        let stub =
+            m::UserServiceRpcStub::new(MprpcChannel::direct_with(&config, &addr.to_string()));
         let request = m::LoginRequest {
             name: request.name.clone(),
             pwd: request.pwd.clone(),

@@ -105,8 +105,12 @@ impl Variant {
     pub fn description(self) -> &'static str {
         match self {
             Variant::Final => "mprpc (final/): persistent multiplexed connection, async stub",
-            Variant::FinalTls => "final over TLS 1.3 (rustls, ring; CA-verified provider certificate made with rcgen)",
-            Variant::FinalMetrics => "final with metrics on ([admin] address set; counters per call, nobody scraping)",
+            Variant::FinalTls => {
+                "final over TLS 1.3 (rustls, ring; CA-verified provider certificate made with rcgen)"
+            }
+            Variant::FinalMetrics => {
+                "final with metrics on ([admin] address set; counters per call, nobody scraping)"
+            }
             Variant::Tonic => "tonic 0.14, gRPC over HTTP/2, one shared Channel",
             Variant::Tarpc => "tarpc 0.38, TCP + bincode (tokio-serde), one shared client",
             Variant::Step => crate::step_variant::DESCRIPTION,

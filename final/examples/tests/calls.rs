@@ -551,3 +551,97 @@ async fn round_robin_alternates_and_p2c_avoids_the_slow_provider() {
     eprintln!("round robin {even:?}, p2c with one slow provider {skewed:?}");
     assert!(skewed[1] > 10 * skewed[0], "p2c: {skewed:?}");
 }
+
+/// A provider that completes the handshake and then answers nothing: the
+/// caller's own deadline must end the call (the connection enforces it once
+/// the request waits for its response, see `connection::deadlines`) and
+/// send a cancel frame for it; calls with later deadlines on the same
+/// connection keep waiting until theirs.
+#[tokio::test]
+async fn caller_deadline_ends_a_call_to_a_silent_provider_and_sends_a_cancel() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"));
+    // The silent provider: reads every frame and reports each one.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = bytes::BytesMut::new();
+        if s.write_all(&mprpc::frame::PREAMBLE).await.is_err() {
+            return;
+        }
+        let mut preamble_left = mprpc::frame::PREAMBLE.len();
+        loop {
+            match s.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if preamble_left > 0 {
+                let n = preamble_left.min(buf.len());
+                let _ = buf.split_to(n);
+                preamble_left -= n;
+            }
+            while let Ok(Some(f)) = mprpc::frame::try_decode(&mut buf, 1 << 20) {
+                let _ = seen_tx.send(f);
+            }
+        }
+    });
+
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&addr.to_string()));
+    let short = MprpcController::new();
+    short.set_timeout(Duration::from_millis(100));
+    let long = MprpcController::new();
+    long.set_timeout(Duration::from_millis(600));
+    let request = login("ok");
+    let started = Instant::now();
+    let both = async {
+        tokio::join!(stub.login_with(&short, &request), async {
+            // Sent second, with the later deadline.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            stub.login_with(&long, &request).await
+        })
+    };
+    // A deadline nobody enforces would hang here: bound the wait.
+    let (r_short, r_long) = tokio::time::timeout(Duration::from_secs(5), both)
+        .await
+        .unwrap_or_else(|_| panic!("calls to a silent provider outlived their deadlines"));
+    let e = r_short
+        .err()
+        .unwrap_or_else(|| panic!("the silent call succeeded"));
+    assert_eq!(e.code, ErrorCode::DeadlineExceeded, "{e}");
+    assert!(e.message.contains("took longer than 100ms"), "{e}");
+    let e = r_long
+        .err()
+        .unwrap_or_else(|| panic!("the silent call succeeded"));
+    assert_eq!(e.code, ErrorCode::DeadlineExceeded, "{e}");
+    assert!(e.message.contains("took longer than 600ms"), "{e}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+
+    // Two requests, then a cancel for each.
+    let mut requests = Vec::new();
+    let mut cancels = Vec::new();
+    while cancels.len() < 2 {
+        let f = tokio::time::timeout(Duration::from_secs(2), seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no cancel frame within 2 s (got {cancels:?})"))
+            .unwrap_or_else(|| panic!("the silent provider went away"));
+        match f {
+            mprpc::frame::Frame::Request { id, .. } => requests.push(id),
+            mprpc::frame::Frame::Cancel { id } => {
+                assert!(requests.contains(&id), "cancel for unknown id {id}");
+                cancels.push(id);
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert_eq!(requests.len(), 2);
+}

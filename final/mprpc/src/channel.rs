@@ -24,7 +24,7 @@
 //! the list with.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -308,6 +308,10 @@ impl MprpcChannel {
         }
         // The connection the request went out on, and when.
         let sent_on = Mutex::new(None);
+        let deadline_at = timeout.map(|t| Instant::now() + t);
+        // Set once the request waits on a connection that enforces the
+        // deadline itself (see `Connection::call`).
+        let handed_over = AtomicBool::new(false);
         let work = async {
             let metadata = self.request_metadata(controller, service, method)?;
             let (payload, md) = self
@@ -315,6 +319,8 @@ impl MprpcChannel {
                     service,
                     method,
                     timeout,
+                    deadline_at,
+                    &handed_over,
                     metadata.as_ref(),
                     request,
                     (&sent_on, &span),
@@ -334,9 +340,14 @@ impl MprpcChannel {
                 )
             })
         };
+        // A timer of our own only while the call has not reached a
+        // connection (looking providers up, connecting, waiting for a
+        // slot): `work` is polled first, so on the common path it is
+        // already handed over and no timer is armed for this call at all.
         let deadline = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
+            match deadline_at {
+                Some(_) if handed_over.load(Ordering::Relaxed) => std::future::pending().await,
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -353,10 +364,7 @@ impl MprpcChannel {
             // that is already there wins over a deadline passing just now.
             biased;
             r = work => r,
-            _ = deadline => Err(Status::new(
-                ErrorCode::DeadlineExceeded,
-                format!("{}.{} took longer than {:?}", service.full_name, method_name(service, method), timeout.unwrap_or_default()),
-            )),
+            _ = deadline => Err(deadline_error(service, method, timeout)),
             _ = cancel => Err(Status::new(
                 ErrorCode::Cancelled,
                 format!("{}.{} was cancelled by its controller", service.full_name, method_name(service, method)),
@@ -384,11 +392,14 @@ impl MprpcChannel {
 
     /// Chooses a provider and sends; retries only calls that provably never
     /// left this process.
+    #[allow(clippy::too_many_arguments)] // one private call site
     async fn send<Req: prost::Message>(
         &self,
         service: &'static ServiceDescriptor,
         method: usize,
         timeout: Option<Duration>,
+        deadline_at: Option<Instant>,
+        handed_over: &AtomicBool,
         metadata: Option<&Metadata>,
         request: &Req,
         (sent_on, span): (&Mutex<Option<SentOn>>, &tracing::Span),
@@ -457,6 +468,8 @@ impl MprpcChannel {
                     service.full_name,
                     method_name,
                     timeout_ms,
+                    deadline_at,
+                    handed_over,
                     (metadata, span),
                     request,
                 )
@@ -465,6 +478,9 @@ impl MprpcChannel {
                 Ok(payload) => return Ok(payload),
                 Err(CallError::NotSent(e)) => last_err = Some(e),
                 Err(CallError::Failed(e)) => return Err(e),
+                Err(CallError::DeadlinePassed) => {
+                    return Err(deadline_error(service, method, timeout));
+                }
             }
         }
         Err(last_err.unwrap_or_else(|| {
@@ -852,6 +868,19 @@ impl Drop for CourseCall<'_> {
             }
         }
     }
+}
+
+/// The error of a call whose deadline passed.
+fn deadline_error(service: &ServiceDescriptor, method: usize, timeout: Option<Duration>) -> Status {
+    Status::new(
+        ErrorCode::DeadlineExceeded,
+        format!(
+            "{}.{} took longer than {:?}",
+            service.full_name,
+            method_name(service, method),
+            timeout.unwrap_or_default()
+        ),
+    )
 }
 
 /// Name of method `i`, or "?" for a bad index.

@@ -13,9 +13,12 @@
 //! * a **reader task** decodes response frames and completes the matching
 //!   pending call, in whatever order the provider answers.
 //!
-//! Dropping a call's future (deadline, cancellation, caller gave up) removes
-//! it from `pending` and sends a cancel frame, so nothing leaks and the
-//! provider can stop the work.
+//! Dropping a call's future (cancellation, caller gave up) removes it from
+//! `pending` and sends a cancel frame, so nothing leaks and the provider can
+//! stop the work. Deadlines of calls waiting for their response are
+//! enforced by one **deadline task** per connection, which fails the
+//! expired calls and sends their cancel frames the same way: one timer for
+//! the connection instead of one armed and disarmed per call.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -96,8 +99,22 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
+/// A call waiting for its response.
+#[derive(Debug)]
+struct Waiting {
+    /// Where the response goes.
+    tx: oneshot::Sender<Reply>,
+    /// When the call gives up, if it has a deadline: enforced by the
+    /// connection's deadline task ([`deadlines`]), not by a timer per call.
+    deadline: Option<Instant>,
+}
+
 /// Calls waiting for a response, by id.
-type PendingMap = HashMap<u64, oneshot::Sender<Reply>, BuildHasherDefault<IdHasher>>;
+type PendingMap = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
+
+/// The message of the reply [`deadlines`] sends a call whose deadline
+/// passed; [`Connection::call`] turns it into [`CallError::DeadlinePassed`].
+const DEADLINE_PASSED: &str = "deadline passed while waiting for the response";
 
 /// Bounds the calls in flight on one connection (the provider's
 /// `max_in_flight_per_connection`). Like a semaphore, but taking and
@@ -167,7 +184,7 @@ impl Slots {
             // returned after it wakes us, one returned before it is seen.
             freed.as_mut().enable();
             self.waiting.fetch_add(1, Ordering::SeqCst);
-            let _counted = Waiting(&self.waiting);
+            let _counted = Waiter(&self.waiting);
             if self.closed.load(Ordering::SeqCst) {
                 return Err(());
             }
@@ -186,9 +203,9 @@ impl Slots {
 }
 
 /// Uncounts a waiter however its wait ends (including being dropped).
-struct Waiting<'a>(&'a AtomicUsize);
+struct Waiter<'a>(&'a AtomicUsize);
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -214,6 +231,14 @@ struct Shared {
     serial: u64,
     /// Calls waiting for a response, by id.
     pending: Mutex<PendingMap>,
+    /// Nanoseconds after `opened` of the earliest deadline the deadline
+    /// task may have to enforce (`u64::MAX`: none). Lowered under the
+    /// `pending` lock by a call with an earlier deadline, recomputed by the
+    /// task when it sweeps; often too early (that call was answered), never
+    /// too late.
+    sweep_at: AtomicU64,
+    /// Wakes the deadline task: an earlier deadline, or the connection died.
+    sweep_wake: Notify,
     /// Frames queued for the writer task.
     wbuf: Mutex<BytesMut>,
     /// Wakes the writer task (queued frames, or a state change).
@@ -268,6 +293,9 @@ pub(crate) enum CallError {
     NotSent(Status),
     /// The request may have reached the provider.
     Failed(Status),
+    /// The call's deadline passed while it waited for its response (a
+    /// cancel frame has been queued); the channel words the error.
+    DeadlinePassed,
 }
 
 /// Handle to a live connection. The pool keeps one; each call clones the
@@ -363,6 +391,8 @@ impl Connection {
             addr: addr.to_string(),
             serial,
             pending: Mutex::new(PendingMap::default()),
+            sweep_at: AtomicU64::new(u64::MAX),
+            sweep_wake: Notify::new(),
             wbuf: Mutex::new(wbuf),
             writer_wake: Notify::new(),
             next_id: AtomicU64::new(1),
@@ -378,6 +408,7 @@ impl Connection {
         shared.writer_wake.notify_one();
         tokio::spawn(writer(wr, Arc::clone(&shared)));
         tokio::spawn(reader(rd, Arc::clone(&shared)));
+        tokio::spawn(deadlines(Arc::clone(&shared)));
         Connection { shared }
     }
 
@@ -419,13 +450,20 @@ impl Connection {
 
     // ANCHOR: conn_call
     /// Sends one request and waits for its response: the payload and the
-    /// raw metadata block. Deadlines and cancellation are applied by the
-    /// caller dropping this future; the guard inside cleans up.
+    /// raw metadata block. Cancellation is applied by the caller dropping
+    /// this future; the guard inside cleans up. The `deadline`, once the
+    /// call is waiting for its response, is the connection's to enforce
+    /// ([`deadlines`]): one task with one timer for all calls, instead of a
+    /// timer armed and disarmed per call. `handed_over` is set at that
+    /// point, so that the caller need not arm a timer of its own.
+    #[allow(clippy::too_many_arguments)] // one call site, `MprpcChannel::send`
     pub(crate) async fn call<M: prost::Message>(
         &self,
         service: &str,
         method: &str,
         timeout_ms: u32,
+        deadline: Option<Instant>,
+        handed_over: &AtomicBool,
         (metadata, span): (Option<&Metadata>, &tracing::Span),
         message: &M,
     ) -> Result<(Bytes, Metadata), CallError> {
@@ -455,7 +493,24 @@ impl Connection {
             span.record("call_id", id);
         }
         let (tx, rx) = oneshot::channel();
-        lock(&shared.pending).insert(id, tx);
+        let earlier = {
+            let mut pending = lock(&shared.pending);
+            pending.insert(id, Waiting { tx, deadline });
+            deadline.is_some_and(|d| {
+                let at = shared.nanos_at(d);
+                let earlier = at < shared.sweep_at.load(Ordering::Relaxed);
+                if earlier {
+                    shared.sweep_at.store(at, Ordering::Relaxed);
+                }
+                earlier
+            })
+        };
+        if earlier {
+            shared.sweep_wake.notify_one();
+        }
+        if deadline.is_some() {
+            handed_over.store(true, Ordering::Relaxed);
+        }
         guard.id = id;
         {
             let mut buf = lock(&shared.wbuf);
@@ -474,8 +529,14 @@ impl Connection {
         guard.queued = true;
         shared.writer_wake.notify_one();
         let reply = rx.await.unwrap_or_else(|_| Err(closed_error(&shared.addr)));
-        guard.id = 0; // answered: nothing to cancel
-        reply.map_err(CallError::Failed)
+        guard.id = 0; // answered (or expired, and cancelled): nothing to cancel
+        reply.map_err(|e| {
+            if e.code == ErrorCode::DeadlineExceeded && e.message == DEADLINE_PASSED {
+                CallError::DeadlinePassed
+            } else {
+                CallError::Failed(e)
+            }
+        })
     }
     // ANCHOR_END: conn_call
 }
@@ -657,8 +718,8 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
                 .with_metadata(md)),
             };
             // A missing id is a call that already gave up: drop the reply.
-            if let Some(tx) = lock(&shared.pending).remove(&id) {
-                let _ = tx.send(reply);
+            if let Some(waiting) = lock(&shared.pending).remove(&id) {
+                let _ = waiting.tx.send(reply);
             }
             None
         }
@@ -685,6 +746,83 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
     }
 }
 
+impl Shared {
+    /// `at` as nanoseconds after `opened` (the unit of `sweep_at`).
+    fn nanos_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.opened).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+}
+
+// ANCHOR: deadlines
+/// The connection's deadline task: sleeps until the earliest deadline a
+/// waiting call may have, then fails every call whose deadline has passed
+/// (queuing a cancel frame for each, so the provider can stop) and sleeps
+/// until the next. Calls answered in time cost it nothing: they leave
+/// `pending`, and the next sweep finds them gone. With one timeout for all
+/// calls, deadlines arrive in order and it wakes about once per timeout.
+async fn deadlines(shared: Arc<Shared>) {
+    loop {
+        if shared.state.load(Ordering::SeqCst) == state::DEAD {
+            return;
+        }
+        let woken = shared.sweep_wake.notified();
+        let at = shared.sweep_at.load(Ordering::Relaxed);
+        if at == u64::MAX {
+            woken.await;
+            continue;
+        }
+        let when = shared.opened + Duration::from_nanos(at);
+        tokio::select! {
+            biased;
+            () = woken => continue,
+            () = tokio::time::sleep_until(when.into()) => {}
+        }
+        sweep(&shared);
+    }
+}
+
+/// Fails the waiting calls whose deadline has passed; sets `sweep_at` to
+/// the earliest deadline left.
+fn sweep(shared: &Shared) {
+    let now = Instant::now();
+    let expired: Vec<(u64, Waiting)> = {
+        let mut pending = lock(&shared.pending);
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        let expired = ids
+            .into_iter()
+            .filter_map(|id| pending.remove(&id).map(|w| (id, w)))
+            .collect();
+        let next = pending
+            .values()
+            .filter_map(|w| w.deadline)
+            .min()
+            .map_or(u64::MAX, |d| shared.nanos_at(d));
+        shared.sweep_at.store(next, Ordering::Relaxed);
+        expired
+    };
+    if expired.is_empty() {
+        return;
+    }
+    {
+        let mut buf = lock(&shared.wbuf);
+        for (id, _) in &expired {
+            frame::encode_cancel(&mut buf, *id);
+        }
+    }
+    shared.writer_wake.notify_one();
+    for (_, waiting) in expired {
+        let _ = waiting.tx.send(Err(Status::new(
+            ErrorCode::DeadlineExceeded,
+            DEADLINE_PASSED,
+        )));
+    }
+}
+// ANCHOR_END: deadlines
+
 /// Marks the connection dead, fails every pending call with `err` and tells
 /// the channel.
 fn fail_connection(shared: &Shared, err: Status) {
@@ -693,11 +831,12 @@ fn fail_connection(shared: &Shared, err: Status) {
     if !pending.is_empty() {
         log::warn!("{} calls to {} failed: {err}", pending.len(), shared.addr);
     }
-    for (_, tx) in pending {
-        let _ = tx.send(Err(err.clone()));
+    for (_, waiting) in pending {
+        let _ = waiting.tx.send(Err(err.clone()));
     }
     shared.slots.close();
     shared.writer_wake.notify_one();
+    shared.sweep_wake.notify_one();
     // A draining connection ending is the normal close; only an open one
     // dying is news for the channel.
     if previous == state::OPEN {
