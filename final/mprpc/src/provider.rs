@@ -1071,7 +1071,10 @@ impl Hooks {
             metadata,
             response_metadata: Metadata::new(),
         };
-        let verdict = self.interceptors.iter().try_for_each(|i| i.intercept(&mut call));
+        let verdict = self
+            .interceptors
+            .iter()
+            .try_for_each(|i| i.intercept(&mut call));
         if !call.response_metadata.is_empty() {
             end.extra = Some(Box::new(call.response_metadata));
         }
@@ -1145,14 +1148,11 @@ impl Drop for CallEnd {
 type InFlight =
     Pin<Box<dyn Future<Output = (u64, bool, Option<Result<Vec<u8>, Status>>, CallEnd)> + Send>>;
 
-/// A handler's future as the provider runs it: inside its span, panics
+/// A handler's future as the provider runs it (inside its span when one
+/// is recorded, see [`CallEnd::in_span`]): panics
 /// caught, cancellable, its polls timed.
 type Guarded = futures_util::future::Abortable<
-    Timed<
-        futures_util::future::CatchUnwind<
-            AssertUnwindSafe<crate::service::ResponseFuture>,
-        >,
-    >,
+    Timed<futures_util::future::CatchUnwind<AssertUnwindSafe<crate::service::ResponseFuture>>>,
 >;
 
 /// Per-connection state of the mprpc protocol loop.
