@@ -90,6 +90,58 @@ async fn metadata_goes_from_controller_to_handler_and_back() {
     assert!(plain.response_metadata().is_empty());
 }
 
+/// Keeps its call's context after answering, and sets response metadata
+/// through it later: too late for that call, and it must not reach any
+/// other (the provider reuses the cells of finished calls).
+struct Lingering;
+
+impl UserServiceRpc for Lingering {
+    async fn login(&self, ctx: CallContext, _: LoginRequest) -> Result<LoginResponse, Status> {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = ctx.set_response_metadata("late", "yes");
+        });
+        Ok(LoginResponse::default())
+    }
+
+    async fn register(
+        &self,
+        ctx: CallContext,
+        _: RegisterRequest,
+    ) -> Result<RegisterResponse, Status> {
+        ctx.set_response_metadata("served", "register")?;
+        Ok(RegisterResponse::default())
+    }
+}
+
+#[tokio::test]
+async fn metadata_set_after_the_answer_reaches_no_other_call() {
+    let mut provider =
+        RpcProvider::new(common::local_config()).with_registry(Arc::new(StaticRegistry::default()));
+    provider.notify_service(UserServiceRpcServer::new(Lingering));
+    let p = match provider.start().await {
+        Ok(p) => p,
+        Err(e) => panic!("provider failed to start: {e}"),
+    };
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    for round in 0..3 {
+        let first = MprpcController::new();
+        let r = stub.login_with(&first, &login()).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(first.response_metadata().is_empty(), "round {round}");
+        // The handler's task sets `late` meanwhile.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..4 {
+            let next = MprpcController::new();
+            let r = stub.register_with(&next, &RegisterRequest::default()).await;
+            assert!(r.is_ok(), "{r:?}");
+            let md = next.response_metadata();
+            assert_eq!(md.get("served"), Some("register"), "round {round}");
+            assert_eq!(md.len(), 1, "round {round}: {md:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_error_carries_its_metadata_to_the_caller() {
     let p = echo_provider(common::local_config()).await;

@@ -292,17 +292,26 @@ impl MprpcChannel {
             .and_then(|c| c.timeout())
             .or(self.inner.default_timeout);
         // ANCHOR: client_span
-        let span = tracing::info_span!(
-            "rpc.client",
-            service = service.full_name,
-            method = method_name(service, method),
-            peer = tracing::field::Empty,
-            call_id = tracing::field::Empty,
-            status = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
+        // The span and the call's clock are made, and kept (boxed), only
+        // while a subscriber takes INFO spans: checking is one load, and
+        // this future is moved as a whole on every call, so it should not
+        // carry them for nobody.
+        let traced = tracing::level_enabled!(tracing::Level::INFO)
+            .then(|| {
+                tracing::info_span!(
+                    "rpc.client",
+                    service = service.full_name,
+                    method = method_name(service, method),
+                    peer = tracing::field::Empty,
+                    call_id = tracing::field::Empty,
+                    status = tracing::field::Empty,
+                    duration_us = tracing::field::Empty,
+                )
+            })
+            .filter(|span| !span.is_disabled())
+            .map(|span| Box::new((span, Instant::now())));
         // ANCHOR_END: client_span
-        let started = (!span.is_disabled()).then(Instant::now);
+        let span = traced.as_deref().map(|(span, _)| span);
         if let Some(c) = controller {
             c.set_response_metadata(Metadata::new());
         }
@@ -323,7 +332,7 @@ impl MprpcChannel {
                     &handed_over,
                     metadata.as_ref(),
                     request,
-                    (&sent_on, &span),
+                    (&sent_on, span),
                 )
                 .await?;
             if let Some(c) = controller.filter(|_| !md.is_empty()) {
@@ -381,7 +390,7 @@ impl MprpcChannel {
             }
             c.record(&result);
         }
-        if let Some(started) = started {
+        if let Some((span, started)) = traced.as_deref() {
             let status = result.as_ref().err().map_or("ok", |e| e.code.as_str());
             span.record("status", status);
             span.record("duration_us", started.elapsed().as_micros() as u64);
@@ -402,7 +411,7 @@ impl MprpcChannel {
         handed_over: &AtomicBool,
         metadata: Option<&Metadata>,
         request: &Req,
-        (sent_on, span): (&Mutex<Option<SentOn>>, &tracing::Span),
+        (sent_on, span): (&Mutex<Option<SentOn>>, Option<&tracing::Span>),
     ) -> Result<(Bytes, Metadata), Status> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
@@ -425,9 +434,18 @@ impl MprpcChannel {
             let addr = &list[idx];
             if let Some(course_addr) = addr.strip_prefix(COURSE_SCHEME) {
                 *lock(sent_on) = Some(SentOn::Course(addr.clone()));
-                match self
-                    .course_call(addr, course_addr, service, method_name, request, timeout)
-                    .await
+                // Boxed: the course's one-shot call is a large future, and
+                // inline it would make every framed call's future (which is
+                // moved as a whole on each call) that much larger too.
+                match Box::pin(self.course_call(
+                    addr,
+                    course_addr,
+                    service,
+                    method_name,
+                    request,
+                    timeout,
+                ))
+                .await
                 {
                     Ok(payload) => {
                         // It answers again (it may have been tried while
@@ -460,7 +478,7 @@ impl MprpcChannel {
                 }
             };
             *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), conn.received_mark()));
-            if !span.is_disabled() {
+            if let Some(span) = span {
                 span.record("peer", addr.as_str());
             }
             match conn
@@ -689,9 +707,18 @@ impl MprpcChannel {
 
     /// The pooled connection to `addr`, connecting if there is none.
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Status> {
-        if let Some(c) = self.inner.pooled(addr) {
-            return Ok(c);
+        match self.inner.pooled(addr) {
+            Some(c) => Ok(c),
+            // Boxed for the same reason as the course's call in `send`:
+            // connecting (a TLS handshake included) is a large future that
+            // only the first call to a provider needs.
+            None => Box::pin(self.connect(addr)).await,
         }
+    }
+
+    /// Connects to `addr` (one connection attempt at a time per address)
+    /// and pools the connection.
+    async fn connect(&self, addr: &str) -> Result<Arc<Connection>, Status> {
         if let Some(why) = &self.inner.tls_error {
             return Err(Status::new(
                 ErrorCode::Internal,

@@ -464,7 +464,7 @@ impl Connection {
         timeout_ms: u32,
         deadline: Option<Instant>,
         handed_over: &AtomicBool,
-        (metadata, span): (Option<&Metadata>, &tracing::Span),
+        (metadata, span): (Option<&Metadata>, Option<&tracing::Span>),
         message: &M,
     ) -> Result<(Bytes, Metadata), CallError> {
         let shared = &self.shared;
@@ -489,7 +489,7 @@ impl Connection {
             )));
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if !span.is_disabled() {
+        if let Some(span) = span {
             span.record("call_id", id);
         }
         let (tx, rx) = oneshot::channel();

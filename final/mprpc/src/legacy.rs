@@ -360,7 +360,9 @@ pub(crate) async fn serve(
         end.finish(Some(status.code));
         return close(stream, peer, &format!("{name} refused: {status}")).await;
     }
-    let ctx = CallContext::for_call(peer, None, 0, true, Metadata::new());
+    // The course's format carries no response metadata: the handler's
+    // cell is not watched.
+    let ctx = CallContext::for_call(peer, None, 0, true, Metadata::new(), Default::default());
     let handler = end.in_span(svc.call(index, ctx, request.args));
     // A panicking handler fails this call only, as on the framed path.
     let result = std::panic::AssertUnwindSafe(handler)

@@ -35,20 +35,32 @@ pub const MAX_VALUE_LEN: usize = u16::MAX as usize;
 /// ASCII letters, digits and `-`, `_`, `.` (as HTTP/2 requires of header
 /// names, so a gateway can map them); values are UTF-8 text. One value per
 /// key: inserting a key again replaces its value. Order is kept as inserted.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Metadata {
     /// Entries in insertion order. Calls carry a handful, so a vector
-    /// searched linearly is faster than any map, and allocates nothing
-    /// while empty.
-    entries: Vec<(String, String)>,
+    /// searched linearly is faster than any map. Boxed, and `None` while
+    /// empty: most calls carry none, and a `Metadata` sits in every
+    /// request's context and every `Status`, which are moved on each call —
+    /// one word, not three.
+    #[allow(clippy::box_collection)] // the extra allocation is the point: one word here
+    entries: Option<Box<Vec<(String, String)>>>,
 }
 // ANCHOR_END: metadata
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Metadata) -> bool {
+        // No box and an emptied box are the same empty map.
+        self.list() == other.list()
+    }
+}
+
+impl Eq for Metadata {}
 
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A value may be a credential: logs see keys only.
         f.debug_set()
-            .entries(self.entries.iter().map(|(k, _)| k))
+            .entries(self.list().iter().map(|(k, _)| k))
             .finish()
     }
 }
@@ -59,9 +71,19 @@ impl Metadata {
         Metadata::default()
     }
 
+    /// The entries, as a slice.
+    fn list(&self) -> &[(String, String)] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries, for adding one (boxed now if there were none).
+    fn list_mut(&mut self) -> &mut Vec<(String, String)> {
+        self.entries.get_or_insert_with(Box::default)
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
+        self.list()
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
@@ -86,40 +108,50 @@ impl Metadata {
                 ),
             ));
         }
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+        let entries = self.list_mut();
+        match entries.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
-            None => self.entries.push((key, value)),
+            None => entries.push((key, value)),
         }
         Ok(())
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        let i = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(i).1)
+        let entries = self.entries.as_mut()?;
+        let i = entries.iter().position(|(k, _)| k == key)?;
+        Some(entries.remove(i).1)
     }
 
     /// Entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.list().iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.list().len()
     }
 
     /// True when there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.list().is_empty()
     }
 
     /// Adds every entry of `other`, replacing values of keys present in both.
     pub fn extend_from(&mut self, other: Metadata) {
-        for (k, v) in other.entries {
-            match self.entries.iter_mut().find(|(key, _)| *key == k) {
+        let Some(theirs) = other.entries else {
+            return;
+        };
+        if self.is_empty() {
+            self.entries = Some(theirs);
+            return;
+        }
+        let entries = self.list_mut();
+        for (k, v) in *theirs {
+            match entries.iter_mut().find(|(key, _)| *key == k) {
                 Some(entry) => entry.1 = v,
-                None => self.entries.push((k, v)),
+                None => entries.push((k, v)),
             }
         }
     }
@@ -127,7 +159,7 @@ impl Metadata {
     /// Bytes of the encoded block (without the `u16` block length that
     /// precedes it in a frame).
     pub fn encoded_len(&self) -> usize {
-        self.entries
+        self.list()
             .iter()
             .map(|(k, v)| 1 + k.len() + 2 + v.len())
             .sum()
@@ -135,7 +167,7 @@ impl Metadata {
 
     /// Appends the encoded block to `buf`.
     pub(crate) fn encode(&self, buf: &mut impl bytes::BufMut) {
-        for (k, v) in &self.entries {
+        for (k, v) in self.list() {
             // Lengths were checked on insert.
             buf.put_u8(k.len() as u8);
             buf.put_slice(k.as_bytes());
@@ -147,10 +179,10 @@ impl Metadata {
     /// Checks that this map is within `limits` (what a receiver would
     /// accept), so a sender can fail a call before it leaves.
     pub(crate) fn check(&self, limits: MetadataLimits) -> Result<(), String> {
-        if self.entries.len() > limits.max_entries {
+        if self.len() > limits.max_entries {
             return Err(format!(
                 "{} metadata entries; limits.max_metadata_entries is {}",
-                self.entries.len(),
+                self.len(),
                 limits.max_entries
             ));
         }
@@ -178,7 +210,7 @@ impl Metadata {
         }
         let mut md = Metadata::new();
         while !block.is_empty() {
-            if md.entries.len() == limits.max_entries {
+            if md.len() == limits.max_entries {
                 return Err(format!(
                     "more than limits.max_metadata_entries = {} metadata entries",
                     limits.max_entries
@@ -203,7 +235,7 @@ impl Metadata {
             if md.get(&key).is_some() {
                 return Err(format!("metadata key {key:?} appears twice"));
             }
-            md.entries.push((key, value.to_owned()));
+            md.list_mut().push((key, value.to_owned()));
             block = &rest[2 + vlen..];
         }
         Ok(md)
@@ -278,6 +310,23 @@ mod tests {
         let keys: Vec<_> = md.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["authorization", "x-trace"]);
         assert_eq!(md.get("authorization"), Some("Bearer xyz"));
+    }
+
+    #[test]
+    fn a_map_emptied_equals_an_empty_one() {
+        let mut md = Metadata::new();
+        assert!(md.insert("k", "v").is_ok());
+        assert_ne!(md, Metadata::new());
+        assert_eq!(md.remove("k").as_deref(), Some("v"));
+        assert_eq!(md, Metadata::new());
+        assert!(md.is_empty() && md.encoded_len() == 0);
+        let mut both = Metadata::new();
+        both.extend_from(Metadata::new());
+        assert_eq!(both, Metadata::new());
+        let mut other = Metadata::new();
+        assert!(other.insert("a", "1").is_ok());
+        both.extend_from(other.clone());
+        assert_eq!(both, other);
     }
 
     #[test]

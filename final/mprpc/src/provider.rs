@@ -37,7 +37,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -991,8 +991,8 @@ pub(crate) struct CallEnd {
     /// Response metadata added by interceptors (rare: boxed).
     extra: Option<Box<Metadata>>,
     /// The handler's response metadata (shared with its [`CallContext`]);
-    /// `None` when the caller cannot receive metadata.
-    handler: Option<Arc<Mutex<Metadata>>>,
+    /// `None` for course-format calls, which cannot carry any.
+    handler: Option<ResponseCell>,
 }
 
 /// What [`CallEnd`] keeps while tracing or metrics are on.
@@ -1023,16 +1023,24 @@ impl Hooks {
     /// Starts observing the call `who`, which arrived at `now`, counted in
     /// `metrics` (when metrics are on).
     pub(crate) fn begin(&self, who: &Who, metrics: &Arc<MethodMetrics>, now: Instant) -> CallEnd {
-        let span = tracing::info_span!(
+        // Without a subscriber that takes INFO spans, no span is made at
+        // all: that check is one load, where `info_span!` would still build
+        // a disabled span (and, where `tracing`'s `log` feature is on,
+        // offer its fields to the logger).
+        let span = if tracing::level_enabled!(tracing::Level::INFO) {
+            tracing::info_span!(
             "rpc.server",
             service = who.desc.full_name,
             method = who.desc.methods[who.index],
             call_id = who.call_id,
             peer = %who.peer,
             legacy = who.legacy,
-            status = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
+                status = tracing::field::Empty,
+                duration_us = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let metrics = self.metrics.as_ref().map(|_| {
             metrics.start();
             Arc::clone(metrics)
@@ -1083,12 +1091,6 @@ impl Hooks {
 }
 
 impl CallEnd {
-    /// Lets the provider send what the handler of `ctx` puts in its
-    /// response metadata.
-    pub(crate) fn watch_handler(&mut self, ctx: &CallContext) {
-        self.handler = Some(ctx.response_handle());
-    }
-
     /// `future` running inside this call's span, if anyone records spans;
     /// else `future` itself (no wrapper, no allocation).
     pub(crate) fn in_span(&self, future: ResponseFuture) -> ResponseFuture {
@@ -1174,6 +1176,8 @@ struct ConnState<'a> {
     /// The caller's preamble set [`frame::FLAG_METADATA`]: responses may
     /// carry metadata.
     metadata_ok: bool,
+    /// Response-metadata cells of finished calls, for the next calls.
+    spare_cells: Vec<ResponseCell>,
     /// The service the last request named, as found in `published`: a
     /// caller names the same one call after call, and comparing the bytes
     /// is cheaper than hashing them again.
@@ -1199,6 +1203,7 @@ async fn serve_mprpc<S: Transport>(
         aborts: HashMap::new(),
         spawned: 0,
         metadata_ok: false,
+        spare_cells: Vec::new(),
         last_service: None,
     };
     st.out.extend_from_slice(&PREAMBLE);
@@ -1234,8 +1239,7 @@ async fn serve_mprpc<S: Transport>(
     // A loan from the provider-wide pool for the frame being received, when
     // it is larger than this connection's own allowance; or the wait for one.
     let mut loan: Option<OwnedSemaphorePermit> = None;
-    let mut borrowing: Option<Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>> =
-        None;
+    let mut borrowing: Option<Borrowing> = None;
     // When the partial frame at the front of `inbuf` started arriving.
     let mut frame_started: Option<Instant> = None;
     let frame_timer = tokio::time::sleep(Duration::MAX / 4);
@@ -1249,42 +1253,17 @@ async fn serve_mprpc<S: Transport>(
         // ANCHOR: budget
         // Handle the complete frames received, as long as the responses
         // waiting to be written stay within this connection's allowance.
-        let mut completed = false;
-        while st.out.len() < half && borrowing.is_none() && st.spawned < MAX_SPAWNED_PER_CONNECTION
-        {
-            if loan.is_none() {
-                // A frame above the allowance borrows before its bytes are
-                // reserved, or waits (reading nothing meanwhile).
-                if let Some(len) = frame::peek_len(&inbuf) {
-                    let need = len.saturating_add(4);
-                    if need > half && len <= shared.max_frame_size {
-                        let permits = u32::try_from(need).unwrap_or(u32::MAX);
-                        match Arc::clone(&shared.pool).try_acquire_many_owned(permits) {
-                            Ok(p) => loan = Some(p),
-                            Err(_) => {
-                                let pool = Arc::clone(&shared.pool);
-                                borrowing = Some(Box::pin(async move {
-                                    pool.acquire_many_owned(permits).await.ok()
-                                }));
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            match frame::try_decode(&mut inbuf, shared.max_frame_size) {
-                Ok(Some(f)) => {
-                    completed = true;
-                    st.on_frame(f, loan.take()).await;
-                }
-                Ok(None) => break,
+        let completed =
+            match with_context(|cx| st.handle_frames(&mut inbuf, &mut loan, &mut borrowing, cx))
+                .await
+            {
+                Ok(completed) => completed,
                 Err(e) => {
                     log::warn!("{peer}: {e}");
                     frame::encode_connection_error(&mut st.out, e.code(), &e.to_string());
                     return close(&mut wr, &st.out).await;
                 }
-            }
-        }
+            };
         if read_closed && st.in_flight.is_empty() && st.out.is_empty() {
             break;
         }
@@ -1508,7 +1487,7 @@ struct Timed<F> {
 impl<F: Future + Unpin> Future for Timed<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
         let Some(stats) = &this.stats else {
             return Pin::new(&mut this.fut).poll(cx);
@@ -1536,7 +1515,7 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Future for AbortOnDrop<T> {
     type Output = Result<T, tokio::task::JoinError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx)
     }
 }
@@ -1547,10 +1526,89 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// A handler's response metadata, shared by its [`CallContext`] and the
+/// provider.
+type ResponseCell = Arc<Mutex<Metadata>>;
+
+/// Most spare response-metadata cells a connection keeps (a few KiB).
+const MAX_SPARE_CELLS: usize = 128;
+
+/// The wait for a loan from the provider-wide buffer pool.
+type Borrowing = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>;
+
+/// Runs `f` with the connection task's context. A frame is handled by
+/// plain functions given the context (to poll a handler inline), not by an
+/// `async fn`: such a future holds everything the handling keeps across its
+/// one poll, and would be built and moved, whole, for every frame.
+async fn with_context<R>(f: impl FnOnce(&mut Context<'_>) -> R) -> R {
+    let mut f = Some(f);
+    std::future::poll_fn(move |cx| match f.take() {
+        Some(f) => Poll::Ready(f(cx)),
+        // Never polled again after `Ready`.
+        None => Poll::Pending,
+    })
+    .await
+}
+
 impl ConnState<'_> {
+    // ANCHOR: handle_frames
+    /// Handles the complete frames in `inbuf` while the responses waiting
+    /// to be written stay within half the connection's allowance (and
+    /// while no loan is awaited, and not too many calls run on tasks of
+    /// their own). A frame larger than that half first borrows from the
+    /// provider-wide pool into `loan`, or starts waiting for it in
+    /// `borrowing` and stops. Returns whether a frame was completed, or
+    /// the decoding error that ends the connection.
+    fn handle_frames(
+        &mut self,
+        inbuf: &mut BytesMut,
+        loan: &mut Option<OwnedSemaphorePermit>,
+        borrowing: &mut Option<Borrowing>,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, frame::FrameError> {
+        let shared = self.shared;
+        let half = shared.per_conn / 2;
+        let mut completed = false;
+        while self.out.len() < half
+            && borrowing.is_none()
+            && self.spawned < MAX_SPAWNED_PER_CONNECTION
+        {
+            if loan.is_none() {
+                // A frame above the allowance borrows before its bytes are
+                // reserved, or waits (reading nothing meanwhile).
+                if let Some(len) = frame::peek_len(inbuf) {
+                    let need = len.saturating_add(4);
+                    if need > half && len <= shared.max_frame_size {
+                        let permits = u32::try_from(need).unwrap_or(u32::MAX);
+                        match Arc::clone(&shared.pool).try_acquire_many_owned(permits) {
+                            Ok(p) => *loan = Some(p),
+                            Err(_) => {
+                                let pool = Arc::clone(&shared.pool);
+                                *borrowing = Some(Box::pin(async move {
+                                    pool.acquire_many_owned(permits).await.ok()
+                                }));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            match frame::try_decode(inbuf, shared.max_frame_size)? {
+                Some(f) => {
+                    completed = true;
+                    self.on_frame(f, loan.take(), cx);
+                }
+                None => break,
+            }
+        }
+        Ok(completed)
+    }
+    // ANCHOR_END: handle_frames
+
     /// Handles one frame from the caller. `loan` is pool memory borrowed
-    /// for this frame, held until its call completes.
-    async fn on_frame(&mut self, f: Frame, loan: Option<OwnedSemaphorePermit>) {
+    /// for this frame, held until its call completes; `cx` is the
+    /// connection task's, for polling a handler inline.
+    fn on_frame(&mut self, f: Frame, loan: Option<OwnedSemaphorePermit>, cx: &mut Context<'_>) {
         match f {
             Frame::Request {
                 id,
@@ -1559,10 +1617,9 @@ impl ConnState<'_> {
                 method,
                 metadata,
                 payload,
-            } => {
-                self.on_request(id, timeout_ms, &service, &method, &metadata, payload, loan)
-                    .await
-            }
+            } => self.on_request(
+                id, timeout_ms, &service, &method, &metadata, payload, loan, cx,
+            ),
             Frame::Cancel { id } => {
                 if let Some(handle) = self.aborts.remove(&id) {
                     handle.abort();
@@ -1581,7 +1638,7 @@ impl ConnState<'_> {
     /// Looks up the method, then either polls the handler once inline or
     /// starts it on a task of its own.
     #[allow(clippy::too_many_arguments)]
-    async fn on_request(
+    fn on_request(
         &mut self,
         id: u64,
         timeout_ms: u32,
@@ -1590,6 +1647,7 @@ impl ConnState<'_> {
         metadata: &[u8],
         payload: Bytes,
         loan: Option<OwnedSemaphorePermit>,
+        cx: &mut Context<'_>,
     ) {
         let found = match self.last_service {
             Some((name, published)) if name == service => Some(published),
@@ -1671,10 +1729,11 @@ impl ConnState<'_> {
             Ok(md) => md,
             Err(status) => return self.finish_call(id, Err(status), end),
         };
-        let ctx = CallContext::for_call(self.peer, deadline, id, false, md);
-        if self.metadata_ok {
-            end.watch_handler(&ctx);
-        }
+        // The handler's response-metadata cell, shared with its context:
+        // a spare one of this connection's when there is one.
+        let cell = self.spare_cells.pop().unwrap_or_default();
+        end.handler = Some(Arc::clone(&cell));
+        let ctx = CallContext::for_call(self.peer, deadline, id, false, md, cell);
         // ANCHOR_END: on_request_hooks
         let stats = &stats[index];
         let (learning, spawn) = match self.shared.mode {
@@ -1710,8 +1769,7 @@ impl ConnState<'_> {
         } else {
             // First poll right here, on the connection task: no spawn,
             // no channel, no wake-up.
-            let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
-            match first {
+            match Pin::new(&mut fut).poll(cx) {
                 Poll::Ready(Ok(result)) => return self.finish_call(id, result, end),
                 Poll::Ready(Err(_panic)) => {
                     return self.finish_call(id, Err(panicked(name, mname)), end);
@@ -1755,6 +1813,13 @@ impl ConnState<'_> {
     /// Answers a call that started, and records how it ended.
     fn finish_call(&mut self, id: u64, mut result: Result<Vec<u8>, Status>, mut end: CallEnd) {
         let mut md = end.response_metadata();
+        if let Some(cell) = end.handler.take() {
+            // Emptied above; reusable unless the handler kept a clone of
+            // its context. Spares save an allocation per call.
+            if Arc::strong_count(&cell) == 1 && self.spare_cells.len() < MAX_SPARE_CELLS {
+                self.spare_cells.push(cell);
+            }
+        }
         if let Err(status) = &mut result {
             // A status may carry metadata of its own (a handler's or an
             // interceptor's).

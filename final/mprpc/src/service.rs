@@ -115,13 +115,15 @@ impl CallContext {
         }
     }
 
-    /// The context of a call the provider is about to run.
+    /// The context of a call the provider is about to run; the provider
+    /// keeps a handle on `response_metadata`.
     pub(crate) fn for_call(
         peer: SocketAddr,
         deadline: Option<Instant>,
         call_id: u64,
         legacy: bool,
         metadata: Metadata,
+        response_metadata: Arc<Mutex<Metadata>>,
     ) -> CallContext {
         CallContext {
             peer,
@@ -129,7 +131,7 @@ impl CallContext {
             call_id,
             legacy,
             metadata,
-            response_metadata: Arc::default(),
+            response_metadata,
         }
     }
 
@@ -146,11 +148,6 @@ impl CallContext {
         value: impl Into<String>,
     ) -> Result<(), Status> {
         lock(&self.response_metadata).insert(key, value)
-    }
-
-    /// The shared response metadata (the provider keeps a handle).
-    pub(crate) fn response_handle(&self) -> Arc<Mutex<Metadata>> {
-        Arc::clone(&self.response_metadata)
     }
 
     /// Takes the response metadata set so far (the provider does, when the
