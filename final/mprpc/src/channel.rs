@@ -230,6 +230,7 @@ impl MprpcChannel {
     /// The metadata a call sends: the controller's, then whatever the
     /// interceptors make of it; `None` (nothing to send, nothing cloned)
     /// when there is neither.
+    #[inline]
     fn request_metadata(
         &self,
         controller: Option<&MprpcController>,
@@ -240,6 +241,17 @@ impl MprpcChannel {
         if self.interceptors.0.is_empty() && from_controller.is_none() {
             return Ok(None);
         }
+        self.intercepted(from_controller, service, method)
+    }
+
+    /// [`request_metadata`](Self::request_metadata) when there is some.
+    #[inline(never)] // out of the everything-off path
+    fn intercepted(
+        &self,
+        from_controller: Option<&MprpcController>,
+        service: &'static ServiceDescriptor,
+        method: usize,
+    ) -> Result<Option<Metadata>, Status> {
         let mut call = ClientCall {
             service: service.full_name,
             method: method_name(service, method),

@@ -691,6 +691,27 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, shared: &Shared) -> Status 
     }
 }
 
+/// The reply of a response that failed or carries metadata (the common
+/// case, a success without, is made inline).
+#[inline(never)]
+fn reply(shared: &Shared, code: ErrorCode, metadata: &[u8], payload: Bytes) -> Reply {
+    let md = if metadata.is_empty() {
+        Ok(Metadata::new())
+    } else {
+        Metadata::decode(metadata, shared.metadata_limits)
+    };
+    match (code, md) {
+        (_, Err(why)) => Err(Status::new(
+            ErrorCode::BadResponse,
+            format!("response metadata from {}: {why}", shared.addr),
+        )),
+        (ErrorCode::Ok, Ok(md)) => Ok((payload, md)),
+        (code, Ok(md)) => {
+            Err(Status::new(code, String::from_utf8_lossy(&payload).into_owned()).with_metadata(md))
+        }
+    }
+}
+
 /// Handles one frame from the provider; `Some` ends the connection.
 fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
     match f {
@@ -700,22 +721,10 @@ fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
             metadata,
             payload,
         } => {
-            let md = if metadata.is_empty() {
-                Ok(Metadata::new())
+            let reply = if code == ErrorCode::Ok && metadata.is_empty() {
+                Ok((payload, Metadata::new()))
             } else {
-                Metadata::decode(&metadata, shared.metadata_limits)
-            };
-            let reply = match (code, md) {
-                (_, Err(why)) => Err(Status::new(
-                    ErrorCode::BadResponse,
-                    format!("response metadata from {}: {why}", shared.addr),
-                )),
-                (ErrorCode::Ok, Ok(md)) => Ok((payload, md)),
-                (code, Ok(md)) => Err(Status::new(
-                    code,
-                    String::from_utf8_lossy(&payload).into_owned(),
-                )
-                .with_metadata(md)),
+                reply(shared, code, &metadata, payload)
             };
             // A missing id is a call that already gave up: drop the reply.
             if let Some(waiting) = lock(&shared.pending).remove(&id) {

@@ -1023,40 +1023,52 @@ impl Hooks {
     /// Starts observing the call `who`, which arrived at `now`, counted in
     /// `metrics` (when metrics are on).
     pub(crate) fn begin(&self, who: &Who, metrics: &Arc<MethodMetrics>, now: Instant) -> CallEnd {
-        // Without a subscriber that takes INFO spans, no span is made at
-        // all: that check is one load, where `info_span!` would still build
-        // a disabled span (and, where `tracing`'s `log` feature is on,
-        // offer its fields to the logger).
-        let span = if tracing::level_enabled!(tracing::Level::INFO) {
-            tracing::info_span!(
+        // With metrics off and no subscriber taking INFO spans, nothing is
+        // made at all: one load, where `info_span!` would still build a
+        // disabled span (and, where `tracing`'s `log` feature is on, offer
+        // its fields to the logger).
+        let observed = if self.metrics.is_none() && !tracing::level_enabled!(tracing::Level::INFO) {
+            None
+        } else {
+            self.observe(who, metrics, now)
+        };
+        CallEnd {
+            observed,
+            extra: None,
+            handler: None,
+        }
+    }
+
+    /// The span, clock and counters of the call `who`, if anything records
+    /// them.
+    #[inline(never)] // out of the everything-off path
+    fn observe(
+        &self,
+        who: &Who,
+        metrics: &Arc<MethodMetrics>,
+        now: Instant,
+    ) -> Option<Box<Observed>> {
+        let span = tracing::info_span!(
             "rpc.server",
             service = who.desc.full_name,
             method = who.desc.methods[who.index],
             call_id = who.call_id,
             peer = %who.peer,
             legacy = who.legacy,
-                status = tracing::field::Empty,
-                duration_us = tracing::field::Empty,
-            )
-        } else {
-            tracing::Span::none()
-        };
+            status = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
         let metrics = self.metrics.as_ref().map(|_| {
             metrics.start();
             Arc::clone(metrics)
         });
-        let observed = (metrics.is_some() || !span.is_disabled()).then(|| {
+        (metrics.is_some() || !span.is_disabled()).then(|| {
             Box::new(Observed {
                 span,
                 started: now,
                 metrics,
             })
-        });
-        CallEnd {
-            observed,
-            extra: None,
-            handler: None,
-        }
+        })
     }
 
     /// Runs the interceptors on the call `who` with request metadata
@@ -1093,6 +1105,7 @@ impl Hooks {
 impl CallEnd {
     /// `future` running inside this call's span, if anyone records spans;
     /// else `future` itself (no wrapper, no allocation).
+    #[inline]
     pub(crate) fn in_span(&self, future: ResponseFuture) -> ResponseFuture {
         match &self.observed {
             Some(o) if !o.span.is_disabled() => {
@@ -1102,16 +1115,29 @@ impl CallEnd {
         }
     }
 
-    /// The response metadata: the interceptors', then the handler's.
-    fn response_metadata(&mut self) -> Metadata {
+    /// The response metadata: the interceptors', then the handler's; and
+    /// the handler's cell, emptied, when nothing else holds it any more
+    /// (the handler has returned and kept no clone of its context): then
+    /// it takes no lock, and can serve another call.
+    fn take_response_metadata(&mut self) -> (Metadata, Option<ResponseCell>) {
         let mut md = self.extra.take().map_or_else(Metadata::new, |b| *b);
-        if let Some(handler) = &self.handler {
-            let mut theirs = handler.lock().unwrap_or_else(|p| p.into_inner());
-            if !theirs.is_empty() {
-                md.extend_from(std::mem::take(&mut *theirs));
-            }
+        let Some(mut cell) = self.handler.take() else {
+            return (md, None);
+        };
+        let (theirs, spare) = match Arc::get_mut(&mut cell) {
+            Some(alone) => (
+                std::mem::take(alone.get_mut().unwrap_or_else(|p| p.into_inner())),
+                true,
+            ),
+            None => (
+                std::mem::take(&mut *cell.lock().unwrap_or_else(|p| p.into_inner())),
+                false,
+            ),
+        };
+        if !theirs.is_empty() {
+            md.extend_from(theirs);
         }
-        md
+        (md, spare.then_some(cell))
     }
 
     /// Records how the call ended: the code sent, or `None` if the caller
@@ -1121,17 +1147,24 @@ impl CallEnd {
     }
 
     /// Records the outcome once (later calls do nothing).
+    #[inline]
     fn record(&mut self, code: Option<ErrorCode>) {
-        let Some(o) = self.observed.take() else {
-            return;
-        };
-        let took = o.started.elapsed();
-        if let Some(m) = &o.metrics {
+        if let Some(o) = self.observed.take() {
+            o.close(code);
+        }
+    }
+}
+
+impl Observed {
+    /// Counts the call's end and fills in its span's last fields.
+    fn close(&self, code: Option<ErrorCode>) {
+        let took = self.started.elapsed();
+        if let Some(m) = &self.metrics {
             m.finish(took, code);
         }
-        o.span
+        self.span
             .record("status", code.map_or("cancelled", ErrorCode::as_str));
-        o.span.record("duration_us", took.as_micros() as u64);
+        self.span.record("duration_us", took.as_micros() as u64);
     }
 }
 
@@ -1812,13 +1845,10 @@ impl ConnState<'_> {
 
     /// Answers a call that started, and records how it ended.
     fn finish_call(&mut self, id: u64, mut result: Result<Vec<u8>, Status>, mut end: CallEnd) {
-        let mut md = end.response_metadata();
-        if let Some(cell) = end.handler.take() {
-            // Emptied above; reusable unless the handler kept a clone of
-            // its context. Spares save an allocation per call.
-            if Arc::strong_count(&cell) == 1 && self.spare_cells.len() < MAX_SPARE_CELLS {
-                self.spare_cells.push(cell);
-            }
+        let (mut md, spare) = end.take_response_metadata();
+        // Spares save an allocation per call.
+        if let Some(cell) = spare.filter(|_| self.spare_cells.len() < MAX_SPARE_CELLS) {
+            self.spare_cells.push(cell);
         }
         if let Err(status) = &mut result {
             // A status may carry metadata of its own (a handler's or an
