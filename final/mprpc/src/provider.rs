@@ -1022,6 +1022,7 @@ pub(crate) struct Who {
 impl Hooks {
     /// Starts observing the call `who`, which arrived at `now`, counted in
     /// `metrics` (when metrics are on).
+    #[inline]
     pub(crate) fn begin(&self, who: &Who, metrics: &Arc<MethodMetrics>, now: Instant) -> CallEnd {
         // With metrics off and no subscriber taking INFO spans, nothing is
         // made at all: one load, where `info_span!` would still build a
@@ -1073,6 +1074,7 @@ impl Hooks {
 
     /// Runs the interceptors on the call `who` with request metadata
     /// `metadata`; returns the metadata the handler sees, or the refusal.
+    #[inline]
     pub(crate) fn intercept(
         &self,
         end: &mut CallEnd,
@@ -1082,6 +1084,17 @@ impl Hooks {
         if self.interceptors.is_empty() {
             return Ok(metadata);
         }
+        self.run_interceptors(end, who, metadata)
+    }
+
+    /// [`intercept`](Self::intercept) when there are interceptors.
+    #[inline(never)] // out of the everything-off path
+    fn run_interceptors(
+        &self,
+        end: &mut CallEnd,
+        who: &Who,
+        metadata: Metadata,
+    ) -> Result<Metadata, Status> {
         let mut call = ServerCall {
             service: who.desc.full_name,
             method: who.desc.methods[who.index],
@@ -1119,6 +1132,7 @@ impl CallEnd {
     /// the handler's cell, emptied, when nothing else holds it any more
     /// (the handler has returned and kept no clone of its context): then
     /// it takes no lock, and can serve another call.
+    #[inline]
     fn take_response_metadata(&mut self) -> (Metadata, Option<ResponseCell>) {
         let mut md = self.extra.take().map_or_else(Metadata::new, |b| *b);
         let Some(mut cell) = self.handler.take() else {
@@ -1142,6 +1156,7 @@ impl CallEnd {
 
     /// Records how the call ended: the code sent, or `None` if the caller
     /// cancelled it.
+    #[inline]
     pub(crate) fn finish(mut self, code: Option<ErrorCode>) {
         self.record(code);
     }
@@ -1172,6 +1187,7 @@ impl Drop for CallEnd {
     /// A call dropped unanswered — its connection closed, or the provider
     /// shut down, while it ran — ends as cancelled: the in-flight gauge
     /// must not keep counting it.
+    #[inline]
     fn drop(&mut self) {
         self.record(None);
     }
