@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use mprpc::{
-    CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController, ProviderList, Registry,
-    RpcProvider, RunningProvider, Status, ZkClient, ZkRegistry,
+    CallContext, ErrorCode, LoadBalance, MprpcChannel, MprpcConfig, MprpcController, ProviderList,
+    Registry, RpcProvider, RunningProvider, StaticRegistry, Status, ZkClient, ZkRegistry,
 };
 use mprpc_examples::fixbug::{
     FriendServiceRpcServer, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
@@ -760,6 +760,43 @@ async fn course_format_calls_fail_clearly_never_as_success() -> TestResult {
     })?;
     let (_, controller, _) = call(&addr, Duration::from_secs(2)).await;
     assert_eq!(controller.error_code(), ErrorCode::BadResponse);
+    Ok(())
+}
+
+/// A course provider that stops answering is avoided after one missed
+/// deadline, as a silent framed provider is (`faults.rs`), instead of being
+/// given every other call: round robin over a silent and an answering one,
+/// six calls, exactly one deadline.
+#[tokio::test]
+async fn a_silent_course_provider_is_avoided_after_one_missed_deadline() -> TestResult {
+    let silent = fake_course_provider(|_| std::thread::sleep(Duration::from_secs(5)))?;
+    let answering = fake_course_provider(|s| {
+        let reply = LoginResponse {
+            success: true,
+            ..Default::default()
+        };
+        let _ = s.write_all(&mprpc::prost::Message::encode_to_vec(&reply));
+    })?;
+    let mut config = MprpcConfig::default();
+    config.load_balance = LoadBalance::RoundRobin;
+    config.timeouts.eject_ms = 60_000;
+    let registry = StaticRegistry::everything_at([
+        format!("course://{silent}"),
+        format!("course://{answering}"),
+    ]);
+    let stub = UserServiceRpcStub::new(MprpcChannel::new(&config, Arc::new(registry)));
+    let mut missed = 0;
+    for _ in 0..6 {
+        let controller = MprpcController::with_timeout(Duration::from_millis(300));
+        match stub.login_with(&controller, &login()).await {
+            Ok(reply) => assert!(reply.success),
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::DeadlineExceeded, "{e}");
+                missed += 1;
+            }
+        }
+    }
+    assert_eq!(missed, 1, "the silent course provider was not avoided");
     Ok(())
 }
 

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::config::{LoadBalance, MprpcConfig, Timeouts};
-use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink};
+use crate::connection::{CallError, ConnEvent, ConnSettings, Connection, EventSink, IdHasher};
 use crate::controller::MprpcController;
 use crate::error::{Error, ErrorCode, Status};
 use crate::interceptor::{ClientCall, ClientInterceptor};
@@ -70,15 +70,20 @@ impl std::fmt::Debug for Interceptors {
     }
 }
 
+/// A map whose keys no peer chooses (the services' static names, the
+/// addresses of connections this channel opened), looked up on every call:
+/// hashed with [`IdHasher`] rather than SipHash.
+type OwnKeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// State shared by all clones of a channel.
 #[derive(Debug)]
 struct ChannelInner {
     /// Where provider lists come from.
     registry: Arc<dyn Registry>,
     /// Provider list per service, kept current by the registry.
-    lists: Mutex<HashMap<&'static str, watch::Receiver<ProviderList>>>,
+    lists: Mutex<OwnKeyMap<&'static str, watch::Receiver<ProviderList>>>,
     /// One multiplexed connection per provider address.
-    pool: Mutex<HashMap<String, Arc<Connection>>>,
+    pool: Mutex<OwnKeyMap<String, Arc<Connection>>>,
     /// Per-address lock held while connecting, so a burst of first calls
     /// opens one connection, not one each.
     connecting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -143,13 +148,39 @@ struct Merged {
 }
 
 /// Where a call's request went, for what to do after a missed deadline.
-#[derive(Debug)]
-enum SentOn {
-    /// On this pooled connection, when it had last received bytes at this
-    /// mark ([`Connection::received_mark`]).
-    Framed(Arc<Connection>, u64),
-    /// To this `course://` provider.
-    Course(String),
+///
+/// Written on every call and read only after a deadline, so the framed
+/// case is two plain stores: the connection's serial rather than a handle
+/// on it (a reference count up and down, and a lock, per call), looked up
+/// in the pool when it is needed. Atomics only because the call's futures
+/// share it and must be `Send`; one task uses it, so `Relaxed` suffices.
+#[derive(Debug, Default)]
+struct SentOn {
+    /// Serial of the pooled connection the request went out on; 0 when it
+    /// went to a course provider or nowhere yet (serials start at 1).
+    serial: AtomicU64,
+    /// That connection's [`Connection::received_mark`] when it was sent.
+    mark: AtomicU64,
+    /// The `course://` provider it went to instead, if the last attempt was
+    /// a course-format call (then `serial` is 0).
+    course: Mutex<Option<String>>,
+}
+
+impl SentOn {
+    /// The last attempt went out on `conn`.
+    fn framed(&self, conn: &Connection, course_tried: bool) {
+        if course_tried {
+            *lock(&self.course) = None;
+        }
+        self.mark.store(conn.received_mark(), Ordering::Relaxed);
+        self.serial.store(conn.serial(), Ordering::Relaxed);
+    }
+
+    /// The last attempt went to the course provider `entry`.
+    fn course(&self, entry: &str) {
+        self.serial.store(0, Ordering::Relaxed);
+        *lock(&self.course) = Some(entry.to_string());
+    }
 }
 
 impl MprpcChannel {
@@ -175,8 +206,8 @@ impl MprpcChannel {
         MprpcChannel {
             inner: Arc::new(ChannelInner {
                 registry,
-                lists: Mutex::new(HashMap::new()),
-                pool: Mutex::new(HashMap::new()),
+                lists: Mutex::new(OwnKeyMap::default()),
+                pool: Mutex::new(OwnKeyMap::default()),
                 connecting: Mutex::new(HashMap::new()),
                 ejected: Mutex::new(HashMap::new()),
                 next_serial: AtomicU64::new(1),
@@ -328,7 +359,7 @@ impl MprpcChannel {
             c.set_response_metadata(Metadata::new());
         }
         // The connection the request went out on, and when.
-        let sent_on = Mutex::new(None);
+        let sent_on = SentOn::default();
         let deadline_at = timeout.map(|t| Instant::now() + t);
         // Set once the request waits on a connection that enforces the
         // deadline itself (see `Connection::call`).
@@ -423,7 +454,7 @@ impl MprpcChannel {
         handed_over: &AtomicBool,
         metadata: Option<&Metadata>,
         request: &Req,
-        (sent_on, span): (&Mutex<Option<SentOn>>, Option<&tracing::Span>),
+        (sent_on, span): (&SentOn, Option<&tracing::Span>),
     ) -> Result<(Bytes, Metadata), Status> {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
@@ -437,6 +468,7 @@ impl MprpcChannel {
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         let list = self.providers(service, method).await?;
         let mut tried = 0u64;
+        let mut course_tried = false;
         let mut last_err = None;
         for _ in 0..list.len().clamp(1, MAX_ATTEMPTS) {
             let Some(idx) = self.pick(&list, tried) else {
@@ -445,7 +477,8 @@ impl MprpcChannel {
             tried |= 1 << (idx % 64);
             let addr = &list[idx];
             if let Some(course_addr) = addr.strip_prefix(COURSE_SCHEME) {
-                *lock(sent_on) = Some(SentOn::Course(addr.clone()));
+                sent_on.course(addr);
+                course_tried = true;
                 // Boxed: the course's one-shot call is a large future, and
                 // inline it would make every framed call's future (which is
                 // moved as a whole on each call) that much larger too.
@@ -489,7 +522,7 @@ impl MprpcChannel {
                     continue;
                 }
             };
-            *lock(sent_on) = Some(SentOn::Framed(Arc::clone(&conn), conn.received_mark()));
+            sent_on.framed(&conn, course_tried);
             if let Some(span) = span {
                 span.record("peer", addr.as_str());
             }
@@ -785,23 +818,29 @@ impl ChannelInner {
     /// as after a failed connection. A provider merely too slow to answer
     /// anything within a deadline is avoided too; a real system would send
     /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
-    fn after_deadline(&self, sent_on: &Mutex<Option<SentOn>>) {
-        match lock(sent_on).take() {
+    fn after_deadline(&self, sent_on: &SentOn) {
+        let serial = sent_on.serial.load(Ordering::Relaxed);
+        if serial != 0 {
+            // Gone from the pool means it failed or drained, and was
+            // ejected then if it had to be.
+            let conn = lock(&self.pool)
+                .values()
+                .find(|c| c.serial() == serial)
+                .cloned();
             // Every call stuck there ends at about the same time: log once.
-            Some(SentOn::Framed(conn, mark)) => {
-                if let Some(silent) = conn.silent_since(mark)
-                    && self.eject(conn.addr())
-                {
-                    log::warn!("{} sent nothing for {silent:?}; avoiding it", conn.addr());
-                }
+            if let Some(conn) = conn
+                && let Some(silent) = conn.silent_since(sent_on.mark.load(Ordering::Relaxed))
+                && self.eject(conn.addr())
+            {
+                log::warn!("{} sent nothing for {silent:?}; avoiding it", conn.addr());
             }
+        } else if let Some(addr) = lock(&sent_on.course).take() {
             // The course format says nothing until the answer, so a course
             // provider past the deadline is silent by definition (the
             // course's own provider never answers an unknown method).
-            Some(SentOn::Course(addr)) if self.eject(&addr) => {
+            if self.eject(&addr) {
                 log::warn!("{addr} did not answer a course-format call in time; avoiding it");
             }
-            _ => {}
         }
     }
     // ANCHOR_END: after_deadline

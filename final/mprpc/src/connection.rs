@@ -78,24 +78,47 @@ pub(crate) struct ConnSettings {
 /// none (with the metadata sent with the error).
 type Reply = Result<(Bytes, Metadata), Status>;
 
-/// Hashes call ids with one multiplication (Fibonacci hashing) instead of
-/// SipHash. Safe here because the ids are this connection's own, handed out
-/// in sequence: no peer chooses them, so nobody can aim for collisions. (The
-/// provider's tables are keyed by ids its *callers* choose, and keep SipHash.)
+/// Hashes keys no peer chooses with one multiplication per word (Fibonacci
+/// hashing) instead of SipHash, which costs more per call than the rest of
+/// a lookup. Used for this connection's call ids, handed out in sequence,
+/// and by the channel for service names (the generated code's constants)
+/// and the addresses of connections it opened (one entry per live
+/// connection). Nobody can aim for collisions in those. (The provider's
+/// tables are keyed by ids its *callers* choose, and keep SipHash.)
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    /// Mixes one word in.
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Eight bytes at a time: a 21-byte service name is three steps.
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
         }
     }
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
     fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.add(id);
     }
 }
 
@@ -109,8 +132,37 @@ struct Waiting {
     deadline: Option<Instant>,
 }
 
-/// Calls waiting for a response, by id.
-type PendingMap = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
+/// Calls waiting for a response, by id (the map is reached through
+/// `Deref`), and the last id handed out: under the same lock, so that
+/// taking an id costs no atomic operation of its own.
+#[derive(Debug, Default)]
+struct PendingMap {
+    /// The waiting calls.
+    calls: HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>,
+    /// The last id handed out; 0 (never an id) before the first.
+    last_id: u64,
+}
+
+impl PendingMap {
+    /// A fresh id: 1, 2, 3 … (a connection does not live for 2^64 calls).
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+}
+
+impl std::ops::Deref for PendingMap {
+    type Target = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
+    fn deref(&self) -> &Self::Target {
+        &self.calls
+    }
+}
+
+impl std::ops::DerefMut for PendingMap {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.calls
+    }
+}
 
 /// The message of the reply [`deadlines`] sends a call whose deadline
 /// passed; [`Connection::call`] turns it into [`CallError::DeadlinePassed`].
@@ -229,7 +281,7 @@ struct Shared {
     addr: String,
     /// Identifies this connection to the channel's pool.
     serial: u64,
-    /// Calls waiting for a response, by id.
+    /// Calls waiting for a response, by id, and the next id.
     pending: Mutex<PendingMap>,
     /// Nanoseconds after `opened` of the earliest deadline the deadline
     /// task may have to enforce (`u64::MAX`: none). Lowered under the
@@ -243,8 +295,6 @@ struct Shared {
     wbuf: Mutex<BytesMut>,
     /// Wakes the writer task (queued frames, or a state change).
     writer_wake: Notify,
-    /// Next call id.
-    next_id: AtomicU64,
     /// Calls started and not yet finished (load balancing reads it too).
     in_flight: AtomicUsize,
     /// See [`state`].
@@ -395,7 +445,6 @@ impl Connection {
             sweep_wake: Notify::new(),
             wbuf: Mutex::new(wbuf),
             writer_wake: Notify::new(),
-            next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             state: AtomicU8::new(state::OPEN),
             slots: Slots::new(settings.max_in_flight),
@@ -488,23 +537,24 @@ impl Connection {
                 format!("connection to {} is draining or closed", shared.addr),
             )));
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(span) = span {
-            span.record("call_id", id);
-        }
         let (tx, rx) = oneshot::channel();
-        let earlier = {
+        let (id, earlier) = {
             let mut pending = lock(&shared.pending);
+            let id = pending.next_id();
             pending.insert(id, Waiting { tx, deadline });
-            deadline.is_some_and(|d| {
+            let earlier = deadline.is_some_and(|d| {
                 let at = shared.nanos_at(d);
                 let earlier = at < shared.sweep_at.load(Ordering::Relaxed);
                 if earlier {
                     shared.sweep_at.store(at, Ordering::Relaxed);
                 }
                 earlier
-            })
+            });
+            (id, earlier)
         };
+        if let Some(span) = span {
+            span.record("call_id", id);
+        }
         if earlier {
             shared.sweep_wake.notify_one();
         }
@@ -850,5 +900,28 @@ fn fail_connection(shared: &Shared, err: Status) {
     // dying is news for the channel.
     if previous == state::OPEN {
         (shared.events)(shared.serial, ConnEvent::Dead);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    /// The channel's pool is keyed by addresses hashed with [`IdHasher`]:
+    /// they differ mostly in their last bytes (the port), which fall in the
+    /// partial last word, so that word must count as much as the others.
+    #[test]
+    fn addresses_differing_only_at_the_end_hash_apart() {
+        let hasher = BuildHasherDefault::<IdHasher>::default();
+        let hashes: HashSet<u64> = (0..20_000u32)
+            .map(|port| hasher.hash_one(format!("127.0.0.1:{port}")))
+            .collect();
+        assert_eq!(hashes.len(), 20_000);
+        // Same bytes, different length: the string's end marker tells them apart.
+        assert_ne!(hasher.hash_one("fixbug.A"), hasher.hash_one("fixbug.A\0"));
+        assert_ne!(hasher.hash_one(7u64), hasher.hash_one(8u64));
     }
 }
