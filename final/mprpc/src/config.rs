@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::frame::MAX_FRAME_SIZE_CAP;
+use crate::wire::frame::MAX_FRAME_SIZE_CAP;
 use crate::zk_client::ZkAuth;
 
 // ANCHOR: config
@@ -419,11 +419,11 @@ impl MprpcConfig {
                 l.max_buffered_total
             )));
         }
-        if l.max_metadata_bytes > crate::frame::MAX_METADATA_BLOCK {
+        if l.max_metadata_bytes > crate::wire::frame::MAX_METADATA_BLOCK {
             return Err(Error::Config(format!(
                 "limits.max_metadata_bytes = {} must be at most {}",
                 l.max_metadata_bytes,
-                crate::frame::MAX_METADATA_BLOCK
+                crate::wire::frame::MAX_METADATA_BLOCK
             )));
         }
         self.validate_tls()?;
@@ -467,7 +467,7 @@ impl MprpcConfig {
         for (service, addrs) in &self.static_registry {
             for addr in addrs {
                 let bare = addr
-                    .strip_prefix(crate::legacy::COURSE_SCHEME)
+                    .strip_prefix(crate::wire::course::COURSE_SCHEME)
                     .unwrap_or(addr);
                 if bare.is_empty() || bare.contains("://") {
                     return Err(Error::Config(format!(

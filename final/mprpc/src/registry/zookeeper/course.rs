@@ -37,8 +37,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::{FIRST_BACKOFF, Inner, MAX_BACKOFF, ZkRegistry, lock};
 use crate::error::Error;
-use crate::legacy::COURSE_SCHEME;
 use crate::registry::ProviderList;
+use crate::wire::course::COURSE_SCHEME;
 use crate::zk_client::{CreateMode, NodeWatch, ZkError};
 
 /// `/<service>/<method>`, the course's method node.
