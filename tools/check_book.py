@@ -17,6 +17,18 @@
    exists, and every #fragment at an id on that page. External links are
    listed, not fetched: this machine has no network, and a book that needs
    one to be checked is not checked.
+5. Markup: no literal emphasis marker (`_x_`, `*x*`, `**`) in the text of
+   any built page outside code, pre and script (mdbook-gettext writes `*x*`
+   back as `_x_`, and CommonMark opens no `_` emphasis between CJK
+   characters, so a translation must use <em>/<strong> there).
+6. A translated edition only: every fold's `<summary>` label is translated
+   (holds a character outside ASCII), and every label of the diagrams
+   (book/po/diagrams.LANG.po) is translated, not fuzzy, and identical to
+   the English only when it is code or a name: every word of it is an
+   identifier (has `_`, `::`, `()`, `.`, `/`, a digit, an inner capital
+   or is all capitals), a quoted string, or one of NAMES; or the entry
+   carries the translator comment `# code` (a reviewed decision: a field
+   list such as `name = 1`, a split identifier such as `Login-`).
 Exit status 1 with a list of problems, 0 when the book is sound.
 """
 import re
@@ -65,10 +77,19 @@ def check_fragments(problems):
                                 f"explicit {{#{match.group(1)}}}, or the translated editions lose it")
 
 
+# A literal emphasis marker left in a page's text: `_x_` not inside a word,
+# `*x*`, or any `**`.
+MARKER = re.compile(r"(?<![A-Za-z0-9_\\])_(?=[^\s_])[^_\n]*?(?<=[^\s_])_(?![A-Za-z0-9_])"
+                    r"|\*\*|(?<![\\*])\*(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?!\*)")
+NOT_TEXT = ("code", "pre", "script", "style", "svg", "kbd")
+
+
 class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.ids, self.refs = set(), []
+        self.markers, self.summaries = [], []
+        self._skip, self._summary = 0, None
 
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
@@ -76,6 +97,24 @@ class Page(HTMLParser):
                 self.ids.add(value)
             if name in ("href", "src") and value:
                 self.refs.append(value)
+        if tag in NOT_TEXT:
+            self._skip += 1
+        if tag == "summary":
+            self._summary = ""
+
+    def handle_endtag(self, tag):
+        if tag in NOT_TEXT and self._skip:
+            self._skip -= 1
+        if tag == "summary" and self._summary is not None:
+            self.summaries.append(self._summary.strip())
+            self._summary = None
+
+    def handle_data(self, data):
+        if self._summary is not None:
+            self._summary += data
+        if not self._skip:
+            for match in MARKER.finditer(data):
+                self.markers.append(data[max(0, match.start() - 12):match.end() + 12].replace("\n", " "))
 
 
 def check_built(problems):
@@ -92,6 +131,16 @@ def check_built(problems):
         pages[html.resolve()] = page
         if "{{#" in text:
             problems.append(f"{html.relative_to(ROOT)}: unresolved {{{{#...}}}} directive")
+        if html.name in ("print.html", "toc.html"):
+            continue  # the chapters again, reported once from their own pages
+        for marker in page.markers:
+            problems.append(f"{html.relative_to(ROOT)}: literal emphasis marker in the text: {marker!r} "
+                            "(in a translation write <em>x</em> or <strong>x</strong>)")
+        if BUILD != ENGLISH:
+            for label in page.summaries:
+                if label.isascii():
+                    problems.append(f"{html.relative_to(ROOT)}: untranslated <summary> label {label!r} "
+                                    "(its message in the PO, tools/i18n_summary.py)")
     external = set()
     for html, page in sorted(pages.items()):
         # Generated helper pages (print.html repeats every chapter) are checked as well.
@@ -126,6 +175,41 @@ def check_built(problems):
 # Translated editions, built into book/build/<language>/ (tools/i18n.sh).
 EDITIONS = ("zh-CN",)
 
+# Names a diagram label may keep as they are in every language.
+NAMES = {"ZooKeeper", "EOF", "FIN", "TCP", "ms"}
+CODE_WORD = re.compile(r"""[^A-Za-z]*(?:\w*(?:_|::|\(|\)|\.|/|\d)\S*|[A-Z]+|\w*[a-z][A-Z]\w*|"[^"]*"?|[^"]*")[^A-Za-z]*""")
+
+
+def is_code(label):
+    text = re.sub(r"&#?\w+;", " ", label.replace("\\n", " ").replace("\\l", " "))
+    for word in text.split():
+        if not re.search(r"[A-Za-z]", word) or word.strip(",;:()[]{}\\\"") in NAMES:
+            continue
+        if not CODE_WORD.fullmatch(word):
+            return False
+    return True
+
+
+def check_diagram_labels(problems, language):
+    po = ROOT / "book" / "po" / f"diagrams.{language}.po"
+    if not po.is_file():
+        problems.append(f"{po.relative_to(ROOT)} missing")
+        return
+    for block in po.read_text(encoding="utf-8").split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith("#~")]
+        ids = [line for line in lines if line.startswith("msgid ")]
+        strs = [line for line in lines if line.startswith("msgstr ")]
+        if not ids or ids[0] == 'msgid ""':
+            continue
+        msgid, msgstr = ids[0][len('msgid "'):-1], strs[0][len('msgstr "'):-1] if strs else ""
+        where = f"{po.relative_to(ROOT)}: {msgid[:70]!r}"
+        if any(line.startswith("#,") and "fuzzy" in line for line in lines):
+            problems.append(f"{where}: fuzzy")
+        elif not msgstr:
+            problems.append(f"{where}: untranslated diagram label")
+        elif msgstr == msgid and not is_code(msgid) and "# code" not in lines:
+            problems.append(f"{where}: the same as the English, and not code or a name")
+
 
 def main():
     global BUILD
@@ -135,6 +219,8 @@ def main():
     check_includes(problems)
     check_fragments(problems)
     check_built(problems)
+    if BUILD != ENGLISH:
+        check_diagram_labels(problems, BUILD.name)
     if problems:
         print("check_book: problems found:")
         for problem in problems:

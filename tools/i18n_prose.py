@@ -10,7 +10,11 @@ book), before `links`, so it sees each chapter as written:
   Chinese edition shows those from the same files as the English one;
 - every `{{#include}}` outside a fence (the generated tables:
   generated/step-sizes.md, the benchmark's latest.md) becomes a blank line,
-  so numbers that tools/gen.py rewrites never make the translation stale.
+  so numbers that tools/gen.py rewrites never make the translation stale;
+- a fold's `<details>` line becomes blank and its `<summary>label</summary>`
+  line the label alone: a paragraph, hence a message, which
+  tools/i18n_summary.py puts back into the translated HTML book (an HTML
+  block is never a message).
 
 Blank lines keep the line numbers of the POT's `#:` references true and
 keep the paragraphs on both sides of a block apart, as they are in the book
@@ -26,6 +30,8 @@ import sys
 
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})")
 INCLUDE = re.compile(r"^\s*\{\{#(include|rustdoc_include)\s[^}]*\}\}\s*$")
+DETAILS = re.compile(r"^\s*<details>\s*$")
+SUMMARY = re.compile(r"^\s*<summary>(.*)</summary>\s*$")
 
 
 def prose_only(text):
@@ -37,8 +43,13 @@ def prose_only(text):
             if match:
                 fence = match.group("fence")
                 out.append("")
-            elif INCLUDE.match(line):
+            elif INCLUDE.match(line) or DETAILS.match(line):
                 out.append("")
+            elif SUMMARY.match(line):
+                # A fold's label, on a line of its own after a blank one: a
+                # paragraph, so a message (tools/i18n_summary.py translates
+                # the label in the HTML book).
+                out.append(SUMMARY.match(line).group(1))
             else:
                 out.append(line)
         else:
