@@ -302,7 +302,7 @@ const NODE_DATA: &[u8] = b"127.0.0.1:8000";
 // ANCHOR: find_or_start
 /// Finds or starts a ZooKeeper, then shows `ZkClient` at work on it.
 fn zk_demo(app: &MprpcApplication) -> Result<(), String> {
-    // `_server` keeps a ZooKeeper we started alive until the demo is over;
+    // `server` keeps a ZooKeeper we started alive until the demo is over;
     // dropping it stops the JVM and deletes its files.
     let (addr, _server) = zookeeper::find_or_start(&app.config().zookeeper_addr())?;
     // ZkClient is asynchronous: the client crate runs the session (pings,
