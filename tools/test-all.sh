@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/ensure-deps.sh
+# Every crate is built once per run here, so an incremental cache only costs
+# disk (it was as large as the build itself; one CI run ran out of disk).
+# Set CARGO_INCREMENTAL=1 to keep it for repeated local runs.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 stage() {
     echo
@@ -54,4 +58,5 @@ fi
 # translation fails here (tools/i18n.sh pot, update, translate).
 stage "translation complete and up to date"; tools/i18n.sh check
 echo
+echo "disk used by the build: $(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1)"
 echo "all checks passed"

@@ -80,6 +80,8 @@ mprpc-build = {{ path = "{build}" }}
         .args(["run", "--quiet"])
         .current_dir(&krate)
         .env("CARGO_TARGET_DIR", &target)
+        // No debug info in a build only run once: CI's disk is not ours.
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
         // Whatever protoc the caller has: the vendored one must be used.
         .env_remove("PROTOC")
         .output()
