@@ -16,6 +16,11 @@ stage() {
 
 stage "format";     cargo fmt --all -- --check
 stage "clippy";     cargo clippy --workspace --all-targets --quiet -- -D warnings
+# final/mprpc's layout: no file over 800 lines, no import circle between
+# modules (the self-test first: the check must fail on a circle).
+stage "module shape"
+python3 tools/check_modules.py --self-test
+python3 tools/check_modules.py
 # ZooKeeper tests start and stop their own server; nothing runs beforehand.
 # One package at a time: steps 08-12 each have binaries named `callee` and
 # `caller` (the course's names), and in one workspace-wide build they would

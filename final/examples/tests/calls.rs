@@ -1,7 +1,7 @@
 //! Calls over the multiplexed protocol on real TCP: stubs, multiplexing,
 //! every error code, deadlines, cancellation and limits.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use mprpc::{
     BlockingChannel, CallContext, ErrorCode, MprpcChannel, MprpcConfig, MprpcController,
-    RpcProvider, RunningProvider, ServiceDescriptor, StaticRegistry, Status,
+    RunningProvider, ServiceDescriptor, StaticRegistry, Status,
 };
 use mprpc_examples::fixbug::{
     BlockingUserServiceRpcStub, FriendServiceRpcStub, GetFriendsListRequest, LoginRequest,
@@ -79,12 +79,9 @@ async fn slow_provider(config: MprpcConfig, delay: Duration) -> (RunningProvider
         delay,
         ..Slow::default()
     });
-    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
+    let mut provider = support::provider(config);
     provider.notify_service(UserServiceRpcServer::from_arc(Arc::clone(&slow)));
-    match provider.start().await {
-        Ok(p) => (p, slow),
-        Err(e) => panic!("start: {e}"),
-    }
+    (support::start(provider).await, slow)
 }
 
 fn login(name: &str) -> LoginRequest {
@@ -96,7 +93,7 @@ fn login(name: &str) -> LoginRequest {
 
 #[tokio::test]
 async fn register_then_login_through_async_stubs() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let channel = MprpcChannel::direct(&p.local_addr().to_string());
     let users = UserServiceRpcStub::new(channel.clone());
     let reg = users
@@ -130,7 +127,7 @@ fn blocking_stub_works_without_a_runtime() {
         Ok(r) => r,
         Err(e) => panic!("{e}"),
     };
-    let p = runtime.block_on(common::demo_provider(common::local_config()));
+    let p = runtime.block_on(support::demo_provider(support::local_config()));
     let channel = match BlockingChannel::direct(&p.local_addr().to_string()) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
@@ -157,7 +154,7 @@ fn blocking_stub_works_without_a_runtime() {
 
 #[tokio::test]
 async fn many_concurrent_calls_share_one_connection() {
-    let (p, slow) = slow_provider(common::local_config(), Duration::from_millis(100)).await;
+    let (p, slow) = slow_provider(support::local_config(), Duration::from_millis(100)).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let started = Instant::now();
     let calls = (0..500).map(|i| {
@@ -193,7 +190,7 @@ static NO_SUCH_METHOD: ServiceDescriptor =
 
 #[tokio::test]
 async fn every_provider_error_code_reaches_the_caller() {
-    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(300)).await;
+    let (p, _) = slow_provider(support::local_config(), Duration::from_millis(300)).await;
     let channel = MprpcChannel::direct(&p.local_addr().to_string());
     let ctrl = MprpcController::new();
 
@@ -253,7 +250,7 @@ async fn every_provider_error_code_reaches_the_caller() {
 
 #[tokio::test]
 async fn provider_enforces_the_deadline_it_is_sent() {
-    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(500)).await;
+    let (p, _) = slow_provider(support::local_config(), Duration::from_millis(500)).await;
     // Raw request frame with timeout_ms = 50: the provider itself answers
     // "deadline exceeded" without waiting for the 500 ms handler.
     let mut s = TcpStream::connect(p.local_addr())
@@ -306,7 +303,7 @@ async fn provider_enforces_the_deadline_it_is_sent() {
 
 #[tokio::test]
 async fn cancel_through_the_controller() {
-    let (p, slow) = slow_provider(common::local_config(), Duration::from_secs(5)).await;
+    let (p, slow) = slow_provider(support::local_config(), Duration::from_secs(5)).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let ctrl = MprpcController::new();
     let canceller = ctrl.clone();
@@ -326,7 +323,7 @@ async fn cancel_through_the_controller() {
 
 #[tokio::test]
 async fn in_flight_limit_answers_overloaded() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.limits.max_in_flight_per_connection = 4;
     let (p, _) = slow_provider(config, Duration::from_millis(200)).await;
     // The caller's own limit is higher, so it does send 20 at once.
@@ -347,9 +344,9 @@ async fn in_flight_limit_answers_overloaded() {
 
 #[tokio::test]
 async fn connection_limit_answers_overloaded() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.limits.max_connections = 1;
-    let p = common::demo_provider(config).await;
+    let p = support::demo_provider(config).await;
     let addr = p.local_addr().to_string();
     let first = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
     assert!(first.login(&login("a")).await.is_ok());
@@ -366,7 +363,7 @@ async fn connection_limit_answers_overloaded() {
 
 #[tokio::test]
 async fn huge_length_prefix_gets_a_clear_error_and_provider_survives() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let mut s = match TcpStream::connect(p.local_addr()).await {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
@@ -395,7 +392,7 @@ async fn huge_length_prefix_gets_a_clear_error_and_provider_survives() {
 
 #[tokio::test]
 async fn oversized_request_is_refused_locally() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let mut config = MprpcConfig::default();
     config.limits.max_frame_size = 1024;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct_with(
@@ -427,7 +424,7 @@ async fn unreachable_provider_is_a_transport_error() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_calls_in_flight() {
-    let (p, _) = slow_provider(common::local_config(), Duration::from_millis(300)).await;
+    let (p, _) = slow_provider(support::local_config(), Duration::from_millis(300)).await;
     let addr = p.local_addr().to_string();
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&addr));
     let calls: Vec<_> = (0..50)
@@ -469,7 +466,7 @@ async fn caller_side_error_codes() {
 
     // BadResponse: decode the LoginResponse `0a00` as a RegisterRequest
     // (field 1 is a varint there, a message here).
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let channel = MprpcChannel::direct(&p.local_addr().to_string());
     let r: Result<RegisterRequest, _> = channel
         .call(None, &USER_SERVICE_RPC_DESCRIPTOR, 0, &login("a"))
@@ -503,7 +500,7 @@ async fn caller_side_error_codes() {
 async fn spread(policy: mprpc::LoadBalance, delays: [Duration; 2]) -> [usize; 2] {
     let mut providers = Vec::new();
     for delay in delays {
-        providers.push(slow_provider(common::local_config(), delay).await);
+        providers.push(slow_provider(support::local_config(), delay).await);
     }
     let addrs: Vec<String> = providers
         .iter()

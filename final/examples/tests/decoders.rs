@@ -7,8 +7,8 @@
 //! exactly; the failing input is printed in hex. Set `MPRPC_DECODER_SEED`
 //! to explore other seeds.
 
-mod common;
 mod decoder_oracle;
+mod support;
 
 use bytes::BytesMut;
 use mprpc::ErrorCode;
@@ -190,7 +190,7 @@ fn legacy_seeds(rng: &mut Rng) -> Vec<Vec<u8>> {
         "login_request_lisi.hex",
     ]
     .iter()
-    .map(|name| common::capture(name))
+    .map(|name| support::capture(name))
     .collect();
     for _ in 0..5 {
         let msg = login(&rng.bytes_upto(40), &rng.bytes_upto(10));

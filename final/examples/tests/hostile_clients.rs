@@ -18,7 +18,6 @@
 //! printed (`cargo test -p mprpc --test hostile_clients -- --nocapture`)
 //! and quoted in the book chapter "What can go wrong".
 
-mod common;
 mod support;
 
 use std::fs;
@@ -186,7 +185,7 @@ fn payload(kind: Hostile, seed: u64) -> Vec<u8> {
             out.extend_from_slice(&f[..f.len() / 2]);
         }
         Hostile::LegacyHalfRequest => {
-            let r = common::capture("request.hex");
+            let r = support::capture("request.hex");
             out.extend_from_slice(&r[..r.len() / 2]);
         }
         Hostile::Nothing | Hostile::ConnectAndLeave => {}

@@ -3,18 +3,14 @@
 //! before any handler runs (framed and course format), and caller-side
 //! refusals before anything is sent.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use mprpc::{
-    CallContext, ClientCall, ErrorCode, MprpcChannel, MprpcController, RpcProvider,
-    RunningProvider, ServerCall, StaticRegistry, Status,
+    CallContext, ClientCall, ErrorCode, MprpcChannel, MprpcController, RunningProvider, ServerCall,
+    Status,
 };
 use mprpc_examples::auth::{AttachBearer, CALLER, RequireBearer};
 use mprpc_examples::fixbug::{
@@ -61,8 +57,7 @@ impl UserServiceRpc for WhoCalls {
 async fn guarded() -> (RunningProvider, Arc<AtomicUsize>) {
     let service = WhoCalls::default();
     let reached = Arc::clone(&service.reached);
-    let mut provider =
-        RpcProvider::new(common::local_config()).with_registry(Arc::new(StaticRegistry::default()));
+    let mut provider = support::provider(support::local_config());
     provider.notify_service(UserServiceRpcServer::new(service));
     provider.add_interceptor(RequireBearer::new([("alice".into(), "s3cret".into())]));
     provider.add_interceptor(|call: &mut ServerCall| {
@@ -71,18 +66,10 @@ async fn guarded() -> (RunningProvider, Arc<AtomicUsize>) {
         call.metadata.insert("stamp", stamp)?;
         call.response_metadata.insert("served-by", "guarded")
     });
-    match provider.start().await {
-        Ok(p) => (p, reached),
-        Err(e) => panic!("provider failed to start: {e}"),
-    }
+    (support::start(provider).await, reached)
 }
 
-fn login() -> LoginRequest {
-    LoginRequest {
-        name: b"zhang san".to_vec(),
-        pwd: b"123456".to_vec(),
-    }
-}
+use support::login;
 
 #[tokio::test]
 async fn a_known_token_passes_and_the_handler_sees_the_caller_not_the_secret() {
@@ -140,14 +127,7 @@ async fn missing_or_wrong_tokens_are_refused_before_the_handler() {
 #[tokio::test]
 async fn a_course_format_call_carries_no_token_and_is_refused() {
     let (p, reached) = guarded().await;
-    let mut s = match TcpStream::connect(p.local_addr()).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect: {e}"),
-    };
-    // The course's captured Login request ("zhang san", "123456").
-    assert!(s.write_all(&common::capture("request.hex")).await.is_ok());
-    let mut reply = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+    let (read, reply) = support::course_login_reply(p.local_addr()).await;
     assert!(matches!(read, Ok(Ok(0))), "{read:?}");
     assert!(
         reply.is_empty(),

@@ -1,7 +1,7 @@
 //! The provider serves callers speaking the course's original format, byte
 //! for byte (captures from the C++ course in proto/captures).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -35,30 +35,30 @@ async fn exchange(addr: std::net::SocketAddr, request: &[u8], trickle: bool) -> 
 
 #[tokio::test]
 async fn captured_login_gets_captured_response() {
-    let p = common::demo_provider(common::local_config()).await;
-    let reply = exchange(p.local_addr(), &common::capture("request.hex"), false).await;
-    assert_eq!(reply, common::capture("response.hex"));
+    let p = support::demo_provider(support::local_config()).await;
+    let reply = exchange(p.local_addr(), &support::capture("request.hex"), false).await;
+    assert_eq!(reply, support::capture("response.hex"));
     p.shutdown().await.ok();
 }
 
 #[tokio::test]
 async fn captured_register_gets_captured_response() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let reply = exchange(
         p.local_addr(),
-        &common::capture("register_request.hex"),
+        &support::capture("register_request.hex"),
         false,
     )
     .await;
-    assert_eq!(reply, common::capture("register_response.hex"));
+    assert_eq!(reply, support::capture("register_response.hex"));
     // Same answer for li si, who is not registered either.
     let reply = exchange(
         p.local_addr(),
-        &common::capture("login_request_lisi.hex"),
+        &support::capture("login_request_lisi.hex"),
         true,
     )
     .await;
-    assert_eq!(reply, common::capture("response.hex"));
+    assert_eq!(reply, support::capture("response.hex"));
     p.shutdown().await.ok();
 }
 
@@ -70,7 +70,7 @@ fn our_legacy_encoder_produces_the_captured_bytes() {
     };
     assert_eq!(
         mprpc::legacy::encode_request("UserServiceRpc", "Login", &login),
-        common::capture("request.hex")
+        support::capture("request.hex")
     );
     let register = RegisterRequest {
         id: 4099,
@@ -79,13 +79,13 @@ fn our_legacy_encoder_produces_the_captured_bytes() {
     };
     assert_eq!(
         mprpc::legacy::encode_request("UserServiceRpc", "Register", &register),
-        common::capture("register_request.hex")
+        support::capture("register_request.hex")
     );
 }
 
 #[tokio::test]
 async fn legacy_client_helper_and_login_after_register() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     let addr = p.local_addr().to_string();
     let register = RegisterRequest {
         id: 1,
@@ -107,7 +107,7 @@ async fn legacy_client_helper_and_login_after_register() {
 
 #[tokio::test]
 async fn legacy_errors_close_instead_of_hanging() {
-    let p = common::demo_provider(common::local_config()).await;
+    let p = support::demo_provider(support::local_config()).await;
     // Unknown method: the course's provider never replied; we close.
     let login = LoginRequest::default();
     let bytes = mprpc::legacy::encode_request("UserServiceRpc", "Logout", &login);
@@ -119,7 +119,7 @@ async fn legacy_errors_close_instead_of_hanging() {
             .is_empty()
     );
     // Provider still serves.
-    let reply = exchange(p.local_addr(), &common::capture("request.hex"), false).await;
-    assert_eq!(reply, common::capture("response.hex"));
+    let reply = exchange(p.local_addr(), &support::capture("request.hex"), false).await;
+    assert_eq!(reply, support::capture("response.hex"));
     p.shutdown().await.ok();
 }

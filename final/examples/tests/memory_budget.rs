@@ -18,7 +18,6 @@
 //! `MPRPC_PIPELINERS=1024` runs the first test with the default
 //! `max_connections`' worth of callers.
 
-mod common;
 mod support;
 
 use std::sync::Arc;

@@ -3,9 +3,8 @@
 //! shows; bounded on both sides; invisible to callers that do not ask for
 //! it (the course's preamble without the flag).
 
-mod common;
+mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -14,12 +13,12 @@ use tokio::net::TcpStream;
 
 use mprpc::frame::{self, Frame};
 use mprpc::{
-    CallContext, ErrorCode, Metadata, MprpcChannel, MprpcConfig, MprpcController, RpcProvider,
-    RunningProvider, StaticRegistry, Status,
+    CallContext, ErrorCode, Metadata, MprpcChannel, MprpcConfig, MprpcController, RunningProvider,
+    Status,
 };
 use mprpc_examples::fixbug::{
     LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
-    UserServiceRpcServer, UserServiceRpcStub,
+    UserServiceRpcStub,
 };
 
 /// Login answers with what it saw: every request entry comes back as
@@ -55,24 +54,14 @@ impl UserServiceRpc for Echo {
 
 /// A provider of `Echo` with `config`.
 async fn echo_provider(config: MprpcConfig) -> RunningProvider {
-    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(Echo));
-    match provider.start().await {
-        Ok(p) => p,
-        Err(e) => panic!("provider failed to start: {e}"),
-    }
+    support::user_service_provider(config, Echo).await
 }
 
-fn login() -> LoginRequest {
-    LoginRequest {
-        name: b"zhang san".to_vec(),
-        pwd: b"123456".to_vec(),
-    }
-}
+use support::login;
 
 #[tokio::test]
 async fn metadata_goes_from_controller_to_handler_and_back() {
-    let p = echo_provider(common::local_config()).await;
+    let p = echo_provider(support::local_config()).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let c = MprpcController::new();
     assert!(c.set_metadata("x-user", "zhang san").is_ok());
@@ -116,13 +105,7 @@ impl UserServiceRpc for Lingering {
 
 #[tokio::test]
 async fn metadata_set_after_the_answer_reaches_no_other_call() {
-    let mut provider =
-        RpcProvider::new(common::local_config()).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(Lingering));
-    let p = match provider.start().await {
-        Ok(p) => p,
-        Err(e) => panic!("provider failed to start: {e}"),
-    };
+    let p = support::user_service_provider(support::local_config(), Lingering).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     for round in 0..3 {
         let first = MprpcController::new();
@@ -144,7 +127,7 @@ async fn metadata_set_after_the_answer_reaches_no_other_call() {
 
 #[tokio::test]
 async fn an_error_carries_its_metadata_to_the_caller() {
-    let p = echo_provider(common::local_config()).await;
+    let p = echo_provider(support::local_config()).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let c = MprpcController::new();
     assert!(c.set_metadata("x-fail", "busy").is_ok());
@@ -177,8 +160,8 @@ async fn invalid_keys_are_refused_on_the_controller() {
 
 #[tokio::test]
 async fn the_caller_refuses_to_send_more_than_its_limits() {
-    let p = echo_provider(common::local_config()).await;
-    let mut config = common::local_config();
+    let p = echo_provider(support::local_config()).await;
+    let mut config = support::local_config();
     config.limits.max_metadata_entries = 2;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct_with(
         &config,
@@ -197,7 +180,7 @@ async fn the_caller_refuses_to_send_more_than_its_limits() {
 
 #[tokio::test]
 async fn response_metadata_over_the_providers_limit_fails_the_call() {
-    let p = echo_provider(common::local_config()).await;
+    let p = echo_provider(support::local_config()).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
     let c = MprpcController::new();
     let r = stub.register_with(&c, &RegisterRequest::default()).await;
@@ -245,7 +228,7 @@ async fn next_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Frame {
 
 #[tokio::test]
 async fn a_caller_without_the_flag_gets_plain_responses() {
-    let p = echo_provider(common::local_config()).await;
+    let p = echo_provider(support::local_config()).await;
     let mut md = Metadata::new();
     assert!(md.insert("x-user", "zhang san").is_ok());
     for (flags, want_md) in [(0u8, false), (frame::FLAG_METADATA, true)] {
@@ -282,7 +265,7 @@ async fn a_caller_without_the_flag_gets_plain_responses() {
 
 #[tokio::test]
 async fn a_malformed_or_oversized_block_fails_that_call_only() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.limits.max_metadata_entries = 4;
     config.limits.max_metadata_bytes = 128;
     let p = echo_provider(config).await;

@@ -15,7 +15,6 @@
 //!
 //! Figures: `cargo test -p mprpc --test slow_senders -- --nocapture`.
 
-mod common;
 mod support;
 
 use std::sync::Arc;
@@ -195,7 +194,7 @@ async fn slow_senders_hold_no_slot_and_fresh_callers_get_in() {
         trickles.spawn(trickle(provider.addr.clone(), frame::PREAMBLE.to_vec()));
         trickles.spawn(trickle(
             provider.addr.clone(),
-            common::capture("request.hex"),
+            support::capture("request.hex"),
         ));
     }
     let mut longest_trickle = Duration::ZERO;

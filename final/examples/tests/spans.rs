@@ -7,7 +7,7 @@
 //! test's thread while this test installs its (thread-local) subscriber
 //! can be cached as "nobody" — the span would then be missing here.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,47 +15,16 @@ use std::sync::{Arc, Mutex};
 use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
-use mprpc::{
-    CallContext, ErrorCode, MprpcChannel, RpcProvider, RunningProvider, StaticRegistry, Status,
-};
-use mprpc_examples::fixbug::{
-    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
-    UserServiceRpcServer, UserServiceRpcStub,
-};
+use mprpc::{ErrorCode, MprpcChannel, RunningProvider};
+use mprpc_examples::fixbug::{RegisterRequest, UserServiceRpcStub};
 
-/// Login succeeds; Register always fails with a handler error.
-struct Service;
-
-impl UserServiceRpc for Service {
-    async fn login(&self, _: CallContext, _: LoginRequest) -> Result<LoginResponse, Status> {
-        Ok(LoginResponse::default())
-    }
-
-    async fn register(
-        &self,
-        _: CallContext,
-        _: RegisterRequest,
-    ) -> Result<RegisterResponse, Status> {
-        Err(Status::handler("registrations are closed"))
-    }
-}
-
+/// A provider of [`RegistrationsClosed`](support::RegistrationsClosed):
+/// Login succeeds, Register fails.
 async fn provider() -> RunningProvider {
-    let mut provider =
-        RpcProvider::new(common::local_config()).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(Service));
-    match provider.start().await {
-        Ok(p) => p,
-        Err(e) => panic!("provider failed to start: {e}"),
-    }
+    support::user_service_provider(support::local_config(), support::RegistrationsClosed).await
 }
 
-fn login() -> LoginRequest {
-    LoginRequest {
-        name: b"zhang san".to_vec(),
-        pwd: b"123456".to_vec(),
-    }
-}
+use support::login;
 
 /// A span's name and fields.
 type SpanFields = (String, HashMap<String, String>);

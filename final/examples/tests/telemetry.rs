@@ -3,57 +3,23 @@
 //! and connections — bounded against hostile scrapers. (Spans are tested
 //! in `spans.rs`.)
 
-mod common;
+mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use mprpc::{
-    CallContext, MprpcChannel, MprpcConfig, RpcProvider, RunningProvider, StaticRegistry, Status,
-};
-use mprpc_examples::fixbug::{
-    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
-    UserServiceRpcServer, UserServiceRpcStub,
-};
+use mprpc::{MprpcChannel, MprpcConfig, RunningProvider};
+use mprpc_examples::fixbug::{LoginRequest, RegisterRequest, UserServiceRpcStub};
 
-/// Login succeeds; Register always fails with a handler error.
-struct Service;
-
-impl UserServiceRpc for Service {
-    async fn login(&self, _: CallContext, req: LoginRequest) -> Result<LoginResponse, Status> {
-        if req.name == b"slow" {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        Ok(LoginResponse::default())
-    }
-
-    async fn register(
-        &self,
-        _: CallContext,
-        _: RegisterRequest,
-    ) -> Result<RegisterResponse, Status> {
-        Err(Status::handler("registrations are closed"))
-    }
-}
-
+/// A provider of [`RegistrationsClosed`](support::RegistrationsClosed):
+/// Login succeeds (slowly for `slow`), Register fails.
 async fn provider(config: MprpcConfig) -> RunningProvider {
-    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(UserServiceRpcServer::new(Service));
-    match provider.start().await {
-        Ok(p) => p,
-        Err(e) => panic!("provider failed to start: {e}"),
-    }
+    support::user_service_provider(config, support::RegistrationsClosed).await
 }
 
-fn login() -> LoginRequest {
-    LoginRequest {
-        name: b"zhang san".to_vec(),
-        pwd: b"123456".to_vec(),
-    }
-}
+use support::login;
 
 /// `GET path` on the admin endpoint: (status line, body).
 async fn get(p: &RunningProvider, request: &str) -> (String, String) {
@@ -85,7 +51,7 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 // ANCHOR: scrape
 #[tokio::test]
 async fn the_admin_endpoint_serves_prometheus_text() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.admin.address = Some("127.0.0.1:0".into());
     let p = provider(config).await;
     let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
@@ -148,7 +114,7 @@ async fn the_admin_endpoint_serves_prometheus_text() {
 
 #[tokio::test]
 async fn refusals_count_under_fixed_labels_and_connections_close() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.admin.address = Some("127.0.0.1:0".into());
     let p = provider(config).await;
     {
@@ -198,7 +164,7 @@ async fn refusals_count_under_fixed_labels_and_connections_close() {
 
 #[tokio::test]
 async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.admin.address = Some("127.0.0.1:0".into());
     let p = provider(config).await;
     let slow = LoginRequest {
@@ -271,7 +237,7 @@ async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
 
 #[tokio::test]
 async fn the_admin_endpoint_answers_bad_requests_and_is_bounded() {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.admin.address = Some("127.0.0.1:0".into());
     let p = provider(config).await;
     let (status, _) = get(&p, "GET /vars HTTP/1.1\r\n\r\n").await;
@@ -312,6 +278,6 @@ async fn the_admin_endpoint_answers_bad_requests_and_is_bounded() {
 
 #[tokio::test]
 async fn without_an_admin_address_nothing_listens() {
-    let p = provider(common::local_config()).await;
+    let p = provider(support::local_config()).await;
     assert_eq!(p.admin_addr(), None);
 }

@@ -4,12 +4,12 @@
 //! callers, the course's format, a caller trusting another CA, a silent
 //! client in the handshake, bad files and forbidden combinations.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use mprpc::{ErrorCode, MprpcChannel, MprpcConfig, RpcProvider, RunningProvider, StaticRegistry};
@@ -23,7 +23,7 @@ fn pki() -> TestPki {
 /// A provider of the demo UserService with TLS from `pki` (and mutual TLS
 /// when `mutual`).
 async fn tls_provider(pki: &TestPki, mutual: bool) -> RunningProvider {
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.tls.cert = Some(pki.path("provider.pem"));
     config.tls.key = Some(pki.path("provider.key"));
     if mutual {
@@ -127,13 +127,7 @@ async fn a_plaintext_caller_fails_fast_on_a_tls_port() {
 async fn the_course_format_gets_no_answer_on_a_tls_port() {
     let pki = pki();
     let p = tls_provider(&pki, false).await;
-    let mut s = match TcpStream::connect(p.local_addr()).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect: {e}"),
-    };
-    assert!(s.write_all(&common::capture("request.hex")).await.is_ok());
-    let mut reply = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+    let (read, reply) = support::course_login_reply(p.local_addr()).await;
     // Closed; whatever came back is a TLS alert, never a response.
     assert!(
         matches!(read, Ok(Ok(_)) | Ok(Err(_))),
@@ -185,7 +179,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_ca() {
 async fn bad_files_and_combinations_are_errors_not_plaintext() {
     let pki = pki();
     // A provider whose certificate file is missing does not start.
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.tls.cert = Some(pki.path("missing.pem"));
     config.tls.key = Some(pki.path("provider.key"));
     let r = start(config).await;
@@ -194,7 +188,7 @@ async fn bad_files_and_combinations_are_errors_not_plaintext() {
         "{r:?}"
     );
     // A key that is not a key.
-    let mut config = common::local_config();
+    let mut config = support::local_config();
     config.tls.cert = Some(pki.path("provider.pem"));
     config.tls.key = Some(pki.path("ca.pem"));
     assert!(matches!(start(config).await, Err(mprpc::Error::Config(_))));
@@ -209,7 +203,7 @@ async fn bad_files_and_combinations_are_errors_not_plaintext() {
     }
     // A caller whose CA file is missing fails every call, and never falls
     // back to plaintext (the provider here is plaintext and would answer).
-    let plain = common::demo_provider(common::local_config()).await;
+    let plain = support::demo_provider(support::local_config()).await;
     let mut config = MprpcConfig::default();
     config.tls.ca = Some(pki.path("missing-ca.pem"));
     let r = call(&config, &plain).await;

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::metadata::Metadata;
+use crate::metadata::{InvalidMetadata, Metadata};
 
 // ANCHOR: error_code
 /// Why a call failed. Values `1..=9` are sent by providers in response frames;
@@ -126,6 +126,31 @@ pub struct Status {
     /// interceptor (sent with the error response), or received with one
     /// (on the caller's side). Usually empty.
     pub metadata: Metadata,
+}
+
+impl From<InvalidMetadata> for Status {
+    /// Metadata a handler or caller tried to set is refused as a bad request.
+    fn from(invalid: InvalidMetadata) -> Status {
+        Status::new(ErrorCode::BadRequest, invalid.message())
+    }
+}
+
+// `Metadata::insert` is written here, beside `Status`, and not in
+// metadata.rs: a `Status` holds a `Metadata`, so `metadata` must not know
+// `Status`, or the two modules would import each other
+// (tools/check_modules.py fails on such a circle).
+impl Metadata {
+    /// Sets `key` to `value`, replacing an earlier value. Fails, changing
+    /// nothing, with a `BadRequest` status if the key is not a valid name or
+    /// either part is too long for the wire ([`Metadata::try_insert`] says
+    /// the same without a `Status`).
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), Status> {
+        Ok(self.try_insert(key, value)?)
+    }
 }
 
 /// The name this type had on the caller's side before the two were one;

@@ -23,7 +23,10 @@
 
 use std::fmt;
 
-use crate::error::{ErrorCode, Status};
+// Nothing from `crate::error` here: a `Status` carries a `Metadata`, so this
+// module sits below `error` and reports its own error, [`InvalidMetadata`];
+// `Metadata::insert`, which answers with a `Status`, is written in
+// `error.rs` for that reason.
 
 /// Longest key, in bytes (its length travels in one byte).
 pub const MAX_KEY_LEN: usize = 255;
@@ -46,6 +49,26 @@ pub struct Metadata {
     entries: Option<Box<Vec<(String, String)>>>,
 }
 // ANCHOR_END: metadata
+
+/// Why a key or value cannot be metadata: the key is not a valid name, or
+/// a part is too long for the wire. Its text says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidMetadata(String);
+
+impl InvalidMetadata {
+    /// The explanation, as the caller or handler will see it.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InvalidMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidMetadata {}
 
 impl PartialEq for Metadata {
     fn eq(&self, other: &Metadata) -> bool {
@@ -91,22 +114,20 @@ impl Metadata {
 
     /// Sets `key` to `value`, replacing an earlier value. Fails, changing
     /// nothing, if the key is not a valid name or either part is too long
-    /// for the wire.
-    pub fn insert(
+    /// for the wire. [`Metadata::insert`] is the same, failing with a
+    /// [`Status`](crate::Status) (code `BadRequest`) for a handler's `?`.
+    pub fn try_insert(
         &mut self,
         key: impl Into<String>,
         value: impl Into<String>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), InvalidMetadata> {
         let (key, value) = (key.into(), value.into());
-        check_key(key.as_bytes()).map_err(|why| Status::new(ErrorCode::BadRequest, why))?;
+        check_key(key.as_bytes()).map_err(InvalidMetadata)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(Status::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "metadata value of {key:?} is {} bytes; at most {MAX_VALUE_LEN}",
-                    value.len()
-                ),
-            ));
+            return Err(InvalidMetadata(format!(
+                "metadata value of {key:?} is {} bytes; at most {MAX_VALUE_LEN}",
+                value.len()
+            )));
         }
         let entries = self.list_mut();
         match entries.iter_mut().find(|(k, _)| *k == key) {

@@ -7,19 +7,20 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::ChildProcess;
 
 use super::provider_process::example_binary;
 use super::zk_server::free_port;
 
 /// A `callee` child serving `UserServiceRpc` on 127.0.0.1, with no
-/// discovery.
+/// discovery. The process itself is the shared harness's [`ChildProcess`]
+/// (its directory, captured output and logs, kill on drop); this adds the
+/// config, the fd limit and the `/proc` readings.
 pub struct Callee {
-    /// The child.
-    child: Child,
-    /// Config, logs, captured output.
-    dir: tempfile::TempDir,
+    /// The child, in its own directory (config, `logs/`, `output.txt`).
+    child: ChildProcess,
     /// "127.0.0.1:port".
     pub addr: String,
 }
@@ -34,7 +35,7 @@ impl Callee {
             Ok(b) => b,
             Err(e) => panic!("building the callee example: {e}"),
         };
-        let dir = match tempfile::tempdir() {
+        let dir = match ChildProcess::workdir() {
             Ok(d) => d,
             Err(e) => panic!("tempdir: {e}"),
         };
@@ -46,51 +47,27 @@ impl Callee {
             "# Written by a test of final/examples/tests.\n\
              rpcserverip = \"127.0.0.1\"\n\
              rpcserverport = {port}\n\
-             log_dir = \"{logs}\"\n\
+             log_dir = \"logs\"\n\
              log_level = \"{log_level}\"\n\
              {tables}\n",
-            logs = dir.path().join("logs").display(),
         );
-        let config_path = dir.path().join("mprpc.toml");
-        if let Err(e) = fs::write(&config_path, config) {
+        if let Err(e) = fs::write(dir.path().join("mprpc.toml"), config) {
             panic!("writing the config: {e}");
         }
-        let output = match fs::File::create(dir.path().join("output.txt")) {
-            Ok(f) => f,
-            Err(e) => panic!("output file: {e}"),
-        };
-        let stderr = match output.try_clone() {
-            Ok(f) => f,
-            Err(e) => panic!("output file: {e}"),
-        };
-        let mut command = match max_fds {
+        let binary = binary.display().to_string();
+        let child = match max_fds {
             Some(n) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" -i \"$1\""))
-                    .arg(binary)
-                    .arg(&config_path);
-                c
+                let script = format!("ulimit -n {n} && exec \"$0\" -i mprpc.toml");
+                ChildProcess::spawn("sh".as_ref(), &["-c", &script, &binary], dir, |_| {})
             }
-            None => {
-                let mut c = Command::new(binary);
-                c.arg("-i").arg(&config_path);
-                c
-            }
+            None => ChildProcess::spawn(binary.as_ref(), &["-i", "mprpc.toml"], dir, |_| {}),
         };
-        let child = command
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(stderr)
-            .spawn();
         let child = match child {
             Ok(c) => c,
             Err(e) => panic!("starting the callee: {e}"),
         };
         Callee {
             child,
-            dir,
             addr: format!("127.0.0.1:{port}"),
         }
     }
@@ -111,14 +88,17 @@ impl Callee {
         }
     }
 
-    /// The child's pid.
+    /// The child's pid (the test fails if it has exited).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match self.child.pid() {
+            Some(pid) => pid,
+            None => panic!("the callee has exited:\n{}", self.output()),
+        }
     }
 
     /// Whether the child is still running.
     pub fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
+        matches!(self.child.try_wait(), Ok(None)) && self.child.pid().is_some()
     }
 
     /// (VmRSS, VmHWM) in KiB.
@@ -144,15 +124,7 @@ impl Callee {
 
     /// What the child printed, then its log files.
     pub fn output(&self) -> String {
-        let mut out = fs::read_to_string(self.dir.path().join("output.txt")).unwrap_or_default();
-        if let Ok(entries) = fs::read_dir(self.dir.path().join("logs")) {
-            let mut logs: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            logs.sort();
-            for log in logs {
-                out.push_str(&fs::read_to_string(&log).unwrap_or_default());
-            }
-        }
-        out
+        self.child.output()
     }
 
     /// Waits until the provider holds no more than `baseline` descriptors,
@@ -165,12 +137,5 @@ impl Callee {
             fds = self.open_fds();
         }
         fds
-    }
-}
-
-impl Drop for Callee {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
