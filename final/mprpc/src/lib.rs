@@ -15,24 +15,30 @@
 //!
 //! ## Concepts and where they live
 //!
-//! | course concept | here | module |
-//! |---|---|---|
-//! | `protoc --cpp_out` with `cc_generic_services` | the `mprpc-build` crate, called from a user's `build.rs`, generates per service a descriptor, an async callee trait, a server adapter, async and blocking stubs; [`include_proto!`] includes them | [`codegen`], [`service`] |
-//! | `google::protobuf::Service::CallMethod` | object-safe [`Service`] trait returning a boxed future | [`service`] |
-//! | `RpcProvider::NotifyService` / `Run` | [`RpcProvider::notify_service`], [`RpcProvider::run`] / [`RpcProvider::start`] | [`provider`] |
-//! | `[u32 header_size][RpcHeader][args]`, one call per connection | a preamble, then length-prefixed frames with call ids; many calls in flight per connection | [`frame`] |
-//! | the same format, for old callers | still served, detected from the first four bytes | [`legacy`] |
-//! | `MprpcChannel::CallMethod` | pooled multiplexed connections, load balancing, retries only when safe | [`channel`] (+ private `connection`) |
-//! | `MprpcController` (`Failed`, `ErrorText`) | plus deadline and cancellation; error codes carried on the wire | [`controller`], [`error`] |
-//! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry; `-i` as a clap [`ConfigArgs`] a program can embed | [`application`], [`config`] |
-//! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] |
-//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists; the course's layout too, published and followed with `[course_compat]` | [`registry`] |
-//! | the async logger (queue + writer thread) | behind the `log` facade, installed when the program chooses | [`logger`] |
-//! | — (the course had none) | [`Metadata`] with each request and response: set on the controller, read in [`CallContext`] | [`metadata`] |
-//! | — | [`ServerInterceptor`] / [`ClientInterceptor`]: see every call, change its metadata, refuse it | [`interceptor`] |
-//! | plain TCP only | TLS with rustls: `[tls]` in the config ([`TlsConfig`]), optional client certificates | private `tls` |
-//! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] |
-//! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | private `metrics` |
+//! | course concept | here | public path | source (`src/`) |
+//! |---|---|---|---|
+//! | `protoc --cpp_out` with `cc_generic_services` | the `mprpc-build` crate, called from a user's `build.rs`, generates per service a descriptor, an async callee trait, a server adapter, async and blocking stubs; [`include_proto!`] includes them | [`codegen`], [`service`] | `codegen.rs`, `service.rs` |
+//! | `google::protobuf::Service::CallMethod` | object-safe [`Service`] trait returning a boxed future | [`service`] | `service.rs` |
+//! | `RpcProvider::NotifyService` / `Run` | [`RpcProvider::notify_service`], [`RpcProvider::run`] / [`RpcProvider::start`] | [`provider`] | `server/`: `mod.rs` (builder, lifecycle), `accept.rs` (accept loop, connection slots, TLS), `connection.rs` (a connection's reads and writes), `dispatch.rs` (handlers, adaptive fairness), `hooks.rs` (interceptors, metrics, spans) |
+//! | `[u32 header_size][RpcHeader][args]`, one call per connection | a preamble, then length-prefixed frames with call ids; many calls in flight per connection | [`frame`] | `wire/frame.rs` |
+//! | the same format, for old callers | still served, detected from the first four bytes | [`legacy`] | `wire/course.rs` (codec), `server/course.rs` (served), `client/course.rs` (called) |
+//! | `MprpcChannel::CallMethod` | pooled multiplexed connections, load balancing, retries only when safe | [`channel`] | `client/`: `channel.rs` (the call), `channel/pool.rs` (pool, balancing), `connection.rs` + `connection/io.rs` (the connection's tasks), `blocking.rs` |
+//! | `MprpcController` (`Failed`, `ErrorText`) | plus deadline and cancellation; error codes carried on the wire | [`controller`], [`error`] | `controller.rs`, `error.rs` |
+//! | `MprpcApplication::Init(-i file)`, `MprpcConfig` | TOML with the course's four keys plus limits, timeouts, a static registry; `-i` as a clap [`ConfigArgs`] a program can embed | [`application`], [`config`] | `application.rs`, `config.rs` |
+//! | `ZkClient` (`Start`, `Create`, `GetData`) | the same, async, plus watches and session tracking | [`zk_client`] | `zk_client/` (`mod.rs`, `types.rs`) |
+//! | `/Service/Method` ephemeral znodes | a [`Registry`]: static (config) or ZooKeeper with cached, watched provider lists; the course's layout too, published and followed with `[course_compat]` | [`registry`] | `registry/` (`mod.rs` static, `zookeeper.rs`, `zookeeper/course.rs`) |
+//! | the async logger (queue + writer thread) | behind the `log` facade, installed when the program chooses | [`logger`] | `logger.rs` |
+//! | — (the course had none) | [`Metadata`] with each request and response: set on the controller, read in [`CallContext`] | [`metadata`] | `metadata.rs` |
+//! | — | [`ServerInterceptor`] / [`ClientInterceptor`]: see every call, change its metadata, refuse it | [`interceptor`] | `interceptor.rs` |
+//! | plain TCP only | TLS with rustls: `[tls]` in the config ([`TlsConfig`]), optional client certificates | (private) | `tls.rs` |
+//! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] | `server/hooks.rs`, `client/channel.rs` |
+//! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | (private) | `telemetry/metrics.rs` |
+//!
+//! Dependencies point one way: `server` and `client` use `wire`,
+//! `registry`, `telemetry` and the shared types (`config`, `error`,
+//! `metadata`, `service`), never each other's insides, and no two modules
+//! import each other (`tools/check_modules.py` in the repository fails on a
+//! circle, and on a file over 800 lines).
 //!
 //! The course's example services are not part of this crate: they live in
 //! the repository's `final/examples`, built on `mprpc` and `mprpc-build`
