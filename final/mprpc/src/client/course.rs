@@ -16,7 +16,7 @@ use crate::error::{ErrorCode, Status};
 /// most `max_response` bytes). For hand-written tools and tests; a
 /// [`crate::MprpcChannel`] does the same for `course://` providers, with the
 /// call's deadline around it. An empty reply is an error (see
-/// [`call_bytes`]). Connecting may take the default `timeouts.connect_ms`.
+/// `call_bytes`). Connecting may take the default `timeouts.connect_ms`.
 pub async fn call<Req: Message, Resp: Message + Default>(
     addr: &str,
     service: &str,

@@ -459,7 +459,7 @@ impl ZkClient {
     /// Creates the persistent znode `path` without data unless it exists,
     /// such that clients without a credential may still create children in
     /// it: the open ACL without a credential (as every node of this client),
-    /// [`COURSE_PARENT_ACL`]'s "all for us, read and create for everyone"
+    /// `COURSE_PARENT_ACL`'s "all for us, read and create for everyone"
     /// with one. Used for the course's `/<Service>` nodes, under which the
     /// course's own providers register. The parent must exist.
     pub async fn create_shared_parent(&self, path: &str) -> Result<(), ZkError> {
