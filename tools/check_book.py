@@ -276,6 +276,15 @@ def check_generated_tables(problems, language):
 # Chinese edition says 集群, 套接字, 前导码, 日志输出端 ..., never these.
 FORBIDDEN = {
     "zh-CN": [
+        (r"集合（ensemble|ZooKeeper ?集合|节点集合|服务器组成的(?:<em>)?集合|集合的(?:任何客户端|全部成员)|启动集合",
+         "a ZooKeeper ensemble is 集群, not 集合"),
+        (r"(?<![\w-])[Ss]ockets?(?![\w-])(?!）)", "socket is 套接字 (socket stays only in code names)"),
+        (r"(?<![\w</-])[Ss]pans?(?![\w-])(?!）)", "a tracing span is 跨度"),
+        (r"前导(?!码)", "the preamble is 前导码"),
+        (r"(?<![\w-])sinks?(?![\w-])(?!）)", "a log sink is 日志输出端"),
+        (r"通道", "a channel (MprpcChannel, a queue between tasks) stays channel"),
+        (r"格子", "the cell is 槽位"),
+        (r"线路(?!类型)", "wire is 报文 (报文格式, 报文中); 线路 only in protobuf's 线路类型"),
     ],
 }
 
@@ -283,11 +292,17 @@ FORBIDDEN = {
 def check_terms(problems, language):
     po = ROOT / "book" / "po" / f"{language}.po"
     rules = FORBIDDEN.get(language, [])
+    where = []
     for number, line in enumerate(po.read_text(encoding="utf-8").split("\n"), 1):
+        if line.startswith("#: "):
+            where = [ref.split(":")[0] for ref in line[3:].split()]
         if not line.startswith("msgstr "):
             continue
-        # Code spans keep their names (`socket`, `Span`) in every language.
-        prose = re.sub(r"`[^`]*`", "", line[len("msgstr "):])
+        # The glossary's English column names the English terms themselves.
+        if where and all(ref.endswith("reference/glossary.md") for ref in where):
+            continue
+        # Code spans, link targets and tags keep their names (`socket`, `Span`).
+        prose = re.sub(r"`[^`]*`|\]\([^)]*\)|<[^>]*>", "", line[len("msgstr "):])
         for pattern, why in rules:
             if re.search(pattern, prose):
                 problems.append(f"{po.relative_to(ROOT)}:{number}: {why}: {line[7:90]}")
