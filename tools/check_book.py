@@ -285,6 +285,7 @@ FORBIDDEN = {
         (r"通道", "a channel (MprpcChannel, a queue between tasks) stays channel"),
         (r"格子", "the cell is 槽位"),
         (r"线路(?!类型)", "wire is 报文 (报文格式, 报文中); 线路 only in protobuf's 线路类型"),
+        (r"(?<![\w-])wire type(?!）)", "protobuf's wire type is 线路类型"),
     ],
 }
 

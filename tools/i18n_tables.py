@@ -37,7 +37,7 @@ ZH = {
     "cells": {
         "Step": "步骤",
         "variant": "变体",
-        "in flight": "在途调用数",
+        "in flight": "在途",
         "calls/s, median (min–max)": "每秒调用数，中位数（最小–最大）",
         "p50 µs": "p50（µs）",
         "p99 µs": "p99（µs）",
@@ -50,7 +50,7 @@ ZH = {
     },
     # Cells and lines with numbers in them: (pattern, replacement).
     "patterns": [
-        (r"^(?P<step>\S+) \(diff to (?P<old>\d+)\)$", r"\g<step>（相对 \g<old> 的差异）"),
+        (r"^(?P<step>\S+) \(diff to (?P<old>\d+)\)$", r"\g<step>（对比 \g<old>）"),
         (r"^Code lines changed in `src/` \(target ≤ (?P<n>\d+)\)$", r"`src/` 中改动的代码行（目标 ≤ \g<n>）"),
         (r"^Lines changed in the whole diff \(target ≤ (?P<n>\d+)\)$", r"整个 diff 中改动的行（目标 ≤ \g<n>）"),
         (
