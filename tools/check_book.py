@@ -34,7 +34,9 @@
    tools/i18n_tables.py has every string of them, and no English string it
    translates is left in the built page's text.
 8. A translated edition only: no msgstr of book/po/LANG.po uses a rejected
-   variant of a settled term (FORBIDDEN; the choices are in the glossary).
+   variant of a settled term (FORBIDDEN; the choices are in the glossary),
+   and each chapter's first use of a settled term (FIRST_USE) gives the
+   English in parentheses.
 Exit status 1 with a list of problems, 0 when the book is sound.
 """
 import re
@@ -290,9 +292,39 @@ FORBIDDEN = {
 }
 
 
+# The settled terms a chapter names with the English in parentheses where it
+# first uses them (in the order of the PO, which is the chapter's order).
+FIRST_USE = {
+    "zh-CN": [("套接字", "socket"), ("跨度", "span"), ("前导码", "preamble"), ("日志输出端", "log sink")],
+}
+
+
+def check_first_use(problems, language, po_lines):
+    first = {}  # (chapter, term) -> the msgstr that uses the term first
+    chapter = None
+    for number, line in enumerate(po_lines, 1):
+        if line.startswith("#: ") and chapter is None:
+            chapter = line[3:].split()[0].split(":")[0]
+        if not line.startswith("msgstr "):
+            continue
+        here, chapter = chapter, None
+        # The glossary names the English itself; an image's alt text is no place for it.
+        if here is None or here.endswith("reference/glossary.md") or line.startswith('msgstr "!['):
+            continue
+        prose = re.sub(r"`[^`]*`|\]\([^)]*\)|<[^>]*>", "", line[len("msgstr "):])
+        for term, english in FIRST_USE.get(language, []):
+            if term in prose and (here, term) not in first:
+                first[(here, term)] = (number, f"{term}（{english}" in line)
+    for (here, term), (number, named) in sorted(first.items()):
+        if not named:
+            english = dict(FIRST_USE[language])[term]
+            problems.append(f"book/po/{language}.po:{number}: first {term} of {here} without （{english}）")
+
+
 def check_terms(problems, language):
     po = ROOT / "book" / "po" / f"{language}.po"
     rules = FORBIDDEN.get(language, [])
+    check_first_use(problems, language, po.read_text(encoding="utf-8").split("\n"))
     where = []
     for number, line in enumerate(po.read_text(encoding="utf-8").split("\n"), 1):
         if line.startswith("#: "):
