@@ -29,11 +29,20 @@
    or is all capitals), a quoted string, or one of NAMES; or the entry
    carries the translator comment `# code` (a reviewed decision: a field
    list such as `name = 1`, a split identifier such as `Login-`).
+7. A translated edition only: the generated tables a chapter includes
+   (generated/step-sizes.md, the benchmark's latest.md) are translated:
+   tools/i18n_tables.py has every string of them, and no English string it
+   translates is left in the built page's text.
+8. A translated edition only: no msgstr of book/po/LANG.po uses a rejected
+   variant of a settled term (FORBIDDEN; the choices are in the glossary),
+   and each chapter's first use of a settled term (FIRST_USE) gives the
+   English in parentheses.
 Exit status 1 with a list of problems, 0 when the book is sound.
 """
 import re
 import sys
 from html.parser import HTMLParser
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -211,6 +220,127 @@ def check_diagram_labels(problems, language):
             problems.append(f"{where}: the same as the English, and not code or a name")
 
 
+def page_text(html):
+    """The text a reader sees outside code: tags, code and scripts removed."""
+    html = re.sub(r"<(pre|code|script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def english_runs(text):
+    """The runs of English words of a generator's string (code spans and the
+    variants' names are the same in every language)."""
+    text = re.sub(r"`[^`]*`|\b(?:final|floor|tonic|tarpc|step)[\w/-]*|\d[\w.,]*", " ", text)
+    return [run for run in re.findall(r"[A-Za-z][A-Za-z ,;'-]*[A-Za-z]", text) if re.search(r"[A-Za-z]{3,}", run)]
+
+
+def check_generated_tables(problems, language):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import i18n_tables
+    table = i18n_tables.TRANSLATIONS.get(language)
+    if table is None:
+        problems.append(f"tools/i18n_tables.py: no {language} translation of the generated tables")
+        return
+    for chapter in sorted(SRC.rglob("*.md")):
+        for line in chapter.read_text(encoding="utf-8").split("\n"):
+            include = i18n_tables.INCLUDE.match(line)
+            if not include or Path(include["path"]).name not in i18n_tables.GENERATED:
+                continue
+            source = (chapter.parent / include["path"]).resolve()
+            where = f"{chapter.relative_to(ROOT)}: {source.relative_to(ROOT)}"
+            missing = []
+            english = source.read_text(encoding="utf-8")
+            translated = i18n_tables.translate_file(english, table, missing)
+            for text in dict.fromkeys(missing):
+                problems.append(f"{where}: no {language} translation in tools/i18n_tables.py of {text[:80]!r}")
+            page = BUILD / chapter.relative_to(SRC).with_suffix(".html")
+            if not page.is_file():
+                problems.append(f"{where}: {page.relative_to(ROOT)} not built")
+                continue
+            shown = page_text(page.read_text(encoding="utf-8"))
+            shown_english = []
+            for old, new in zip(english.split("\n"), translated.split("\n")):
+                cells_old, cells_new = old.split("|"), new.split("|")
+                pairs = zip(cells_old, cells_new) if len(cells_old) == len(cells_new) else [(old, new)]
+                for cell_old, cell_new in pairs:
+                    if cell_old.strip() == cell_new.strip():
+                        continue
+                    for run in english_runs(cell_old):
+                        # Names the translation keeps (AMD EPYC, MprpcChannel) are no sign.
+                        if run in cell_new:
+                            continue
+                        if re.search(r"(?<![\w-])" + re.escape(run) + r"(?![\w-])", shown):
+                            shown_english.append(run)
+            for run in dict.fromkeys(shown_english):
+                problems.append(f"{page.relative_to(ROOT)}: English of the generated table shown: {run!r}")
+
+
+# Rejected variants of the terms settled in the glossary (issue #29): the
+# Chinese edition says 集群, 套接字, 前导码, 日志输出端 ..., never these.
+FORBIDDEN = {
+    "zh-CN": [
+        (r"集合（ensemble|ZooKeeper ?集合|节点集合|服务器组成的(?:<em>)?集合|集合的(?:任何客户端|全部成员)|启动集合",
+         "a ZooKeeper ensemble is 集群, not 集合"),
+        (r"(?<![\w-])[Ss]ockets?(?![\w-])(?!）)", "socket is 套接字 (socket stays only in code names)"),
+        (r"(?<![\w</-])[Ss]pans?(?![\w-])(?!）)", "a tracing span is 跨度"),
+        (r"前导(?!码)", "the preamble is 前导码"),
+        (r"(?<![\w-])sinks?(?![\w-])(?!）)", "a log sink is 日志输出端"),
+        (r"通道", "a channel (MprpcChannel, a queue between tasks) stays channel"),
+        (r"格子", "the cell is 槽位"),
+        (r"线路(?!类型)", "wire is 报文 (报文格式, 报文中); 线路 only in protobuf's 线路类型"),
+        (r"(?<![\w-])wire type(?!）)", "protobuf's wire type is 线路类型"),
+    ],
+}
+
+
+# The settled terms a chapter names with the English in parentheses where it
+# first uses them (in the order of the PO, which is the chapter's order).
+FIRST_USE = {
+    "zh-CN": [("套接字", "socket"), ("跨度", "span"), ("前导码", "preamble"), ("日志输出端", "log sink")],
+}
+
+
+def check_first_use(problems, language, po_lines):
+    first = {}  # (chapter, term) -> the msgstr that uses the term first
+    chapter = None
+    for number, line in enumerate(po_lines, 1):
+        if line.startswith("#: ") and chapter is None:
+            chapter = line[3:].split()[0].split(":")[0]
+        if not line.startswith("msgstr "):
+            continue
+        here, chapter = chapter, None
+        # The glossary names the English itself; an image's alt text is no place for it.
+        if here is None or here.endswith("reference/glossary.md") or line.startswith('msgstr "!['):
+            continue
+        prose = re.sub(r"`[^`]*`|\]\([^)]*\)|<[^>]*>", "", line[len("msgstr "):])
+        for term, english in FIRST_USE.get(language, []):
+            if term in prose and (here, term) not in first:
+                first[(here, term)] = (number, f"{term}（{english}" in line)
+    for (here, term), (number, named) in sorted(first.items()):
+        if not named:
+            english = dict(FIRST_USE[language])[term]
+            problems.append(f"book/po/{language}.po:{number}: first {term} of {here} without （{english}）")
+
+
+def check_terms(problems, language):
+    po = ROOT / "book" / "po" / f"{language}.po"
+    rules = FORBIDDEN.get(language, [])
+    check_first_use(problems, language, po.read_text(encoding="utf-8").split("\n"))
+    where = []
+    for number, line in enumerate(po.read_text(encoding="utf-8").split("\n"), 1):
+        if line.startswith("#: "):
+            where = [ref.split(":")[0] for ref in line[3:].split()]
+        if not line.startswith("msgstr "):
+            continue
+        # The glossary's English column names the English terms themselves.
+        if where and all(ref.endswith("reference/glossary.md") for ref in where):
+            continue
+        # Code spans, link targets and tags keep their names (`socket`, `Span`).
+        prose = re.sub(r"`[^`]*`|\]\([^)]*\)|<[^>]*>", "", line[len("msgstr "):])
+        for pattern, why in rules:
+            if re.search(pattern, prose):
+                problems.append(f"{po.relative_to(ROOT)}:{number}: {why}: {line[7:90]}")
+
+
 def main():
     global BUILD
     if len(sys.argv) > 1:
@@ -221,6 +351,8 @@ def main():
     check_built(problems)
     if BUILD != ENGLISH:
         check_diagram_labels(problems, BUILD.name)
+        check_generated_tables(problems, BUILD.name)
+        check_terms(problems, BUILD.name)
     if problems:
         print("check_book: problems found:")
         for problem in problems:

@@ -10,7 +10,8 @@ book), before `links`, so it sees each chapter as written:
   Chinese edition shows those from the same files as the English one;
 - every `{{#include}}` outside a fence (the generated tables:
   generated/step-sizes.md, the benchmark's latest.md) becomes a blank line,
-  so numbers that tools/gen.py rewrites never make the translation stale;
+  so numbers that tools/gen.py rewrites never make the translation stale
+  (tools/i18n_tables.py translates those tables' fixed English);
 - a fold's `<details>` line becomes blank and its `<summary>label</summary>`
   line the label alone: a paragraph, hence a message, which
   tools/i18n_summary.py puts back into the translated HTML book (an HTML
