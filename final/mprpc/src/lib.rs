@@ -183,17 +183,50 @@ pub mod legacy {
     pub use crate::wire::course::*;
 }
 
+/// The built-in health service `mprpc.health.v1.Health` (grpc.health.v1's
+/// messages and numbers): every provider answers it on its own port, and
+/// `GET /healthz` / `GET /readyz` on its admin endpoint. The messages live
+/// in `telemetry/health.rs`, [`HealthClient`](health::HealthClient) in
+/// `client/health.rs`.
+pub mod health {
+    pub use crate::client::HealthClient;
+    pub use crate::telemetry::health::{
+        HEALTH, HealthCheckRequest, HealthCheckResponse, ServingStatus,
+    };
+}
+
+/// Metrics for programs that serve them on an endpoint of their own (the
+/// admin endpoint, `[admin] address`, serves them by itself). Lives in
+/// `telemetry/client_metrics.rs`.
+pub mod metrics {
+    pub use crate::telemetry::client_metrics::MAX_PROVIDERS as MAX_CLIENT_PROVIDERS;
+
+    /// Turns the client-side metrics (`mprpc_client_*`) on for the rest of
+    /// the process. An admin endpoint does this when it starts; call it
+    /// yourself when you serve [`client_metrics_text`] elsewhere.
+    pub fn enable_client_metrics() {
+        crate::telemetry::client_metrics::enable();
+    }
+
+    /// The client-side metrics in Prometheus' text format (0.0.4): every
+    /// `mprpc_client_*` series of this process; empty while they are off.
+    pub fn client_metrics_text() -> String {
+        crate::telemetry::client_metrics::render()
+    }
+}
+
 /// [`RpcProvider`]: publishes services, accepts connections, dispatches
 /// calls. Lives in the private `server` folder; this is its public path.
 pub mod provider {
     pub use crate::server::{LEARN_AFTER, RpcProvider, RunningProvider};
 }
 
-pub use application::{ConfigArgs, MprpcApplication};
+pub use application::{AdminEndpoint, ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
 pub use config::{Admin, CourseCompat, LoadBalance, MprpcConfig, TlsConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
+pub use health::HealthClient;
 pub use interceptor::{ClientCall, ClientInterceptor, ServerCall, ServerInterceptor};
 pub use metadata::Metadata;
 pub use provider::{RpcProvider, RunningProvider};

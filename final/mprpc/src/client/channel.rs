@@ -40,6 +40,7 @@ use crate::interceptor::{ClientCall, ClientInterceptor};
 use crate::metadata::{Metadata, MetadataLimits};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
+use crate::telemetry::client_metrics;
 use crate::wire::course::COURSE_SCHEME;
 
 // Choosing a provider and pooling connections to it.
@@ -361,6 +362,8 @@ impl MprpcChannel {
             .map(|span| Box::new((span, Instant::now())));
         // ANCHOR_END: client_span
         let span = traced.as_deref().map(|(span, _)| span);
+        // Client metrics: one load while they are off.
+        let metered = client_metrics::enabled().then(Instant::now);
         if let Some(c) = controller {
             c.set_response_metadata(Metadata::new());
         }
@@ -439,6 +442,11 @@ impl MprpcChannel {
             }
             c.record(&result);
         }
+        if let Some(started) = metered {
+            let code = result.as_ref().err().map_or(ErrorCode::Ok, |e| e.code);
+            let name = method_name(service, method);
+            client_metrics::record_call(service.full_name, name, code, started.elapsed());
+        }
         if let Some((span, started)) = traced.as_deref() {
             let status = result.as_ref().err().map_or("ok", |e| e.code.as_str());
             span.record("status", status);
@@ -473,6 +481,14 @@ impl MprpcChannel {
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         let list = self.providers(service, method).await?;
+        // Each attempt is counted against its provider's address (from the
+        // registry's list), when client metrics are on.
+        let metered = client_metrics::enabled();
+        let count = |addr: &str, code: ErrorCode| {
+            if metered {
+                client_metrics::record_attempt(addr, code);
+            }
+        };
         let mut tried = 0u64;
         let mut course_tried = false;
         let mut last_err = None;
@@ -499,19 +515,22 @@ impl MprpcChannel {
                 .await
                 {
                     Ok(payload) => {
+                        count(addr, ErrorCode::Ok);
                         // It answers again (it may have been tried while
                         // ejected, everything else being ejected too).
-                        lock(&self.inner.ejected).remove(addr);
+                        self.inner.restore(addr);
                         // The course's format has no metadata either way.
                         return Ok((payload, Metadata::new()));
                     }
                     Err((Reached::No, e)) => {
+                        count(addr, e.code);
                         log::warn!("{e}; trying another provider of {}", service.full_name);
                         self.inner.eject(addr);
                         last_err = Some(e);
                         continue;
                     }
                     Err((Reached::Maybe, e)) => {
+                        count(addr, e.code);
                         if e.code == ErrorCode::Transport {
                             self.inner.eject(addr);
                         }
@@ -522,6 +541,7 @@ impl MprpcChannel {
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
+                    count(addr, e.code);
                     log::warn!("{e}; trying another provider of {}", service.full_name);
                     self.inner.eject(addr);
                     last_err = Some(e);
@@ -544,10 +564,20 @@ impl MprpcChannel {
                 )
                 .await
             {
-                Ok(payload) => return Ok(payload),
-                Err(CallError::NotSent(e)) => last_err = Some(e),
-                Err(CallError::Failed(e)) => return Err(e),
+                Ok(payload) => {
+                    count(addr, ErrorCode::Ok);
+                    return Ok(payload);
+                }
+                Err(CallError::NotSent(e)) => {
+                    count(addr, e.code);
+                    last_err = Some(e);
+                }
+                Err(CallError::Failed(e)) => {
+                    count(addr, e.code);
+                    return Err(e);
+                }
                 Err(CallError::DeadlinePassed) => {
+                    count(addr, ErrorCode::DeadlineExceeded);
                     return Err(deadline_error(service, method, timeout));
                 }
             }
