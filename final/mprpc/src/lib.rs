@@ -215,6 +215,12 @@ pub mod metrics {
     }
 }
 
+/// W3C trace context (`traceparent`, `tracestate`) carried in request
+/// metadata from span to span. Lives in `telemetry/trace.rs`.
+pub mod trace {
+    pub use crate::telemetry::trace::{TRACEPARENT, TRACESTATE, TraceContext, current};
+}
+
 /// [`RpcProvider`]: publishes services, accepts connections, dispatches
 /// calls. Lives in the private `server` folder; this is its public path.
 pub mod provider {

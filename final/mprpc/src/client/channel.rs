@@ -41,6 +41,7 @@ use crate::metadata::{Metadata, MetadataLimits};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
 use crate::telemetry::client_metrics;
+use crate::telemetry::trace::{self, TraceContext};
 use crate::wire::course::COURSE_SCHEME;
 
 // Choosing a provider and pooling connections to it.
@@ -274,12 +275,13 @@ impl MprpcChannel {
         controller: Option<&MprpcController>,
         service: &'static ServiceDescriptor,
         method: usize,
+        trace: Option<&TraceContext>,
     ) -> Result<Option<Metadata>, Status> {
         let from_controller = controller.filter(|c| c.has_metadata());
-        if self.interceptors.0.is_empty() && from_controller.is_none() {
+        if self.interceptors.0.is_empty() && from_controller.is_none() && trace.is_none() {
             return Ok(None);
         }
-        self.intercepted(from_controller, service, method)
+        self.intercepted(from_controller, service, method, trace)
     }
 
     /// [`request_metadata`](Self::request_metadata) when there is some.
@@ -289,12 +291,18 @@ impl MprpcChannel {
         from_controller: Option<&MprpcController>,
         service: &'static ServiceDescriptor,
         method: usize,
+        trace: Option<&TraceContext>,
     ) -> Result<Option<Metadata>, Status> {
         let mut call = ClientCall {
             service: service.full_name,
             method: method_name(service, method),
             metadata: from_controller.map(|c| c.metadata()).unwrap_or_default(),
         };
+        // Our span as the provider's parent (interceptors see it, and may
+        // change it).
+        if let Some(ctx) = trace {
+            ctx.inject(&mut call.metadata);
+        }
         for interceptor in self.interceptors.0.iter() {
             interceptor.intercept(&mut call)?;
         }
@@ -356,12 +364,20 @@ impl MprpcChannel {
                     call_id = tracing::field::Empty,
                     status = tracing::field::Empty,
                     duration_us = tracing::field::Empty,
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty,
+                    parent_span_id = tracing::field::Empty,
                 )
             })
             .filter(|span| !span.is_disabled())
-            .map(|span| Box::new((span, Instant::now())));
+            .map(|span| {
+                let ctx = client_trace(controller);
+                ctx.record(&span);
+                Box::new((span, Instant::now(), ctx))
+            });
         // ANCHOR_END: client_span
-        let span = traced.as_deref().map(|(span, _)| span);
+        let span = traced.as_deref().map(|(span, _, _)| span);
+        let trace = traced.as_deref().map(|(_, _, ctx)| ctx);
         // Client metrics: one load while they are off.
         let metered = client_metrics::enabled().then(Instant::now);
         if let Some(c) = controller {
@@ -374,7 +390,7 @@ impl MprpcChannel {
         // deadline itself (see `Connection::call`).
         let handed_over = AtomicBool::new(false);
         let work = async {
-            let metadata = self.request_metadata(controller, service, method)?;
+            let metadata = self.request_metadata(controller, service, method, trace)?;
             let (payload, md) = self
                 .send(
                     service,
@@ -447,7 +463,7 @@ impl MprpcChannel {
             let name = method_name(service, method);
             client_metrics::record_call(service.full_name, name, code, started.elapsed());
         }
-        if let Some((span, started)) = traced.as_deref() {
+        if let Some((span, started, _)) = traced.as_deref() {
             let status = result.as_ref().err().map_or("ok", |e| e.code.as_str());
             span.record("status", status);
             span.record("duration_us", started.elapsed().as_micros() as u64);
@@ -630,6 +646,20 @@ impl MprpcChannel {
         }
     }
 }
+
+// ANCHOR: client_trace
+/// The trace context of a call's `rpc.client` span: a child of the
+/// `traceparent` the caller set on its controller, else of the handler
+/// this call is made from, else the root of a new trace.
+fn client_trace(controller: Option<&MprpcController>) -> TraceContext {
+    let from_controller = controller
+        .filter(|c| c.has_metadata())
+        .and_then(|c| TraceContext::from_metadata(&c.metadata()));
+    from_controller
+        .or_else(trace::current)
+        .map_or_else(TraceContext::new_root, |parent| parent.child())
+}
+// ANCHOR_END: client_trace
 
 /// The error of a call whose deadline passed.
 fn deadline_error(service: &ServiceDescriptor, method: usize, timeout: Option<Duration>) -> Status {

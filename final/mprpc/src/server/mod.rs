@@ -58,6 +58,7 @@ use crate::registry::Registry;
 use crate::service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
 use crate::telemetry::health::{HealthService, HealthState};
 use crate::telemetry::metrics::{AdminPages, MethodMetrics, Metrics};
+use crate::telemetry::trace::TraceContext;
 use crate::wire::frame::{self, Frame, MAGIC, PREAMBLE};
 
 // How the files fit together: this one builds and runs a provider; `accept`

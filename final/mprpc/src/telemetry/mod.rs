@@ -1,9 +1,11 @@
 //! What the framework tells its operators: Prometheus metrics per method
 //! and the admin endpoint that serves them (`metrics`), the caller's
-//! metrics (`client_metrics`) and the provider's health (`health`). The spans of each
+//! metrics (`client_metrics`), the provider's health (`health`) and the
+//! trace context carried from call to call (`trace`). The spans of each
 //! call (`rpc.server`, `rpc.client`) are opened where the call is, in
 //! `server/hooks.rs` and `client/channel.rs`.
 
 pub(crate) mod client_metrics;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod trace;
