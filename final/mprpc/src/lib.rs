@@ -33,6 +33,9 @@
 //! | plain TCP only | TLS with rustls: `[tls]` in the config ([`TlsConfig`]), optional client certificates | private `tls` |
 //! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] |
 //! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | private `metrics` |
+//! | — | the caller's metrics per method and per provider, on the same endpoint or [`MprpcApplication::start_admin`]'s | [`metrics`] |
+//! | — | a health service `mprpc.health.v1.Health` on every provider, `/healthz` and `/readyz` on the admin endpoint | [`health`] |
+//! | — | W3C `traceparent` in request metadata: one trace across A → B → C | [`trace`] |
 //!
 //! The course's example services are not part of this crate: they live in
 //! the repository's `final/examples`, built on `mprpc` and `mprpc-build`
