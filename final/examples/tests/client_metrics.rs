@@ -11,38 +11,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use mprpc::{LoadBalance, MprpcApplication, MprpcChannel, StaticRegistry};
 use mprpc_examples::fixbug::{
     FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, UserServiceRpcStub,
 };
-
-/// `GET path` on `addr`: (status line, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut s = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect to the admin endpoint: {e}"),
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(s.write_all(request.as_bytes()).await.is_ok());
-    let mut text = String::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
-    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
-/// The value of the sample line `series` (name and labels).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
 
 // ANCHOR: test
 #[tokio::test]
@@ -84,24 +58,27 @@ async fn client_metrics_count_calls_per_provider_including_an_ejected_one() {
     assert!(none.is_err());
 
     let addr = endpoint.local_addr();
-    assert_eq!(get(addr, "/healthz").await.0, "HTTP/1.1 200 OK");
-    assert_eq!(get(addr, "/readyz").await.0, "HTTP/1.1 200 OK");
-    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(
+        common::http_get(addr, "/healthz").await.0,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(common::http_get(addr, "/readyz").await.0, "HTTP/1.1 200 OK");
+    let (status, body) = common::http_get(addr, "/metrics").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     let login_ok =
         r#"mprpc_client_calls_total{service="fixbug.UserServiceRpc",method="Login",code="ok"}"#;
-    assert_eq!(sample(&body, login_ok), Some(9.0), "{body}");
+    assert_eq!(common::sample(&body, login_ok), Some(9.0), "{body}");
     let count = r#"mprpc_client_call_duration_seconds_count{service="fixbug.UserServiceRpc",method="Login"}"#;
-    assert_eq!(sample(&body, count), Some(9.0), "{body}");
+    assert_eq!(common::sample(&body, count), Some(9.0), "{body}");
     let register_ok =
         r#"mprpc_client_calls_total{service="fixbug.UserServiceRpc",method="Register",code="ok"}"#;
-    assert_eq!(sample(&body, register_ok), Some(1.0), "{body}");
+    assert_eq!(common::sample(&body, register_ok), Some(1.0), "{body}");
     let no_provider = r#"mprpc_client_calls_total{service="fixbug.FriendServiceRpc",method="GetFriendsList",code="no_provider"}"#;
-    assert_eq!(sample(&body, no_provider), Some(1.0), "{body}");
+    assert_eq!(common::sample(&body, no_provider), Some(1.0), "{body}");
     // Per provider: the two live ones share the ten calls; the dead one
     // was tried (once: then ejected and skipped) and is ejected now.
     let ok = |p: &str| {
-        sample(
+        common::sample(
             &body,
             &format!("mprpc_client_provider_calls_total{{provider=\"{p}\",code=\"ok\"}}"),
         )
@@ -116,9 +93,9 @@ async fn client_metrics_count_calls_per_provider_including_an_ejected_one() {
     let refused = format!(
         "mprpc_client_provider_calls_total{{provider=\"{dead}\",code=\"transport_error\"}}"
     );
-    assert_eq!(sample(&body, &refused), Some(1.0), "{body}");
+    assert_eq!(common::sample(&body, &refused), Some(1.0), "{body}");
     let ejected = |p: &str| {
-        sample(
+        common::sample(
             &body,
             &format!("mprpc_client_provider_ejected{{provider=\"{p}\"}}"),
         )

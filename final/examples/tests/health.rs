@@ -22,24 +22,6 @@ use support::zk_server::ZkServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// `GET path` on `addr`: (status line, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut s = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect to the admin endpoint: {e}"),
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(s.write_all(request.as_bytes()).await.is_ok());
-    let mut text = String::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
-    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
 fn admin(p: &RunningProvider) -> std::net::SocketAddr {
     match p.admin_addr() {
         Some(a) => a,
@@ -78,10 +60,16 @@ async fn the_health_service_answers_per_service_on_the_providers_port() {
         Ok(ServingStatus::ServiceUnknown)
     );
     // Without a registry to wait for, ready as soon as it serves.
-    assert_eq!(get(admin(&p), "/healthz").await.0, "HTTP/1.1 200 OK");
-    assert_eq!(get(admin(&p), "/readyz").await.0, "HTTP/1.1 200 OK");
+    assert_eq!(
+        common::http_get(admin(&p), "/healthz").await.0,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        common::http_get(admin(&p), "/readyz").await.0,
+        "HTTP/1.1 200 OK"
+    );
     // The checks are counted like any call.
-    let (_, body) = get(admin(&p), "/metrics").await;
+    let (_, body) = common::http_get(admin(&p), "/metrics").await;
     assert!(
         body.contains(
             "mprpc_server_calls_total{service=\"mprpc.health.v1.Health\",method=\"Check\"} 5"
@@ -274,7 +262,10 @@ fn drain_turns_health_not_serving_and_readyz_follows() -> TestResult {
             "{:?}",
             health_list.borrow()
         );
-        assert_eq!(get(admin, "/readyz").await.0, "HTTP/1.1 200 OK");
+        assert_eq!(
+            common::http_get(admin, "/readyz").await.0,
+            "HTTP/1.1 200 OK"
+        );
 
         let mut conn = Raw::connect(&p).await;
         assert_eq!(
@@ -286,7 +277,7 @@ fn drain_turns_health_not_serving_and_readyz_follows() -> TestResult {
         let stopping = tokio::spawn(p.shutdown());
         let started = Instant::now();
         let (status, body) = loop {
-            let (status, body) = get(admin, "/readyz").await;
+            let (status, body) = common::http_get(admin, "/readyz").await;
             if status != "HTTP/1.1 200 OK" || started.elapsed() > Duration::from_secs(5) {
                 break (status, body);
             }
@@ -303,7 +294,10 @@ fn drain_turns_health_not_serving_and_readyz_follows() -> TestResult {
             conn.check(4, "no.Such").await,
             ServingStatus::ServiceUnknown
         );
-        assert_eq!(get(admin, "/healthz").await.0, "HTTP/1.1 200 OK");
+        assert_eq!(
+            common::http_get(admin, "/healthz").await.0,
+            "HTTP/1.1 200 OK"
+        );
         // Deregistered: the node is gone (the watch delivers it).
         let mut list = list;
         let gone =

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::metrics::{BUCKETS, escape, header};
+use super::metrics::{Histogram, code_label, escape, header};
 use crate::error::ErrorCode;
 
 /// Provider addresses given series of their own; the rest share "other".
@@ -74,10 +74,8 @@ struct State {
 struct MethodCounters {
     /// Calls finished, by code, in the order of [`CODES`].
     calls: [AtomicU64; CODES.len()],
-    /// Histogram counts per bucket of [`BUCKETS`] plus `+Inf`.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    /// Sum of durations, nanoseconds.
-    sum_ns: AtomicU64,
+    /// Durations.
+    latency: Histogram,
 }
 
 /// One provider address's counters.
@@ -128,14 +126,7 @@ pub(crate) fn record_call(
     let Some(state) = state() else { return };
     let counters = Arc::clone(lock(&state.methods).entry((service, method)).or_default());
     counters.calls[code_index(code)].fetch_add(1, Ordering::Relaxed);
-    let secs = took.as_secs_f64();
-    let bucket = BUCKETS
-        .iter()
-        .position(|b| secs <= *b)
-        .unwrap_or(BUCKETS.len());
-    counters.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-    counters.sum_ns.fetch_add(nanos, Ordering::Relaxed);
+    counters.latency.observe(took);
 }
 
 /// The counters of provider `addr` (or of "other", past the bound).
@@ -179,11 +170,6 @@ pub(crate) fn record_restored(addr: &str) {
     if let Some(c) = lock(&state.providers).get(addr) {
         c.ejected_until_ms.store(0, Ordering::Relaxed);
     }
-}
-
-/// A code as a label value: "deadline_exceeded".
-fn code_label(code: ErrorCode) -> String {
-    code.as_str().replace(' ', "_")
 }
 
 // ANCHOR: render
@@ -230,22 +216,8 @@ pub(crate) fn render() -> String {
         "Time from a call's start to its result, as the caller saw it.",
     );
     for ((s, m), c) in &methods {
-        let l = labels(s, m);
-        let mut cumulative = 0;
-        for (i, n) in c.buckets.iter().enumerate() {
-            cumulative += n.load(Ordering::Relaxed);
-            let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "mprpc_client_call_duration_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let sum = c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "mprpc_client_call_duration_seconds_sum{{{l}}} {sum}");
-        let _ = writeln!(
-            out,
-            "mprpc_client_call_duration_seconds_count{{{l}}} {cumulative}"
-        );
+        let name = "mprpc_client_call_duration_seconds";
+        c.latency.render(&mut out, name, &labels(s, m));
     }
     header(
         &mut out,
