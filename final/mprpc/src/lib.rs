@@ -189,7 +189,7 @@ pub mod legacy {
 /// The built-in health service `mprpc.health.v1.Health` (grpc.health.v1's
 /// messages and numbers): every provider answers it on its own port, and
 /// `GET /healthz` / `GET /readyz` on its admin endpoint. The messages live
-/// in `telemetry/health.rs`, [`HealthClient`](health::HealthClient) in
+/// in `telemetry/health.rs`, [`HealthClient`] in
 /// `client/health.rs`.
 pub mod health {
     pub use crate::client::HealthClient;
