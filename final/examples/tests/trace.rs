@@ -3,10 +3,21 @@
 //! id, and each names its parent: A's `rpc.client` is the root, B's
 //! `rpc.server` is its child, B's `rpc.client` (made inside B's handler) is
 //! the child of B's `rpc.server`, and C's `rpc.server` the child of that.
+//! And in one process: the context reaches the handler, and never fails a
+//! call (a malformed one is replaced, one without room is left out).
+
+mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use mprpc::trace::{TRACEPARENT, TraceContext};
+use mprpc::{CallContext, MprpcChannel, MprpcController, RpcProvider, StaticRegistry, Status};
+use mprpc_examples::fixbug::{
+    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserServiceRpc,
+    UserServiceRpcServer, UserServiceRpcStub,
+};
 use testkit::process::{ChildProcess, Target, cargo_build};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -107,3 +118,66 @@ fn one_trace_id_across_three_processes() -> TestResult {
     Ok(())
 }
 // ANCHOR_END: three_processes
+
+/// Login says whether its request carried a valid `traceparent` that the
+/// handler's current context continues.
+struct SeesTrace;
+
+impl UserServiceRpc for SeesTrace {
+    async fn login(&self, ctx: CallContext, _: LoginRequest) -> Result<LoginResponse, Status> {
+        let received = ctx
+            .metadata
+            .get(TRACEPARENT)
+            .and_then(|v| TraceContext::parse(v, None));
+        let current = mprpc::trace::current();
+        let continued = match (received, current) {
+            (Some(r), Some(c)) => c.trace_id == r.trace_id && c.parent_span_id == Some(r.span_id),
+            _ => false,
+        };
+        Ok(LoginResponse {
+            result: None,
+            success: continued,
+        })
+    }
+
+    async fn register(
+        &self,
+        _: CallContext,
+        _: RegisterRequest,
+    ) -> Result<RegisterResponse, Status> {
+        Ok(RegisterResponse::default())
+    }
+}
+
+/// In one process, with spans recorded: the context reaches the handler;
+/// a malformed `traceparent` set by the caller is replaced, not sent on;
+/// and a controller whose metadata leaves no room for the context still
+/// makes its call — without the context — instead of failing.
+#[tokio::test(flavor = "current_thread")]
+async fn the_context_never_fails_a_call() {
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let mut provider =
+        RpcProvider::new(common::local_config()).with_registry(Arc::new(StaticRegistry::default()));
+    provider.notify_service(UserServiceRpcServer::new(SeesTrace));
+    let p = match provider.start().await {
+        Ok(p) => p,
+        Err(e) => panic!("provider failed to start: {e}"),
+    };
+    let stub = UserServiceRpcStub::new(MprpcChannel::direct(&p.local_addr().to_string()));
+    let plain = stub.login(&LoginRequest::default()).await;
+    assert!(matches!(&plain, Ok(r) if r.success), "{plain:?}");
+
+    let bad = MprpcController::new();
+    assert!(bad.set_metadata(TRACEPARENT, "00-not-a-trace-01").is_ok());
+    let replaced = stub.login_with(&bad, &LoginRequest::default()).await;
+    assert!(matches!(&replaced, Ok(r) if r.success), "{replaced:?}");
+
+    // The default limit is 32 entries: all taken by the caller's own.
+    let full = MprpcController::new();
+    for i in 0..32 {
+        assert!(full.set_metadata(format!("k{i}"), "v").is_ok());
+    }
+    let untraced = stub.login_with(&full, &LoginRequest::default()).await;
+    assert!(matches!(&untraced, Ok(r) if !r.success), "{untraced:?}");
+    p.shutdown().await.ok();
+}

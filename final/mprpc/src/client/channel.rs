@@ -306,14 +306,20 @@ impl MprpcChannel {
         for interceptor in self.interceptors.0.iter() {
             interceptor.intercept(&mut call)?;
         }
-        call.metadata
-            .check(self.inner.metadata_limits)
-            .map_err(|why| {
-                Status::new(
-                    ErrorCode::BadRequest,
-                    format!("{}.{}: {why}", call.service, call.method),
-                )
-            })?;
+        let limits = self.inner.metadata_limits;
+        if trace.is_some() && call.metadata.check(limits).is_err() {
+            // The trace context must never be what fails a call: without
+            // room for it, the call goes without (and is checked as the
+            // caller made it).
+            call.metadata.remove(trace::TRACEPARENT);
+            call.metadata.remove(trace::TRACESTATE);
+        }
+        call.metadata.check(limits).map_err(|why| {
+            Status::new(
+                ErrorCode::BadRequest,
+                format!("{}.{}: {why}", call.service, call.method),
+            )
+        })?;
         Ok(Some(call.metadata))
     }
 
