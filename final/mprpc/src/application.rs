@@ -12,10 +12,12 @@
 //! [`MprpcApplication`] remains for programs whose whole command line is
 //! mprpc's, as the course's were.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
+use tokio::sync::watch;
 
 use crate::config::MprpcConfig;
 use crate::error::Error;
@@ -142,5 +144,55 @@ impl MprpcApplication {
     /// The config loaded by [`init`](Self::init), if it ran.
     pub fn config() -> Option<&'static MprpcConfig> {
         CONFIG.get()
+    }
+
+    // ANCHOR: start_admin
+    /// Starts the admin endpoint of a program that calls but publishes
+    /// nothing, when `[admin] address` is set (`Ok(None)` when it is not):
+    /// `GET /metrics` serves the client metrics (`mprpc_client_*`, turned on
+    /// here), `GET /healthz` and `GET /readyz` answer 200 while the program
+    /// runs. A program that also runs an [`RpcProvider`](crate::RpcProvider)
+    /// needs none: the provider's endpoint serves the client metrics too.
+    /// The endpoint stops when the returned handle is dropped.
+    pub async fn start_admin(config: &MprpcConfig) -> Result<Option<AdminEndpoint>, Error> {
+        let Some(addr) = &config.admin.address else {
+            return Ok(None);
+        };
+        let (listener, local) = crate::telemetry::metrics::bind_admin(addr)
+            .await
+            .map_err(|e| Error::io(format!("binding the admin endpoint to {addr}"), e))?;
+        crate::telemetry::client_metrics::enable();
+        let (stop, stopped) = watch::channel(false);
+        let pages = Arc::new(crate::telemetry::metrics::AdminPages::default());
+        tokio::spawn(crate::telemetry::metrics::serve_admin(
+            listener, pages, stopped,
+        ));
+        log::info!("admin endpoint: http://{local}/metrics");
+        Ok(Some(AdminEndpoint { local, stop }))
+    }
+    // ANCHOR_END: start_admin
+}
+
+/// The admin endpoint of a caller-only program
+/// ([`MprpcApplication::start_admin`]); stops when dropped.
+#[derive(Debug)]
+#[must_use = "dropping the handle stops the endpoint"]
+pub struct AdminEndpoint {
+    /// Where it listens.
+    local: SocketAddr,
+    /// Sends `true` to stop it.
+    stop: watch::Sender<bool>,
+}
+
+impl AdminEndpoint {
+    /// The bound address: `http://<it>/metrics`.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Drop for AdminEndpoint {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }

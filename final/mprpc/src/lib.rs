@@ -32,7 +32,10 @@
 //! | — | [`ServerInterceptor`] / [`ClientInterceptor`]: see every call, change its metadata, refuse it | [`interceptor`] | `interceptor.rs` |
 //! | plain TCP only | TLS with rustls: `[tls]` in the config ([`TlsConfig`]), optional client certificates | (private) | `tls.rs` |
 //! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] | `server/hooks.rs`, `client/channel.rs` |
-//! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | (private) | `telemetry/metrics.rs` |
+//! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | (private) | `telemetry/metrics.rs`, `telemetry/prometheus.rs` |
+//! | — | the caller's metrics per method and per provider, on the same endpoint or [`MprpcApplication::start_admin`]'s | [`metrics`] | `telemetry/client_metrics.rs` |
+//! | — | a health service `mprpc.health.v1.Health` on every provider, `/healthz` and `/readyz` on the admin endpoint | [`health`] | `telemetry/health.rs` (served), `client/health.rs` (`HealthClient`) |
+//! | — | W3C `traceparent` in request metadata: one trace across A → B → C | [`trace`] | `telemetry/trace.rs` |
 //!
 //! Dependencies point one way: `server` and `client` use `wire`,
 //! `registry`, `telemetry` and the shared types (`config`, `error`,
@@ -189,17 +192,56 @@ pub mod legacy {
     pub use crate::wire::course::*;
 }
 
+/// The built-in health service `mprpc.health.v1.Health` (grpc.health.v1's
+/// messages and numbers): every provider answers it on its own port, and
+/// `GET /healthz` / `GET /readyz` on its admin endpoint. The messages live
+/// in `telemetry/health.rs`, [`HealthClient`] in
+/// `client/health.rs`.
+pub mod health {
+    pub use crate::client::HealthClient;
+    pub use crate::telemetry::health::{
+        HEALTH, HealthCheckRequest, HealthCheckResponse, ServingStatus,
+    };
+}
+
+/// Metrics for programs that serve them on an endpoint of their own (the
+/// admin endpoint, `[admin] address`, serves them by itself). Lives in
+/// `telemetry/client_metrics.rs`.
+pub mod metrics {
+    pub use crate::telemetry::client_metrics::MAX_PROVIDERS as MAX_CLIENT_PROVIDERS;
+
+    /// Turns the client-side metrics (`mprpc_client_*`) on for the rest of
+    /// the process. An admin endpoint does this when it starts; call it
+    /// yourself when you serve [`client_metrics_text`] elsewhere.
+    pub fn enable_client_metrics() {
+        crate::telemetry::client_metrics::enable();
+    }
+
+    /// The client-side metrics in Prometheus' text format (0.0.4): every
+    /// `mprpc_client_*` series of this process; empty while they are off.
+    pub fn client_metrics_text() -> String {
+        crate::telemetry::client_metrics::render()
+    }
+}
+
+/// W3C trace context (`traceparent`, `tracestate`) carried in request
+/// metadata from span to span. Lives in `telemetry/trace.rs`.
+pub mod trace {
+    pub use crate::telemetry::trace::{TRACEPARENT, TRACESTATE, TraceContext, current};
+}
+
 /// [`RpcProvider`]: publishes services, accepts connections, dispatches
 /// calls. Lives in the private `server` folder; this is its public path.
 pub mod provider {
     pub use crate::server::{LEARN_AFTER, RpcProvider, RunningProvider};
 }
 
-pub use application::{ConfigArgs, MprpcApplication};
+pub use application::{AdminEndpoint, ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
 pub use config::{Admin, CourseCompat, LoadBalance, MprpcConfig, TlsConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
+pub use health::HealthClient;
 pub use interceptor::{ClientCall, ClientInterceptor, ServerCall, ServerInterceptor};
 pub use metadata::Metadata;
 pub use provider::{RpcProvider, RunningProvider};

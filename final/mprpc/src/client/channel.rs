@@ -40,6 +40,8 @@ use crate::interceptor::{ClientCall, ClientInterceptor};
 use crate::metadata::{Metadata, MetadataLimits};
 use crate::registry::{ProviderList, Registry, StaticRegistry};
 use crate::service::ServiceDescriptor;
+use crate::telemetry::client_metrics;
+use crate::telemetry::trace::{self, TraceContext};
 use crate::wire::course::COURSE_SCHEME;
 
 // Choosing a provider and pooling connections to it.
@@ -273,12 +275,13 @@ impl MprpcChannel {
         controller: Option<&MprpcController>,
         service: &'static ServiceDescriptor,
         method: usize,
+        trace: Option<&TraceContext>,
     ) -> Result<Option<Metadata>, Status> {
         let from_controller = controller.filter(|c| c.has_metadata());
-        if self.interceptors.0.is_empty() && from_controller.is_none() {
+        if self.interceptors.0.is_empty() && from_controller.is_none() && trace.is_none() {
             return Ok(None);
         }
-        self.intercepted(from_controller, service, method)
+        self.intercepted(from_controller, service, method, trace)
     }
 
     /// [`request_metadata`](Self::request_metadata) when there is some.
@@ -288,23 +291,35 @@ impl MprpcChannel {
         from_controller: Option<&MprpcController>,
         service: &'static ServiceDescriptor,
         method: usize,
+        trace: Option<&TraceContext>,
     ) -> Result<Option<Metadata>, Status> {
         let mut call = ClientCall {
             service: service.full_name,
             method: method_name(service, method),
             metadata: from_controller.map(|c| c.metadata()).unwrap_or_default(),
         };
+        // Our span as the provider's parent (interceptors see it, and may
+        // change it).
+        if let Some(ctx) = trace {
+            ctx.inject(&mut call.metadata);
+        }
         for interceptor in self.interceptors.0.iter() {
             interceptor.intercept(&mut call)?;
         }
-        call.metadata
-            .check(self.inner.metadata_limits)
-            .map_err(|why| {
-                Status::new(
-                    ErrorCode::BadRequest,
-                    format!("{}.{}: {why}", call.service, call.method),
-                )
-            })?;
+        let limits = self.inner.metadata_limits;
+        if trace.is_some() && call.metadata.check(limits).is_err() {
+            // The trace context must never be what fails a call: without
+            // room for it, the call goes without (and is checked as the
+            // caller made it).
+            call.metadata.remove(trace::TRACEPARENT);
+            call.metadata.remove(trace::TRACESTATE);
+        }
+        call.metadata.check(limits).map_err(|why| {
+            Status::new(
+                ErrorCode::BadRequest,
+                format!("{}.{}: {why}", call.service, call.method),
+            )
+        })?;
         Ok(Some(call.metadata))
     }
 
@@ -355,12 +370,22 @@ impl MprpcChannel {
                     call_id = tracing::field::Empty,
                     status = tracing::field::Empty,
                     duration_us = tracing::field::Empty,
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty,
+                    parent_span_id = tracing::field::Empty,
                 )
             })
             .filter(|span| !span.is_disabled())
-            .map(|span| Box::new((span, Instant::now())));
+            .map(|span| {
+                let ctx = client_trace(controller);
+                ctx.record(&span);
+                Box::new((span, Instant::now(), ctx))
+            });
         // ANCHOR_END: client_span
-        let span = traced.as_deref().map(|(span, _)| span);
+        let span = traced.as_deref().map(|(span, _, _)| span);
+        let trace = traced.as_deref().map(|(_, _, ctx)| ctx);
+        // Client metrics: one load while they are off.
+        let metered = client_metrics::enabled().then(Instant::now);
         if let Some(c) = controller {
             c.set_response_metadata(Metadata::new());
         }
@@ -371,7 +396,7 @@ impl MprpcChannel {
         // deadline itself (see `Connection::call`).
         let handed_over = AtomicBool::new(false);
         let work = async {
-            let metadata = self.request_metadata(controller, service, method)?;
+            let metadata = self.request_metadata(controller, service, method, trace)?;
             let (payload, md) = self
                 .send(
                     service,
@@ -439,7 +464,12 @@ impl MprpcChannel {
             }
             c.record(&result);
         }
-        if let Some((span, started)) = traced.as_deref() {
+        if let Some(started) = metered {
+            let code = result.as_ref().err().map_or(ErrorCode::Ok, |e| e.code);
+            let name = method_name(service, method);
+            client_metrics::record_call(service.full_name, name, code, started.elapsed());
+        }
+        if let Some((span, started, _)) = traced.as_deref() {
             let status = result.as_ref().err().map_or("ok", |e| e.code.as_str());
             span.record("status", status);
             span.record("duration_us", started.elapsed().as_micros() as u64);
@@ -473,6 +503,14 @@ impl MprpcChannel {
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         let list = self.providers(service, method).await?;
+        // Each attempt is counted against its provider's address (from the
+        // registry's list), when client metrics are on.
+        let metered = client_metrics::enabled();
+        let count = |addr: &str, code: ErrorCode| {
+            if metered {
+                client_metrics::record_attempt(addr, code);
+            }
+        };
         let mut tried = 0u64;
         let mut course_tried = false;
         let mut last_err = None;
@@ -499,19 +537,22 @@ impl MprpcChannel {
                 .await
                 {
                     Ok(payload) => {
+                        count(addr, ErrorCode::Ok);
                         // It answers again (it may have been tried while
                         // ejected, everything else being ejected too).
-                        lock(&self.inner.ejected).remove(addr);
+                        self.inner.restore(addr);
                         // The course's format has no metadata either way.
                         return Ok((payload, Metadata::new()));
                     }
                     Err((Reached::No, e)) => {
+                        count(addr, e.code);
                         log::warn!("{e}; trying another provider of {}", service.full_name);
                         self.inner.eject(addr);
                         last_err = Some(e);
                         continue;
                     }
                     Err((Reached::Maybe, e)) => {
+                        count(addr, e.code);
                         if e.code == ErrorCode::Transport {
                             self.inner.eject(addr);
                         }
@@ -522,6 +563,7 @@ impl MprpcChannel {
             let conn = match self.connection(addr).await {
                 Ok(c) => c,
                 Err(e) => {
+                    count(addr, e.code);
                     log::warn!("{e}; trying another provider of {}", service.full_name);
                     self.inner.eject(addr);
                     last_err = Some(e);
@@ -544,10 +586,20 @@ impl MprpcChannel {
                 )
                 .await
             {
-                Ok(payload) => return Ok(payload),
-                Err(CallError::NotSent(e)) => last_err = Some(e),
-                Err(CallError::Failed(e)) => return Err(e),
+                Ok(payload) => {
+                    count(addr, ErrorCode::Ok);
+                    return Ok(payload);
+                }
+                Err(CallError::NotSent(e)) => {
+                    count(addr, e.code);
+                    last_err = Some(e);
+                }
+                Err(CallError::Failed(e)) => {
+                    count(addr, e.code);
+                    return Err(e);
+                }
                 Err(CallError::DeadlinePassed) => {
+                    count(addr, ErrorCode::DeadlineExceeded);
                     return Err(deadline_error(service, method, timeout));
                 }
             }
@@ -600,6 +652,20 @@ impl MprpcChannel {
         }
     }
 }
+
+// ANCHOR: client_trace
+/// The trace context of a call's `rpc.client` span: a child of the
+/// `traceparent` the caller set on its controller, else of the handler
+/// this call is made from, else the root of a new trace.
+fn client_trace(controller: Option<&MprpcController>) -> TraceContext {
+    let from_controller = controller
+        .filter(|c| c.has_metadata())
+        .and_then(|c| TraceContext::from_metadata(&c.metadata()));
+    from_controller
+        .or_else(trace::current)
+        .map_or_else(TraceContext::new_root, |parent| parent.child())
+}
+// ANCHOR_END: client_trace
 
 /// The error of a call whose deadline passed.
 fn deadline_error(service: &ServiceDescriptor, method: usize, timeout: Option<Duration>) -> Status {

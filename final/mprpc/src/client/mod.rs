@@ -13,6 +13,8 @@ mod blocking;
 mod channel;
 mod connection;
 pub(crate) mod course;
+mod health;
 
 pub use blocking::BlockingChannel;
 pub use channel::MprpcChannel;
+pub use health::HealthClient;

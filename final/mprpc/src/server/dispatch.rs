@@ -183,6 +183,7 @@ impl ConnState<'_> {
                 }
             }
         };
+        end.trace_from(&md);
         let md = match hooks.intercept(&mut end, &who, md) {
             Ok(md) => md,
             Err(status) => return self.finish_call(id, Err(status), end),

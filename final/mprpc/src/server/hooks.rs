@@ -40,6 +40,8 @@ pub(super) struct Observed {
     pub(super) started: Instant,
     /// The method's counters, when metrics are on.
     pub(super) metrics: Option<Arc<MethodMetrics>>,
+    /// The call's place in its trace, once its metadata is read.
+    pub(super) trace: Option<TraceContext>,
 }
 
 /// Who is calling what: what an interceptor is shown.
@@ -95,6 +97,9 @@ impl Hooks {
             legacy = who.legacy,
             status = tracing::field::Empty,
             duration_us = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
         let metrics = self.metrics.as_ref().map(|_| {
             metrics.start();
@@ -105,6 +110,7 @@ impl Hooks {
                 span,
                 started: now,
                 metrics,
+                trace: None,
             })
         })
     }
@@ -153,17 +159,40 @@ impl Hooks {
 }
 
 impl CallEnd {
-    /// `future` running inside this call's span, if anyone records spans;
+    // ANCHOR: trace_from
+    /// Places the call in the trace its caller's `traceparent` names (a
+    /// child of the caller's span), or starts a trace; records the ids on
+    /// the span. Only while the span is recorded.
+    #[inline]
+    pub(crate) fn trace_from(&mut self, metadata: &Metadata) {
+        if let Some(o) = self.observed.as_mut().filter(|o| !o.span.is_disabled()) {
+            let ctx = TraceContext::from_metadata(metadata)
+                .map_or_else(TraceContext::new_root, |parent| parent.child());
+            ctx.record(&o.span);
+            o.trace = Some(ctx);
+        }
+    }
+
+    /// `future` running inside this call's span, with its trace context
+    /// current (for the calls the handler makes), if anyone records spans;
     /// else `future` itself (no wrapper, no allocation).
     #[inline]
     pub(crate) fn in_span(&self, future: ResponseFuture) -> ResponseFuture {
         match &self.observed {
             Some(o) if !o.span.is_disabled() => {
+                // Course-format calls carry no metadata: a trace of their own.
+                let ctx = o.trace.clone().unwrap_or_else(|| {
+                    let root = TraceContext::new_root();
+                    root.record(&o.span);
+                    root
+                });
+                let future = crate::telemetry::trace::scope(ctx, future);
                 Box::pin(tracing::Instrument::instrument(future, o.span.clone()))
             }
             _ => future,
         }
     }
+    // ANCHOR_END: trace_from
 
     /// The response metadata: the interceptors', then the handler's; and
     /// the handler's cell, emptied, when nothing else holds it any more

@@ -56,7 +56,9 @@ use crate::interceptor::{ServerCall, ServerInterceptor};
 use crate::metadata::{Metadata, MetadataLimits};
 use crate::registry::Registry;
 use crate::service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
-use crate::telemetry::metrics::{MethodMetrics, Metrics};
+use crate::telemetry::health::{HealthService, HealthState};
+use crate::telemetry::metrics::{AdminPages, MethodMetrics, Metrics};
+use crate::telemetry::trace::TraceContext;
 use crate::wire::frame::{self, Frame, MAGIC, PREAMBLE};
 
 // How the files fit together: this one builds and runs a provider; `accept`
@@ -141,6 +143,21 @@ type Published = (
     Box<[Arc<MethodStats>]>,
     Box<[Arc<MethodMetrics>]>,
 );
+
+/// A service ready to dispatch to: fresh statistics and metrics for each
+/// of its methods.
+fn published_entry(svc: &Arc<dyn Service>) -> Published {
+    let methods = svc.descriptor().methods;
+    let stats = methods
+        .iter()
+        .map(|_| Arc::new(MethodStats::default()))
+        .collect();
+    let metrics = methods
+        .iter()
+        .map(|_| Arc::new(MethodMetrics::default()))
+        .collect();
+    (Arc::clone(svc), stats, metrics)
+}
 
 /// A service by its short name for the course's format, with its methods'
 /// metrics.
@@ -278,23 +295,21 @@ impl RpcProvider {
         };
         course.sort_by_key(|d| d.name);
         let limits = &self.config.limits;
-        let published: HashMap<Vec<u8>, Published> = self
+        // ANCHOR: health_published
+        // The health service is answered like any other, but neither
+        // registered nor offered to the course's callers: it is added to
+        // `published` only, after the course's table is made.
+        let health = Arc::new(HealthState::new(names.clone()));
+        let builtin: Arc<dyn Service> = Arc::new(HealthService(Arc::clone(&health)));
+        let mut published: HashMap<Vec<u8>, Published> = self
             .services
             .iter()
-            .map(|(name, svc)| {
-                let methods = svc.descriptor().methods;
-                let stats = methods
-                    .iter()
-                    .map(|_| Arc::new(MethodStats::default()))
-                    .collect();
-                let metrics = methods
-                    .iter()
-                    .map(|_| Arc::new(MethodMetrics::default()))
-                    .collect();
-                (name.clone(), (Arc::clone(svc), stats, metrics))
-            })
+            .map(|(name, svc)| (name.clone(), published_entry(svc)))
             .collect();
         let legacy_services = legacy_table(&published);
+        let entry = published_entry(&builtin);
+        published.insert(builtin.descriptor().full_name.as_bytes().to_vec(), entry);
+        // ANCHOR_END: health_published
         // Metrics are collected only when somebody can read them.
         let admin = match &self.config.admin.address {
             Some(addr) => {
@@ -338,12 +353,20 @@ impl RpcProvider {
             tls,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The admin endpoint outlives the drain (`/readyz` says so), so it
+        // has a stop signal of its own, sent when the handle goes.
+        let (admin_tx, admin_rx) = watch::channel(false);
         let admin_addr = match admin {
             Some((listener, local, metrics)) => {
+                crate::telemetry::client_metrics::enable();
+                let pages = AdminPages {
+                    server: Some(metrics),
+                    health: Some(Arc::clone(&health)),
+                };
                 tokio::spawn(crate::telemetry::metrics::serve_admin(
                     listener,
-                    metrics,
-                    shutdown_rx.clone(),
+                    Arc::new(pages),
+                    admin_rx,
                 ));
                 log::info!("admin endpoint: http://{local}/metrics");
                 Some(local)
@@ -368,6 +391,7 @@ impl RpcProvider {
                 .await?;
         }
         // ANCHOR_END: register_course
+        health.set_registered();
         log::info!("provider serving {} on {advertised}", names.join(", "));
         Ok(RunningProvider {
             local_addr,
@@ -377,6 +401,8 @@ impl RpcProvider {
             course,
             registry,
             shutdown_tx,
+            admin_tx,
+            health,
             task: Some(task),
         })
     }
@@ -413,6 +439,10 @@ pub struct RunningProvider {
     registry: Arc<dyn Registry>,
     /// Flips to `true` to start shutdown.
     shutdown_tx: watch::Sender<bool>,
+    /// Flips to `true` to stop the admin endpoint (when the handle goes).
+    admin_tx: watch::Sender<bool>,
+    /// What the health service and `/readyz` report.
+    health: Arc<HealthState>,
     /// The accept loop, which owns every connection task.
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -445,6 +475,8 @@ impl RunningProvider {
     ///    its last call here completed) or `timeouts.drain_ms` runs out;
     /// 5. close.
     pub async fn shutdown(mut self) -> Result<(), Error> {
+        // Health checks and `/readyz` say NOT_SERVING from the first step.
+        self.health.set_draining();
         let mut first_err = None;
         // C++ callers first: they have no goaway and look the node up on
         // every call.
@@ -488,6 +520,8 @@ impl RunningProvider {
 
 impl Drop for RunningProvider {
     fn drop(&mut self) {
+        self.health.set_draining();
         let _ = self.shutdown_tx.send(true);
+        let _ = self.admin_tx.send(true);
     }
 }

@@ -26,13 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use super::prometheus::{Histogram, code_label, escape, header};
 use crate::error::ErrorCode;
-
-/// Upper bounds of the latency histogram's buckets, in seconds (the last
-/// bucket, `+Inf`, is implicit): 50 µs to 10 s, roughly ×2.5 apart.
-const BUCKETS: [f64; 12] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0,
-];
+use crate::telemetry::health::HealthState;
 
 /// Codes a provider can answer with; errors are counted per code.
 const CODES: [ErrorCode; 9] = [
@@ -58,11 +54,8 @@ pub(crate) struct MethodMetrics {
     cancelled: AtomicU64,
     /// Failed calls by code, in the order of [`CODES`].
     errors: [AtomicU64; CODES.len()],
-    /// Histogram counts, one per bucket of [`BUCKETS`] plus `+Inf`
-    /// (not cumulative; summed when rendered).
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    /// Sum of latencies, in nanoseconds.
-    sum_ns: AtomicU64,
+    /// Latencies.
+    latency: Histogram,
 }
 
 impl MethodMetrics {
@@ -82,14 +75,7 @@ impl MethodMetrics {
             Some(ErrorCode::Ok) => {}
             Some(code) => count_error(&self.errors, code),
         }
-        let secs = took.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_ns.fetch_add(nanos, Ordering::Relaxed);
+        self.latency.observe(took);
     }
 }
 
@@ -212,22 +198,8 @@ impl Metrics {
             "Time from a request's arrival to its answer.",
         );
         for (s, m, c) in &self.methods {
-            let l = labels(s, m);
-            let mut cumulative = 0;
-            for (i, n) in c.buckets.iter().enumerate() {
-                cumulative += n.load(Ordering::Relaxed);
-                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-                let _ = writeln!(
-                    out,
-                    "mprpc_server_call_duration_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let sum = c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "mprpc_server_call_duration_seconds_sum{{{l}}} {sum}");
-            let _ = writeln!(
-                out,
-                "mprpc_server_call_duration_seconds_count{{{l}}} {cumulative}"
-            );
+            let name = "mprpc_server_call_duration_seconds";
+            c.latency.render(&mut out, name, &labels(s, m));
         }
         header(
             &mut out,
@@ -280,23 +252,32 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Writes the `# HELP` and `# TYPE` lines of a metric.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+// ANCHOR: pages
+/// What the admin endpoint serves: a provider's metrics and health, and
+/// the process's client metrics (when they are on).
+#[derive(Debug, Default)]
+pub(crate) struct AdminPages {
+    /// The provider's counters; `None` for a caller-only program.
+    pub(crate) server: Option<Arc<Metrics>>,
+    /// The provider's health; `None` for a caller-only program, which is
+    /// ready whenever it is live.
+    pub(crate) health: Option<Arc<HealthState>>,
 }
 
-/// A code as a label value: "deadline_exceeded".
-fn code_label(code: ErrorCode) -> String {
-    code.as_str().replace(' ', "_")
-}
+impl AdminPages {
+    /// `GET /metrics`: the provider's metrics, then the client's.
+    fn metrics(&self) -> String {
+        let mut out = self.server.as_ref().map(|m| m.render()).unwrap_or_default();
+        out.push_str(&crate::telemetry::client_metrics::render());
+        out
+    }
 
-/// Escapes a label value (service names are protobuf identifiers, but the
-/// format requires it of any value).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    /// `GET /readyz`: ready, or why not.
+    fn ready(&self) -> Result<(), &'static str> {
+        self.health.as_ref().map_or(Ok(()), |h| h.ready())
+    }
 }
+// ANCHOR_END: pages
 
 /// Admin connections served at once; more are closed at once.
 const MAX_ADMIN_CONNECTIONS: usize = 16;
@@ -306,13 +287,13 @@ const MAX_ADMIN_REQUEST: usize = 8 << 10;
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 // ANCHOR: admin
-/// Serves `GET /metrics` on `listener` until shutdown: HTTP/1.1, one
+/// Serves `GET /metrics`, `/healthz` and `/readyz` on `listener` until shutdown: HTTP/1.1, one
 /// request per connection. A scrape is small and rare, so this is the
 /// least HTTP that Prometheus (and curl) accept, bounded like every other
 /// input: 16 connections, an 8 KiB request head, 5 s per connection.
 pub(crate) async fn serve_admin(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
+    metrics: Arc<AdminPages>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
@@ -343,7 +324,7 @@ pub(crate) async fn serve_admin(
 // ANCHOR_END: admin
 
 /// Reads one request head and answers it.
-async fn answer(mut stream: TcpStream, metrics: &Metrics) {
+async fn answer(mut stream: TcpStream, pages: &AdminPages) {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -367,8 +348,19 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) {
         parts.next().unwrap_or_default(),
     );
     match (method, path) {
-        (b"GET", b"/metrics") => respond(&mut stream, "200 OK", &metrics.render()).await,
-        (b"GET", _) => respond(&mut stream, "404 Not Found", "only /metrics is here\n").await,
+        (b"GET", b"/metrics") => respond(&mut stream, "200 OK", &pages.metrics()).await,
+        (b"GET", b"/healthz") => respond(&mut stream, "200 OK", "ok\n").await,
+        (b"GET", b"/readyz") => match pages.ready() {
+            Ok(()) => respond(&mut stream, "200 OK", "ready\n").await,
+            Err(why) => {
+                let body = format!("not ready: {why}\n");
+                respond(&mut stream, "503 Service Unavailable", &body).await
+            }
+        },
+        (b"GET", _) => {
+            let body = "only /metrics, /healthz and /readyz are here\n";
+            respond(&mut stream, "404 Not Found", body).await
+        }
         _ => {
             respond(
                 &mut stream,

@@ -1,6 +1,12 @@
 //! What the framework tells its operators: Prometheus metrics per method
-//! and the admin endpoint that serves them (`metrics`). The spans of each
+//! and the admin endpoint that serves them (`metrics`), the caller's
+//! metrics (`client_metrics`), the text format both write (`prometheus`), the provider's health (`health`) and the
+//! trace context carried from call to call (`trace`). The spans of each
 //! call (`rpc.server`, `rpc.client`) are opened where the call is, in
 //! `server/hooks.rs` and `client/channel.rs`.
 
+pub(crate) mod client_metrics;
+pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod prometheus;
+pub(crate) mod trace;

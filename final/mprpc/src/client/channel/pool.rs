@@ -203,7 +203,7 @@ impl MprpcChannel {
         });
         let conn = Arc::new(Connection::connect(addr, serial, &self.inner.settings, events).await?);
         lock(&self.inner.pool).insert(addr.to_string(), Arc::clone(&conn));
-        lock(&self.inner.ejected).remove(addr);
+        self.inner.restore(addr);
         Ok(conn)
     }
 }
@@ -216,12 +216,23 @@ impl ChannelInner {
 
     /// Avoids `addr` for a while; `true` if it was not avoided already.
     pub(super) fn eject(&self, addr: &str) -> bool {
+        if crate::telemetry::client_metrics::enabled() {
+            crate::telemetry::client_metrics::record_ejected(addr, self.eject_for);
+        }
         let mut ejected = lock(&self.ejected);
         let now = Instant::now();
         ejected.retain(|_, until| *until > now);
         ejected
             .insert(addr.to_string(), now + self.eject_for)
             .is_none()
+    }
+
+    /// `addr` answered again: no longer avoided.
+    pub(super) fn restore(&self, addr: &str) {
+        if lock(&self.ejected).remove(addr).is_some() && crate::telemetry::client_metrics::enabled()
+        {
+            crate::telemetry::client_metrics::record_restored(addr);
+        }
     }
 
     // ANCHOR: after_deadline
