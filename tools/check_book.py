@@ -22,7 +22,10 @@
    back as `_x_`, and CommonMark opens no `_` emphasis between CJK
    characters, so a translation must use <em>/<strong> there).
 6. A translated edition only: every fold's `<summary>` label is translated
-   (holds a character outside ASCII), and every label of the diagrams
+   (holds a character outside ASCII), every image from diagrams/ or images/
+   is the edition's own (diagrams/LANG/x.svg, images/LANG/x.svg: the
+   diagrams and the benchmark's chart are drawn per language; with item 4,
+   a missing one fails too), and every label of the diagrams
    (book/po/diagrams.LANG.po) is translated, not fuzzy, and identical to
    the English only when it is code or a name: every word of it is an
    identifier (has `_`, `::`, `()`, `.`, `/`, a digit, an inner capital
@@ -97,7 +100,7 @@ class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.ids, self.refs = set(), []
-        self.markers, self.summaries = [], []
+        self.markers, self.summaries, self.images = [], [], []
         self._skip, self._summary = 0, None
 
     def handle_starttag(self, tag, attrs):
@@ -106,6 +109,8 @@ class Page(HTMLParser):
                 self.ids.add(value)
             if name in ("href", "src") and value:
                 self.refs.append(value)
+        if tag == "img":
+            self.images.extend(value for name, value in attrs if name == "src" and value)
         if tag in NOT_TEXT:
             self._skip += 1
         if tag == "summary":
@@ -150,6 +155,15 @@ def check_built(problems):
                 if label.isascii():
                     problems.append(f"{html.relative_to(ROOT)}: untranslated <summary> label {label!r} "
                                     "(its message in the PO, tools/i18n_summary.py)")
+            for src in sorted(set(page.images)):
+                # An image with labels (a diagram, the benchmark's chart) drawn in
+                # the edition's language sits in LANG/ beside the English one.
+                found = IMAGE.search(urlsplit(src).path)
+                if found and found.group(2) != BUILD.name:
+                    problems.append(f"{html.relative_to(ROOT)}: shows the English image {src} "
+                                    f"(the translation's image line names {found.group(1)}/{BUILD.name}/"
+                                    f"{found.group(3)}; tools/i18n.sh update, tools/diagrams.sh, "
+                                    "final/bench's --chart-from)")
     external = set()
     for html, page in sorted(pages.items()):
         # Generated helper pages (print.html repeats every chapter) are checked as well.
@@ -180,6 +194,10 @@ def check_built(problems):
     if external:
         print(f"check_book: {len(external)} external links not fetched (no network here)")
 
+
+# An image with labels: book/src/diagrams/ or book/src/images/, and the
+# folder of a translated edition in between (group 2) when it is one.
+IMAGE = re.compile(r"(?:^|/)(diagrams|images)/(?:([\w-]+)/)?([\w.-]+\.svg)$")
 
 # Translated editions, built into book/build/<language>/ (tools/i18n.sh).
 EDITIONS = ("zh-CN",)

@@ -97,22 +97,23 @@ case "${1:-}" in
             msgcat --use-first --no-wrap -o "$work/all.po" "$po" "$@" "$work/identity.po"
             msgmerge --quiet --no-wrap --no-fuzzy-matching -o "$po" "$work/all.po" "$POT"
             rm -rf "$work"
-            # Images of diagrams with translated labels (tools/diagrams.sh
-            # renders them to book/src/diagrams/LANG/): the translation shows those.
+            # Images with translated labels (diagrams: tools/diagrams.sh renders
+            # them to book/src/diagrams/LANG/; the benchmark's chart: final/bench
+            # draws it to book/src/images/LANG/): the translation shows those.
             python3 - "$po" "$lang" <<'PY'
 import re, sys
 from pathlib import Path
 po, lang = sys.argv[1], sys.argv[2]
 text = Path(po).read_text(encoding="utf-8")
 def swap(m):
-    name = m.group(2)
-    if Path(f"book/src/diagrams/{lang}/{name}.svg").is_file():
-        return f"{m.group(1)}diagrams/{lang}/{name}.svg"
+    folder, name = m.group(2), m.group(3)
+    if Path(f"book/src/{folder}/{lang}/{name}.svg").is_file():
+        return f"{m.group(1)}{folder}/{lang}/{name}.svg"
     return m.group(0)
 out = []
 for line in text.split("\n"):
     if line.startswith("msgstr "):  # one line each: the PO is written --no-wrap
-        line = re.sub(r"(\]\((?:\.\./)*)diagrams/([\w.-]+)\.svg", swap, line)
+        line = re.sub(r"(\]\((?:\.\./)*)(diagrams|images)/([\w.-]+)\.svg", swap, line)
     out.append(line)
 Path(po).write_text("\n".join(out), encoding="utf-8")
 PY

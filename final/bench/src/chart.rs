@@ -4,8 +4,12 @@
 //! plotters is built with only its SVG backend: text becomes `<text>`
 //! elements that the browser lays out, and plotters estimates text sizes
 //! itself, so no font files, font-kit or fontconfig are needed.
+//!
+//! The chart is drawn once per edition of the book from the same report:
+//! English at `images/benchmark.svg`, Chinese at `images/zh-CN/benchmark.svg`
+//! ([`translated_path`]); only the labels differ, never the numbers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
@@ -32,6 +36,84 @@ fn colour(variant: Variant) -> RGBColor {
     }
 }
 
+/// The language of a chart's labels: one per edition of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lang {
+    /// The English book (`book/src/images/`).
+    En,
+    /// The Chinese edition (`book/src/images/zh-CN/`).
+    ZhCn,
+}
+
+impl Lang {
+    /// Every edition, in the order the driver draws them.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::ZhCn];
+
+    /// The edition's folder beside the English images (`None` for English),
+    /// named as the book's languages are (`tools/i18n.sh`).
+    pub fn folder(self) -> Option<&'static str> {
+        match self {
+            Lang::En => None,
+            Lang::ZhCn => Some("zh-CN"),
+        }
+    }
+
+    /// The chart's title.
+    fn title(self, cores: usize) -> String {
+        match self {
+            Lang::En => format!(
+                "UserServiceRpc.Login over loopback, {cores} cores shared by server and load generator"
+            ),
+            Lang::ZhCn => {
+                format!("UserServiceRpc.Login，走回环地址，服务端与负载生成器共用 {cores} 个核")
+            }
+        }
+    }
+
+    /// A panel's caption.
+    fn caption(self, metric: Metric) -> &'static str {
+        match (self, metric) {
+            (Lang::En, Metric::Throughput) => "Throughput, calls/s (bar: median, whisker: min–max)",
+            (Lang::En, Metric::P99) => "p99 latency, µs, log scale (lower is better)",
+            (Lang::ZhCn, Metric::Throughput) => "吞吐量，次调用/秒（柱：中位数，须线：最小–最大）",
+            (Lang::ZhCn, Metric::P99) => "p99 延迟，µs，对数刻度（越低越好）",
+        }
+    }
+
+    /// The label under a group of bars.
+    fn in_flight(self, concurrency: usize) -> String {
+        match self {
+            Lang::En => format!("{concurrency} in flight"),
+            Lang::ZhCn => format!("{concurrency} 个在途调用"),
+        }
+    }
+}
+
+/// Where the chart of `lang` goes, given the English chart's path: the
+/// edition's folder beside it (`images/benchmark.svg` →
+/// `images/zh-CN/benchmark.svg`), which is where the translated book's
+/// image line points (`tools/i18n.sh update`).
+pub fn translated_path(english: &Path, lang: Lang) -> PathBuf {
+    match (lang.folder(), english.parent(), english.file_name()) {
+        (Some(folder), Some(parent), Some(name)) => parent.join(folder).join(name),
+        _ => english.to_path_buf(),
+    }
+}
+
+/// Draws `report` once per language: English at `english`, the others at
+/// [`translated_path`], creating their folders.
+pub fn draw_all(report: &Report, english: &Path) -> Result<(), BoxError> {
+    for lang in Lang::ALL {
+        let path = translated_path(english, lang);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        draw_in(report, &path, lang)?;
+    }
+    Ok(())
+}
+
 /// Which metric a panel shows.
 #[derive(Debug, Clone, Copy)]
 enum Metric {
@@ -51,18 +133,20 @@ impl Metric {
     }
 }
 
-/// Draws `report` as an SVG file at `path`.
+/// Draws `report` as an SVG file at `path`, with English labels.
 pub fn draw(report: &Report, path: &Path) -> Result<(), BoxError> {
+    draw_in(report, path, Lang::En)
+}
+
+/// Draws `report` as an SVG file at `path`, with labels in `lang`.
+pub fn draw_in(report: &Report, path: &Path, lang: Lang) -> Result<(), BoxError> {
     let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
     root.fill(&WHITE)?;
-    let title = format!(
-        "UserServiceRpc.Login over loopback, {} cores shared by server and load generator",
-        report.machine.nproc
-    );
+    let title = lang.title(report.machine.nproc);
     let root = root.titled(&title, ("sans-serif", 18))?;
     let (left, right) = root.split_horizontally(500);
-    panel(&left, report, Metric::Throughput)?;
-    panel(&right, report, Metric::P99)?;
+    panel(&left, report, Metric::Throughput, lang)?;
+    panel(&right, report, Metric::P99, lang)?;
     root.present()?;
     Ok(())
 }
@@ -72,6 +156,7 @@ fn panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     report: &Report,
     metric: Metric,
+    lang: Lang,
 ) -> Result<(), BoxError> {
     let concurrencies = &report.settings.concurrencies;
     let variants: Vec<Variant> = report
@@ -97,7 +182,7 @@ fn panel(
     let label_of = move |x: &f64| {
         let i = x.round();
         if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < concurrencies.len() {
-            format!("{} in flight", concurrencies[i as usize])
+            lang.in_flight(concurrencies[i as usize])
         } else {
             String::new()
         }
@@ -106,10 +191,7 @@ fn panel(
     match metric {
         Metric::Throughput => {
             let mut chart = ChartBuilder::on(area)
-                .caption(
-                    "Throughput, calls/s (bar: median, whisker: min–max)",
-                    ("sans-serif", 15),
-                )
+                .caption(lang.caption(metric), ("sans-serif", 15))
                 .margin(12)
                 .x_label_area_size(28)
                 .y_label_area_size(56)
@@ -137,10 +219,7 @@ fn panel(
             let lo = (bottom / 2.0).max(1.0);
             let hi = (top * 2.0).max(lo * 10.0);
             let mut chart = ChartBuilder::on(area)
-                .caption(
-                    "p99 latency, µs, log scale (lower is better)",
-                    ("sans-serif", 15),
-                )
+                .caption(lang.caption(metric), ("sans-serif", 15))
                 .margin(12)
                 .x_label_area_size(28)
                 .y_label_area_size(56)

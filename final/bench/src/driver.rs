@@ -287,10 +287,8 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
         std::fs::write(dir.join("latest.md"), report.to_markdown())?;
     }
     if let Some(svg) = &opts.svg {
-        if let Some(parent) = svg.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        crate::chart::draw(&report, svg)?;
+        // The English chart and, beside it, the translated editions' ones.
+        crate::chart::draw_all(&report, svg)?;
     }
     Ok(report)
 }

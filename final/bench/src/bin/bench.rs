@@ -2,7 +2,8 @@
 //!
 //! * `bench [--quick]` — the driver: starts servers and load generators as
 //!   child processes (this same executable), prints the table, writes
-//!   `final/bench/results/latest.{json,md}` and `book/src/images/benchmark.svg`.
+//!   `final/bench/results/latest.{json,md}`, `book/src/images/benchmark.svg`
+//!   and the Chinese edition's `book/src/images/zh-CN/benchmark.svg`.
 //! * `bench server --variant V` — one variant's server (started by the driver).
 //! * `bench load --variant V --addr A ...` — one load run (started by the driver).
 
@@ -40,7 +41,7 @@ struct Cli {
     /// Where latest.json and latest.md go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     results_dir: PathBuf,
-    /// Where the SVG chart goes.
+    /// Where the SVG chart goes; the Chinese edition's goes to `zh-CN/` beside it.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/images/benchmark.svg"))]
     svg: PathBuf,
     /// Print and keep nothing on disk.
@@ -130,8 +131,12 @@ fn real_main() -> Result<(), BoxError> {
                 .map_err(|e| format!("reading {}: {e}", path.display()))?;
             let report: mprpc_bench::report::Report = serde_json::from_str(&text)
                 .map_err(|e| format!("{} is not a benchmark report: {e}", path.display()))?;
-            mprpc_bench::chart::draw(&report, &cli.svg)?;
-            eprintln!("redrew {} from {}", cli.svg.display(), path.display());
+            mprpc_bench::chart::draw_all(&report, &cli.svg)?;
+            eprintln!(
+                "redrew {} and its translations from {}",
+                cli.svg.display(),
+                path.display()
+            );
             Ok(())
         }
         None => {
