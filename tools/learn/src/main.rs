@@ -17,7 +17,13 @@ mod layout;
 use holes::{STEPS, Step};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `check` waits for the build and the tests. A hole written so
+/// that it never returns (a read loop waiting for bytes that never come)
+/// would otherwise hang the check; the steps' tests take far less.
+const CHECK_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Exit code of a wrong command line or an unknown step.
 const USAGE_ERROR: u8 = 2;
@@ -208,14 +214,14 @@ fn check(step: &Step, dir: &Path) -> Result<(), Failure> {
             dir_flag(step, dir)
         )));
     }
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
         .args(["test", "--no-fail-fast", "--manifest-path"])
         .arg(&manifest)
         // One target directory for every learner crate: the dependencies
         // (tokio, prost, the ZooKeeper client) are built once, not twelve times.
-        .env("CARGO_TARGET_DIR", layout::target_dir())
-        .output()
-        .map_err(|e| Failure::other(format!("cannot run cargo: {e}")))?;
+        .env("CARGO_TARGET_DIR", layout::target_dir());
+    let output = run_with_deadline(cargo, CHECK_DEADLINE)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if output.status.success() {
@@ -295,4 +301,59 @@ fn solution(step: &Step, dir: &Path) -> Result<(), Failure> {
             String::from_utf8_lossy(&output.stderr)
         ))),
     }
+}
+
+/// Runs `command` to its end, its output captured, or kills it (and every
+/// process it started: cargo, the test binaries, their children) once
+/// `deadline` has passed.
+fn run_with_deadline(mut command: Command, deadline: Duration) -> Result<Output, Failure> {
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        // Its own process group, so the whole tree can be stopped at once.
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::other(format!("cannot run cargo: {e}")))?;
+    // Read both pipes while waiting: a full pipe would stop cargo.
+    let stdout = child.stdout.take().map(read_all);
+    let stderr = child.stderr.take().map(read_all);
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(None) => {
+                let group = format!("-{}", child.id());
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                let _ = child.wait();
+                return Err(Failure::other(format!(
+                    "the tests did not finish within {} s and were stopped: a function \
+                     that never returns, or a test waiting for an answer that never comes",
+                    deadline.as_secs()
+                )));
+            }
+            Err(e) => return Err(Failure::other(format!("cannot wait for cargo: {e}"))),
+        }
+    };
+    let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
+    Ok(Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        // A read error ends the output early; what was read is still shown.
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
