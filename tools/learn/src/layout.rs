@@ -120,10 +120,28 @@ fn hole_files(step: &Step) -> Vec<&'static str> {
     files
 }
 
-/// Copies the reference version of every file with a hole into `dir`.
-pub fn fill(step: &Step, dir: &Path) -> Result<(), String> {
+/// Copies the reference version of every file with a hole into `dir`; with
+/// `keep`, the hole of that one function stays cut (the round trip test
+/// proves so that each hole alone fails the step's tests).
+pub fn fill(step: &Step, dir: &Path, keep: Option<&str>) -> Result<(), String> {
+    if let Some(function) = keep {
+        if !step.holes.iter().any(|h| h.function == function) {
+            return Err(format!("step {} has no hole {function}", step.number));
+        }
+    }
     for file in hole_files(step) {
-        write(&dir.join(file), &read(&step_dir(step).join(file))?)?;
+        let text = read(&step_dir(step).join(file))?;
+        let kept: Vec<&Hole> = step
+            .holes
+            .iter()
+            .filter(|h| h.file == file && Some(h.function) == keep)
+            .collect();
+        let text = if kept.is_empty() {
+            text
+        } else {
+            cut_holes(&text, &kept)?
+        };
+        write(&dir.join(file), &text)?;
     }
     Ok(())
 }
@@ -304,6 +322,12 @@ pub fn standalone_manifest(step: &Step) -> Result<String, String> {
     // An empty [workspace]: the crate is its own workspace, even when written
     // inside this repository (learn/NN-name).
     manifest.insert("workspace".into(), toml::Value::Table(toml::Table::new()));
+    // The workspace's profiles (line tables only, no debug info for the
+    // dependencies): a crate of its own would otherwise build with full debug
+    // info, slower and several times larger in target/learn.
+    if let Some(profile) = root.get("profile") {
+        manifest.insert("profile".into(), profile.clone());
+    }
     let text = toml::to_string(&manifest).map_err(|e| format!("cannot write Cargo.toml: {e}"))?;
     Ok(format!(
         "# Written by `cargo run -p learn -- start {}` from steps/{}/Cargo.toml,\n\

@@ -39,6 +39,8 @@ struct Args {
     dir: Option<PathBuf>,
     /// `--force`: `start` replaces an existing directory.
     force: bool,
+    /// `--keep-hole FUNCTION`: `fill` leaves that one hole cut.
+    keep_hole: Option<String>,
 }
 
 /// Why a command failed: the message and the exit code.
@@ -95,6 +97,7 @@ fn parse(raw: Vec<String>) -> Result<Args, Failure> {
     let mut step = None;
     let mut dir = None;
     let mut force = false;
+    let mut keep_hole = None;
     while let Some(word) = words.next() {
         match word.as_str() {
             "--dir" => {
@@ -104,6 +107,12 @@ fn parse(raw: Vec<String>) -> Result<Args, Failure> {
                 dir = Some(PathBuf::from(value));
             }
             "--force" => force = true,
+            "--keep-hole" => {
+                let value = words
+                    .next()
+                    .ok_or_else(|| Failure::usage("--keep-hole needs a function"))?;
+                keep_hole = Some(value);
+            }
             _ if step.is_none() && !word.starts_with('-') => {
                 step = Some(holes::find(&word).ok_or_else(|| {
                     let known: Vec<_> = STEPS.iter().map(|s| s.number).collect();
@@ -129,6 +138,7 @@ fn parse(raw: Vec<String>) -> Result<Args, Failure> {
         step,
         dir,
         force,
+        keep_hole,
     })
 }
 
@@ -147,8 +157,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         "check" => check(step, &dir),
         "solution" => solution(step, &dir),
         // Hidden: copies the reference files into the holes, for the round
-        // trip test (and for a learner who wants to compare runs).
-        _ => layout::fill(step, &dir).map_err(Failure::other),
+        // trip test (and for a learner who wants to compare runs); with
+        // `--keep-hole FUNCTION`, into all holes but that one.
+        _ => layout::fill(step, &dir, args.keep_hole.as_deref()).map_err(Failure::other),
     }
 }
 

@@ -24,20 +24,40 @@ fn printed(output: &Output) -> String {
     )
 }
 
-/// `(step dir, [(file, section)])` for every step, read from `learn list`.
-fn steps() -> Vec<(String, Vec<String>)> {
+/// One hole as `learn list` shows it.
+#[derive(Debug)]
+struct ListedHole {
+    /// `name` or `Type::method`.
+    function: String,
+    /// `steps/NN-name.md#heading`.
+    section: String,
+}
+
+/// `(step dir, holes)` for every step, read from `learn list`.
+fn steps() -> Vec<(String, Vec<ListedHole>)> {
     let output = learn(&["list"]);
     assert!(output.status.success(), "{}", printed(&output));
-    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    let mut steps: Vec<(String, Vec<ListedHole>)> = Vec::new();
+    let mut function = None;
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         if !line.starts_with(' ') {
             steps.push((line.to_string(), Vec::new()));
         } else if let Some(section) = line.trim().strip_prefix("see book/src/") {
+            let function = function
+                .take()
+                .expect("a hole's line comes before its section");
             steps
                 .last_mut()
                 .expect("a hole comes after its step")
                 .1
-                .push(section.to_string());
+                .push(ListedHole {
+                    function,
+                    section: section.to_string(),
+                });
+        } else {
+            // `    src/file.rs Type::function: what to write`
+            let name = line.split_whitespace().nth(1).expect("file and function");
+            function = Some(name.trim_end_matches(':').to_string());
         }
     }
     steps
@@ -63,9 +83,9 @@ fn every_step_has_holes_that_point_at_existing_sections() {
     let steps = steps();
     assert_eq!(steps.len(), 12, "steps 01-12");
     let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/src");
-    for (step, sections) in &steps {
-        assert!(!sections.is_empty(), "{step} has no hole");
-        for section in sections {
+    for (step, holes) in &steps {
+        assert!(!holes.is_empty(), "{step} has no hole");
+        for ListedHole { section, .. } in holes {
             let (file, anchor) = section.split_once('#').expect("file#anchor");
             let text = std::fs::read_to_string(book.join(file))
                 .unwrap_or_else(|e| panic!("{section}: {e}"));
@@ -82,7 +102,7 @@ fn every_step_has_holes_that_point_at_existing_sections() {
 #[test]
 fn start_check_fail_fill_check_pass_for_every_step() {
     let scratch = tempfile::tempdir().expect("a temporary directory");
-    for (step, _) in steps() {
+    for (step, holes) in steps() {
         let number = &step[..2];
         let dir = scratch.path().join(&step);
         let dir = dir.to_str().expect("a UTF-8 path");
@@ -92,12 +112,19 @@ fn start_check_fail_fill_check_pass_for_every_step() {
 
         // The holes build (todo!() has every type) and the tests fail on them.
         let holed = learn(&["check", number, "--dir", dir]);
-        let text = printed(&holed);
-        assert_eq!(holed.status.code(), Some(1), "{step}: {text}");
-        assert!(
-            text.contains("test(s) failed") && text.contains("reread:"),
-            "{step}: the holed crate must build and fail its tests: {text}"
-        );
+        assert_fails_naming(&step, &holed, &holes);
+
+        // Each hole alone fails the tests too: a hole whose reference body no
+        // test runs could be left as todo!() and still pass the check.
+        if holes.len() > 1 {
+            for hole in &holes {
+                let one = ["fill", number, "--dir", dir, "--keep-hole", &hole.function];
+                let kept = learn(&one);
+                assert!(kept.status.success(), "{}", printed(&kept));
+                let checked = learn(&["check", number, "--dir", dir]);
+                assert_fails_naming(&format!("{step} {}", hole.function), &checked, &holes);
+            }
+        }
 
         let filled = learn(&["fill", number, "--dir", dir]);
         assert!(filled.status.success(), "{}", printed(&filled));
@@ -112,6 +139,25 @@ fn start_check_fail_fill_check_pass_for_every_step() {
         );
         // Each step's crate is large once built; the next one starts clean.
         std::fs::remove_dir_all(dir).expect("remove the step's crate");
+    }
+}
+
+/// `check` failed on the tests (the crate built) and named the section of
+/// every hole of the step.
+fn assert_fails_naming(what: &str, output: &Output, holes: &[ListedHole]) {
+    let text = printed(output);
+    assert_eq!(output.status.code(), Some(1), "{what}: {text}");
+    assert!(
+        text.contains("test(s) failed") && text.contains("reread:"),
+        "{what}: the holed crate must build and fail its tests: {text}"
+    );
+    for hole in holes {
+        assert!(
+            text.contains(&format!("book/src/{} ({}", hole.section, hole.function)),
+            "{what}: check must name {} for {}: {text}",
+            hole.section,
+            hole.function
+        );
     }
 }
 
@@ -143,6 +189,20 @@ fn refusals_are_clear() {
     assert!(lib.contains("/// Serializes `value` both ways"), "{lib}");
     let solution = learn(&["solution", "01", "--dir", dir]);
     assert!(printed(&solution).contains("+    let protobuf = value.encode_to_vec();"));
+    let no_such_hole = learn(&["fill", "01", "--dir", dir, "--keep-hole", "nothing"]);
+    assert_eq!(no_such_hole.status.code(), Some(1));
+    assert!(printed(&no_such_hole).contains("step 01 has no hole nothing"));
+
+    // The learner's crate builds with the workspace's profiles (line tables
+    // only), not cargo's default full debug info.
+    let manifest = std::fs::read_to_string(scratch.path().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("the written Cargo.toml parses");
+    let debug = manifest
+        .get("profile")
+        .and_then(|p| p.get("dev"))
+        .and_then(|d| d.get("debug"))
+        .and_then(toml::Value::as_str);
+    assert_eq!(debug, Some("line-tables-only"), "{manifest:?}");
 }
 
 /// The hole shown in the book's "How to use this book" (included from
