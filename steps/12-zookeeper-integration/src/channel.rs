@@ -318,6 +318,8 @@ impl MprpcChannel {
                 },
                 _ => ChannelError::Send(error),
             })?;
+        // ANCHOR_END: call_bytes
+        // ANCHOR: call_bytes_read
         // The response has no length: it ends when the provider closes.
         // Read to the end, but never more than the limit, and never past
         // the deadline. The course read once into 1024 bytes, with no
@@ -363,7 +365,7 @@ impl MprpcChannel {
         }
         Ok(response)
     }
-    // ANCHOR_END: call_bytes
+    // ANCHOR_END: call_bytes_read
 
     // ANCHOR: lookup
     /// Reads the address of `method`'s provider from the znode
@@ -413,7 +415,9 @@ impl MprpcChannel {
                     .collect(),
             })
     }
+    // ANCHOR_END: lookup
 
+    // ANCHOR: read_znode
     /// Opens a session, reads the data of `path`, closes the session.
     async fn read_znode(
         &self,
@@ -446,7 +450,7 @@ impl MprpcChannel {
         let _ = tokio::time::timeout(LOOKUP_CLOSE_WAIT, zk.close()).await;
         data
     }
-    // ANCHOR_END: lookup
+    // ANCHOR_END: read_znode
 }
 
 // ANCHOR: call_method

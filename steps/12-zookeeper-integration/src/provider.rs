@@ -325,6 +325,9 @@ impl RpcProvider {
         self.spawn(addr, true)
     }
 
+    // ANCHOR_END: run
+
+    // ANCHOR: spawn
     /// [`start`](Self::start) and [`start_registered`](Self::start_registered).
     fn spawn(self, addr: SocketAddr, register: bool) -> io::Result<ProviderHandle> {
         let runtime = self.runtime()?;
@@ -385,8 +388,8 @@ impl RpcProvider {
             )),
         }
     }
+    // ANCHOR_END: spawn
 }
-// ANCHOR_END: run
 
 // ANCHOR: register
 impl RpcProvider {
@@ -441,6 +444,9 @@ impl RpcProvider {
     }
 }
 
+// ANCHOR_END: register
+
+// ANCHOR: close_session
 /// The error of a registration that failed, naming the cause.
 fn registration_failed(error: ZkError) -> io::Error {
     io::Error::other(format!("cannot register with ZooKeeper: {error}"))
@@ -465,7 +471,7 @@ async fn close_session(zk: ZkClient, log: &LogSink) {
         ),
     }
 }
-// ANCHOR_END: register
+// ANCHOR_END: close_session
 
 // ANCHOR: serve
 impl RpcProvider {

@@ -84,6 +84,8 @@ pub enum ZkError {
         /// What the client crate reported.
         source: zk::Error,
     },
+    // ANCHOR_END: errors
+    // ANCHOR: errors_more
     /// ZooKeeper gave no answer within the client's operation limit.
     Timeout {
         /// The ZooKeeper address of this client.
@@ -126,7 +128,7 @@ pub enum ZkError {
     },
 }
 
-// ANCHOR_END: errors
+// ANCHOR_END: errors_more
 
 impl fmt::Display for ZkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -306,6 +308,8 @@ impl ZkClient {
         }
     }
 
+    // ANCHOR_END: create
+    // ANCHOR: claim_ephemeral
     /// Makes sure the existing ephemeral znode `path` is owned by this session:
     /// replaces our own stale node (same `data`), leaves anyone else's alone.
     async fn claim_ephemeral(
@@ -348,7 +352,7 @@ impl ZkClient {
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
-    // ANCHOR_END: create
+    // ANCHOR_END: claim_ephemeral
 
     // ANCHOR: get_data
     /// Reads the data of znode `path` (in the course: a provider's `ip:port`).
