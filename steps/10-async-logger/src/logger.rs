@@ -368,7 +368,6 @@ impl Drop for LogGuard {
         }
     }
 }
-
 // ANCHOR_END: guard
 
 /// [`Logger::init`] was called after the process-wide logger already existed.

@@ -445,8 +445,7 @@ impl RpcProvider {
 
 // ANCHOR: on_message
 impl RpcProvider {
-    /// Reads one request and runs it (the course's `OnMessage`); returns
-    /// the encoded response.
+    /// Reads one request and runs it (the course's `OnMessage`); returns the encoded response.
     async fn on_message(
         &self,
         socket: &mut TcpStream,

@@ -214,7 +214,6 @@ where
     Ok(Request { header, args })
 }
 // ANCHOR_END: read_request
-
 // ANCHOR: read_part
 /// Reads exactly `len` bytes, however many reads that takes.
 ///

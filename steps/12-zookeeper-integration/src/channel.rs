@@ -7,8 +7,7 @@
 //! 1. encode the request message and put the frame around it
 //!    ([`wire::encode_request`]);
 //! 2. find the provider: read its `ip:port` from the znode
-//!    `/ServiceName/MethodName` in ZooKeeper (the config's
-//!    `zookeeperip:zookeeperport`);
+//!    `/ServiceName/MethodName` in ZooKeeper (the config's    `zookeeperip:zookeeperport`);
 //! 3. connect to it;
 //! 4. send the frame;
 //! 5. read the response until the provider closes the connection;

@@ -324,7 +324,6 @@ impl RpcProvider {
     pub fn start_registered(self, addr: SocketAddr) -> io::Result<ProviderHandle> {
         self.spawn(addr, true)
     }
-
     // ANCHOR_END: run
 
     // ANCHOR: spawn
@@ -397,8 +396,7 @@ impl RpcProvider {
     /// layout: `/ServiceName`, persistent and without data, and under it
     /// `/ServiceName/MethodName`, ephemeral, holding the `ip:port` callers
     /// connect to. Returns the session: the method nodes live as long as it
-    /// does. (If it expires, nothing puts them back, as in the course;
-    /// `final/` registers again.)
+    /// does. (If it expires, nothing puts them back, as in the course; `final/` registers again.)
     async fn register(&self, listening: SocketAddr) -> io::Result<ZkClient> {
         let zk = ZkClient::start(&self.zookeeper, self.zk_session_timeout)
             .await
@@ -427,8 +425,7 @@ impl RpcProvider {
             methods.sort_unstable();
             for method in methods {
                 let path = format!("{service_path}/{method}");
-                // "ip:port" and nothing else: no trailing NUL, as the
-                // course's callers expect.
+                // "ip:port" and nothing else: no trailing NUL, as the course's callers expect.
                 zk.create(&path, data.as_bytes(), CreateMode::Ephemeral)
                     .await?;
                 self.log(
@@ -443,7 +440,6 @@ impl RpcProvider {
         Ok(())
     }
 }
-
 // ANCHOR_END: register
 
 // ANCHOR: close_session
@@ -592,8 +588,7 @@ impl RpcProvider {
 
 // ANCHOR: on_message
 impl RpcProvider {
-    /// Reads one request and runs it (the course's `OnMessage`); returns
-    /// the encoded response.
+    /// Reads one request and runs it (the course's `OnMessage`); returns the encoded response.
     async fn on_message(
         &self,
         socket: &mut TcpStream,

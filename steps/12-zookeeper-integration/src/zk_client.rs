@@ -307,7 +307,6 @@ impl ZkClient {
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
-
     // ANCHOR_END: create
     // ANCHOR: claim_ephemeral
     /// Makes sure the existing ephemeral znode `path` is owned by this session:
@@ -323,8 +322,7 @@ impl ZkClient {
             Err(zk::Error::NoNode) => None,
             Err(source) => return Err(self.failed("create", path, source)),
         };
-        // `None`: deleted in the meantime (its session just ended), so simply
-        // create it below.
+        // `None`: deleted in the meantime (its session just ended), so simply create it below.
         if let Some((held, stat)) = existing {
             if stat.ephemeral_owner == self.client.session_id().0 {
                 return Ok(());
@@ -375,8 +373,7 @@ impl ZkClient {
             .map_err(|source| self.failed("exists", path, source))
     }
 
-    /// Lists the names (not full paths) of the children of znode `path`, in
-    /// no particular order.
+    /// Lists the names (not full paths) of the children of znode `path`, in no particular order.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>, ZkError> {
         self.client
             .list_children(path)
