@@ -138,14 +138,17 @@ pub const STEPS: &[Step] = &[
         number: "10",
         dir: "10-async-logger",
         holes: &[
+            // Not the writer thread's functions (nor log_file_name, which it
+            // calls): a writer that panics leaves a queued flush unanswered,
+            // and the tests would wait for it forever.
             Hole {
                 file: "src/logger.rs",
-                function: "log_file_name",
-                task: "the day's file name, `YYYY-MM-DD-log.txt`",
-                section: "steps/10-async-logger.md#the-writer-thread",
+                function: "Logger::new",
+                task: "create the bounded queue (CAPACITY records) and start the writer \
+                       thread `mprpc-logger` with its receiving end; if the thread cannot \
+                       start, report it and return a logger whose sends fail",
+                section: "steps/10-async-logger.md#the-queue",
             },
-            // Not the writer thread's functions: a writer that panics leaves a
-            // queued flush unanswered, and the tests would wait for it forever.
             Hole {
                 file: "src/logger.rs",
                 function: "Logger::log_at",
