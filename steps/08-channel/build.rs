@@ -161,6 +161,8 @@ fn write_server_adapter(service: &Service, buf: &mut String) -> std::fmt::Result
     )?;
     writeln!(buf, "        &{descriptor}")?;
     writeln!(buf, "    }}")?;
+    // ANCHOR_END: server_adapter
+    // ANCHOR: call_method
     writeln!(buf, "    fn call_method(")?;
     writeln!(buf, "        &self,")?;
     writeln!(buf, "        method: &crate::rpc::MethodDescriptor,")?;
@@ -209,7 +211,7 @@ fn write_server_adapter(service: &Service, buf: &mut String) -> std::fmt::Result
     writeln!(buf, "    }}")?;
     writeln!(buf, "}}")
 }
-// ANCHOR_END: server_adapter
+// ANCHOR_END: call_method
 
 // ANCHOR: stub
 fn write_stub(service: &Service, buf: &mut String) -> std::fmt::Result {

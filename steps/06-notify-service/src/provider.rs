@@ -255,7 +255,9 @@ impl RpcProvider {
             Ok(())
         })
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: start
     /// Starts serving on `addr` on a background thread with its own runtime
     /// and returns at once. Binding happens before this returns, so a bad
     /// address is an error here and port 0 is resolved:
@@ -295,7 +297,7 @@ impl RpcProvider {
         })
     }
 }
-// ANCHOR_END: run
+// ANCHOR_END: start
 
 // ANCHOR: serve
 impl RpcProvider {

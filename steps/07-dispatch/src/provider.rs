@@ -289,7 +289,9 @@ impl RpcProvider {
             Ok(())
         })
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: start
     /// Starts serving on `addr` on a background thread with its own runtime
     /// and returns at once. Binding happens before this returns, so a bad
     /// address is an error here and port 0 is resolved:
@@ -329,7 +331,7 @@ impl RpcProvider {
         })
     }
 }
-// ANCHOR_END: run
+// ANCHOR_END: start
 
 // ANCHOR: serve
 impl RpcProvider {
@@ -450,8 +452,7 @@ impl RpcProvider {
 
 // ANCHOR: on_message
 impl RpcProvider {
-    /// Reads one request and runs it (the course's `OnMessage`); returns
-    /// the encoded response.
+    /// Reads one request and runs it (the course's `OnMessage`); returns the encoded response.
     async fn on_message(
         &self,
         socket: &mut TcpStream,

@@ -159,7 +159,8 @@ where
     let args = read_part(reader, header.args_size, "args").await?;
     Ok(Request { header, args })
 }
-
+// ANCHOR_END: read_request
+// ANCHOR: read_part
 /// Reads exactly `len` bytes, however many reads that takes.
 ///
 /// `len` has passed its limit check. Still, the buffer grows only as bytes
@@ -185,4 +186,4 @@ where
     }
     Ok(buf)
 }
-// ANCHOR_END: read_request
+// ANCHOR_END: read_part

@@ -144,6 +144,8 @@ impl MprpcChannel {
             source,
         })?;
         stream.write_all(&frame).map_err(ChannelError::Send)?;
+        // ANCHOR_END: call_bytes
+        // ANCHOR: call_bytes_read
         // The response has no length: it ends when the provider closes.
         // Read to the end, but never more than the limit (plus one byte, to
         // tell "exactly the limit" from "over it"). The course read once
@@ -168,7 +170,7 @@ impl MprpcChannel {
         }
         Ok(response)
     }
-    // ANCHOR_END: call_bytes
+    // ANCHOR_END: call_bytes_read
 }
 
 // ANCHOR: call_method

@@ -213,7 +213,8 @@ where
     let args = read_part(reader, header.args_size, "args").await?;
     Ok(Request { header, args })
 }
-
+// ANCHOR_END: read_request
+// ANCHOR: read_part
 /// Reads exactly `len` bytes, however many reads that takes.
 ///
 /// `len` has passed its limit check. Still, the buffer grows only as bytes
@@ -239,4 +240,4 @@ where
     }
     Ok(buf)
 }
-// ANCHOR_END: read_request
+// ANCHOR_END: read_part

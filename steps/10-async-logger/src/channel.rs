@@ -221,6 +221,8 @@ impl MprpcChannel {
                 },
                 _ => ChannelError::Send(error),
             })?;
+        // ANCHOR_END: call_bytes
+        // ANCHOR: call_bytes_read
         // The response has no length: it ends when the provider closes.
         // Read to the end, but never more than the limit, and never past
         // the deadline. The course read once into 1024 bytes, with no
@@ -266,7 +268,7 @@ impl MprpcChannel {
         }
         Ok(response)
     }
-    // ANCHOR_END: call_bytes
+    // ANCHOR_END: call_bytes_read
 }
 
 // ANCHOR: call_method

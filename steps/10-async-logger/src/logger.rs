@@ -130,6 +130,8 @@ impl Logger {
         Logger { tx, writer }
     }
 
+    // ANCHOR_END: queue
+    // ANCHOR: queue_log
     /// Queues `message` at `level`, stamped with the current local time.
     /// Returns at once (unless the queue is full): the writer thread writes.
     pub fn log(&self, level: Level, message: impl Into<String>) {
@@ -152,7 +154,7 @@ impl Logger {
         }));
     }
 }
-// ANCHOR_END: queue
+// ANCHOR_END: queue_log
 
 // ANCHOR: flush
 impl Logger {
@@ -241,6 +243,8 @@ impl Writer {
         }
     }
 
+    // ANCHOR_END: writer
+    // ANCHOR: writer_file
     /// Appends one line to the file of the record's own date, opening that
     /// file first if it is not the open one.
     fn write(&mut self, record: &Record) {
@@ -276,6 +280,8 @@ impl Writer {
         }
     }
 
+    // ANCHOR_END: writer_file
+    // ANCHOR: writer_errors
     /// Closes the file after an I/O error; reports only the first error (a
     /// full disk would otherwise complain once per line).
     fn fail(&mut self, date: NaiveDate, err: &io::Error) {
@@ -303,7 +309,7 @@ fn write_line(out: &mut impl Write, record: &Record) -> io::Result<()> {
         record.level
     )
 }
-// ANCHOR_END: writer
+// ANCHOR_END: writer_errors
 
 /// Prints a problem of the logger itself on stderr. `eprintln!` would panic
 /// if stderr were closed; a logger must not take the program down.
@@ -362,6 +368,7 @@ impl Drop for LogGuard {
         }
     }
 }
+// ANCHOR_END: guard
 
 /// [`Logger::init`] was called after the process-wide logger already existed.
 #[derive(Debug)]
@@ -380,7 +387,6 @@ impl fmt::Display for InitError {
 }
 
 impl std::error::Error for InitError {}
-// ANCHOR_END: guard
 
 // ANCHOR: macros
 /// Logs an `INFO` line through the process-wide logger; arguments as for

@@ -1,21 +1,10 @@
-//! `cargo run -p step-10 [-- -i <configfile>]`: step 09's demo, now with
-//! the provider logging to a file. The provider of the example calls logs
-//! to the asynchronous logger, which writes `logs/YYYY-MM-DD-log.txt` under
-//! the current directory on its own thread; at the end the program reads
-//! this run's `ERROR` lines back from the file and prints them. The
-//! results go to stdout, as before.
-//!
-//! To run the two halves as separate programs, as in the course:
-//!
-//!     cargo run -p step-10 --bin callee      # in one terminal
-//!     cargo run -p step-10 --bin caller      # in another
-
-use prost::Message;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+//! `cargo run -p step-10 [-- -i <configfile>]`: step 09's calls, the
+//! provider logging to `logs/YYYY-MM-DD-log.txt` through the asynchronous
+//! logger; at the end, this run's `ERROR` lines read back from the file.
+//! The course's two programs: `cargo run -p step-10 --bin callee`, then
+//! `cargo run -p step-10 --bin caller` in another terminal.
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 use step::application::MprpcApplication;
 use step::channel::MprpcChannel;
@@ -23,11 +12,10 @@ use step::config::MprpcConfig;
 use step::controller::MprpcController;
 use step::fixbug::{
     FriendServiceRpcServer, FriendServiceRpcStub, GetFriendsListRequest, GetFriendsListResponse,
-    LoginRequest, LoginResponse, RegisterRequest, UserServiceRpcServer, UserServiceRpcStub,
+    LoginRequest, LoginResponse, UserServiceRpcServer, UserServiceRpcStub,
 };
 use step::logger::{self, Logger};
-use step::mprpc::RpcHeader;
-use step::provider::{RpcProvider, to_hex};
+use step::provider::RpcProvider;
 use step::rpc::RpcController;
 use step::user_client::call_examples;
 use step::user_service::{FriendService, UserService};
@@ -51,53 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-
-    let mut provider = RpcProvider::new(app.config());
-    let published = provider
-        .notify_service(UserServiceRpcServer(UserService::default()))
-        .and_then(|()| provider.notify_service(FriendServiceRpcServer(FriendService)));
-    if let Err(error) = published {
-        eprintln!("error: {error}");
-        return ExitCode::FAILURE;
-    }
-    // The same name twice: refused, and the first one stays.
-    if let Err(error) = provider.notify_service(UserServiceRpcServer(UserService::default())) {
-        println!("publishing UserServiceRpc again: {error}");
-    }
-
-    println!();
-    println!("service table:");
-    for name in provider.service_names() {
-        let Some(info) = provider.service(name) else {
-            continue;
-        };
-        // Methods in .proto order, from the descriptor; the table's own map
-        // is for lookups and has no order.
-        for method in info.service.descriptor().methods {
-            println!(
-                "  {name}.{}({}) returns ({})",
-                method.name, method.input_type, method.output_type
-            );
-        }
-    }
-
-    println!();
-    // ANCHOR: lookup
-    for (service, method) in [
-        ("UserServiceRpc", "Login"),
-        ("UserServiceRpc", "Logout"),
-        ("fixbug.UserServiceRpc", "Login"),
-    ] {
-        let found = provider
-            .service(service)
-            .and_then(|info| info.methods.get(method));
-        match found {
-            Some(method) => println!("lookup {service}.{}: method #{}", method.name, method.index),
-            None => println!("lookup {service}.{method}: not published"),
-        }
-    }
-    // ANCHOR_END: lookup
-    if let Err(error) = call_by_hand(provider).and_then(|()| channel_demo(&app)) {
+    if let Err(error) = channel_demo(&app) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
@@ -105,72 +47,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: guard
 
-/// Starts `provider`, sends it the course's requests built by hand.
-fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
-    // Its threads log to stderr, so stdout shows the caller's side in order.
-    provider.set_log_sink(Arc::new(|level, line: &str| {
-        eprintln!("provider | {level:?}: {line}");
-    }));
-    let any_port = "127.0.0.1:0".parse().map_err(|_| "bad address")?;
-    let handle = provider.start(any_port).map_err(|e| e.to_string())?;
-    let login = |pwd: &[u8]| {
-        let args = LoginRequest {
-            name: b"zhang san".to_vec(),
-            pwd: pwd.to_vec(),
-        };
-        frame("UserServiceRpc", "Login", &args.encode_to_vec())
-    };
-    let (id, name, pwd) = (4099, b"zhang san".to_vec(), b"888888".to_vec());
-    let register = RegisterRequest { id, name, pwd }.encode_to_vec();
-    let register = frame("UserServiceRpc", "Register", &register);
-    let logout = frame("UserServiceRpc", "Logout", &[]);
-    for (what, request) in [
-        ("Login (capture request.hex)", login(b"123456")),
-        ("Register (register_request.hex)", register),
-        ("Login, registered password", login(b"888888")),
-        ("Logout: no such method", logout),
-        ("A header_size of 4 GiB", vec![0xff; 4]),
-    ] {
-        println!("\n== {what}");
-        println!("sent  {} bytes: {}", request.len(), to_hex(&request));
-        let reply = exchange(handle.local_addr(), &request)?;
-        println!("reply {} bytes: {}", reply.len(), to_hex(&reply));
-    }
-    handle.shutdown();
-    Ok(())
-}
-
-/// A request frame as the course's caller builds it: `[u32 LE][RpcHeader][args]`.
-fn frame(service: &str, method: &str, args: &[u8]) -> Vec<u8> {
-    let header = RpcHeader {
-        service_name: service.as_bytes().to_vec(),
-        method_name: method.as_bytes().to_vec(),
-        args_size: args.len() as u32,
-    }
-    .encode_to_vec();
-    let mut frame = (header.len() as u32).to_le_bytes().to_vec();
-    frame.extend_from_slice(&header);
-    frame.extend_from_slice(args);
-    frame
-}
-
-/// Sends `request` on a new connection; the reply is all until the close.
-fn exchange(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .map_err(|e| format!("no reply and no close: {e}"))?;
-    Ok(reply)
-}
-
-/// A provider on 127.0.0.1 with a port the system picks, logging to the
-/// log file (the default), publishing the user service and, if
-/// `with_friends`, the friend service.
+/// A provider on 127.0.0.1 (a port the system picks) logging to the log
+/// file, publishing the user service and, if `with_friends`, the friend one.
 fn start_provider(config: &MprpcConfig, with_friends: bool) -> Result<RpcProvider, String> {
     let mut provider = RpcProvider::new(config);
     provider
@@ -189,8 +67,7 @@ fn channel_to(config: &MprpcConfig) -> MprpcChannel {
     MprpcChannel::new(config)
 }
 
-/// Runs the example calls through `MprpcChannel` against providers in this
-/// process.
+/// Runs the example calls through `MprpcChannel` to providers in this process.
 fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     let any_port = "127.0.0.1:0".parse().map_err(|_| "bad address")?;
     // Today's file may hold earlier runs: remember where this run starts.
@@ -208,7 +85,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     println!("\n== the example calls, to a provider with both services");
     call_examples(&channel_to(&config));
     provider.shutdown();
-
     println!("\n== GetFriendsList, to a provider without FriendServiceRpc");
     let provider = start_provider(app.config(), false)?
         .start(any_port)
@@ -217,19 +93,17 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     let stub = FriendServiceRpcStub::new(channel_to(&config));
     let mut controller = MprpcController::new();
     let mut response = GetFriendsListResponse::default();
-    let request = GetFriendsListRequest { userid: 1000 };
-    stub.get_friends_list(Some(&mut controller), &request, &mut response);
+    let request = &GetFriendsListRequest { userid: 1000 };
+    stub.get_friends_list(Some(&mut controller), request, &mut response);
     if controller.failed() {
         println!("failed: {}", controller.error_text());
     } else {
         println!("friends: {:?}", response.friends);
     }
     provider.shutdown();
-
     // The provider is gone: nothing listens on its port any more.
     println!("\n== Login, with no provider at all");
     login(&config, None);
-
     // A socket that listens but never accepts: the kernel completes the
     // connection, and nobody ever answers.
     println!("\n== Login, to a provider that never answers (200 ms timeout)");
@@ -237,7 +111,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     config.rpcserverport = silent.local_addr().map_err(|e| e.to_string())?.port();
     login(&config, Some(Duration::from_millis(200)));
     drop(silent);
-
     // Without a controller, nobody is told; the channel logs the failure.
     println!("\n== Login, with no provider and no controller: only the log hears of it");
     let stub = UserServiceRpcStub::new(channel_to(&config));
@@ -246,7 +119,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     println!("success = {} (a default response)", response.success);
     // ANCHOR_END: main
 
-    // ANCHOR: read_back
     // Wait until the writer thread has written everything queued so far,
     // then read this run's part of the file.
     println!("\n== this run's ERROR lines in {}", log_file.display());
@@ -256,7 +128,6 @@ fn channel_demo(app: &MprpcApplication) -> Result<(), String> {
     for line in ours.lines().filter(|line| line.contains(" [ERROR] ")) {
         println!("{line}");
     }
-    // ANCHOR_END: read_back
     Ok(())
 }
 
@@ -268,11 +139,7 @@ fn login(config: &step::config::MprpcConfig, read_timeout: Option<Duration>) {
     }
     let stub = UserServiceRpcStub::new(channel);
     let mut controller = MprpcController::new();
-    let mut response = LoginResponse::default();
-    let request = LoginRequest {
-        name: b"zhang san".to_vec(),
-        pwd: b"123456".to_vec(),
-    };
+    let (request, mut response) = (LoginRequest::default(), LoginResponse::default());
     stub.login(Some(&mut controller), &request, &mut response);
     if controller.failed() {
         println!("failed: {}", controller.error_text());

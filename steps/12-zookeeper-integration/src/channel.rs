@@ -7,8 +7,7 @@
 //! 1. encode the request message and put the frame around it
 //!    ([`wire::encode_request`]);
 //! 2. find the provider: read its `ip:port` from the znode
-//!    `/ServiceName/MethodName` in ZooKeeper (the config's
-//!    `zookeeperip:zookeeperport`);
+//!    `/ServiceName/MethodName` in ZooKeeper (the config's    `zookeeperip:zookeeperport`);
 //! 3. connect to it;
 //! 4. send the frame;
 //! 5. read the response until the provider closes the connection;
@@ -318,6 +317,8 @@ impl MprpcChannel {
                 },
                 _ => ChannelError::Send(error),
             })?;
+        // ANCHOR_END: call_bytes
+        // ANCHOR: call_bytes_read
         // The response has no length: it ends when the provider closes.
         // Read to the end, but never more than the limit, and never past
         // the deadline. The course read once into 1024 bytes, with no
@@ -363,7 +364,7 @@ impl MprpcChannel {
         }
         Ok(response)
     }
-    // ANCHOR_END: call_bytes
+    // ANCHOR_END: call_bytes_read
 
     // ANCHOR: lookup
     /// Reads the address of `method`'s provider from the znode
@@ -413,7 +414,9 @@ impl MprpcChannel {
                     .collect(),
             })
     }
+    // ANCHOR_END: lookup
 
+    // ANCHOR: read_znode
     /// Opens a session, reads the data of `path`, closes the session.
     async fn read_znode(
         &self,
@@ -446,7 +449,7 @@ impl MprpcChannel {
         let _ = tokio::time::timeout(LOOKUP_CLOSE_WAIT, zk.close()).await;
         data
     }
-    // ANCHOR_END: lookup
+    // ANCHOR_END: read_znode
 }
 
 // ANCHOR: call_method

@@ -324,7 +324,9 @@ impl RpcProvider {
     pub fn start_registered(self, addr: SocketAddr) -> io::Result<ProviderHandle> {
         self.spawn(addr, true)
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: spawn
     /// [`start`](Self::start) and [`start_registered`](Self::start_registered).
     fn spawn(self, addr: SocketAddr, register: bool) -> io::Result<ProviderHandle> {
         let runtime = self.runtime()?;
@@ -385,8 +387,8 @@ impl RpcProvider {
             )),
         }
     }
+    // ANCHOR_END: spawn
 }
-// ANCHOR_END: run
 
 // ANCHOR: register
 impl RpcProvider {
@@ -394,8 +396,7 @@ impl RpcProvider {
     /// layout: `/ServiceName`, persistent and without data, and under it
     /// `/ServiceName/MethodName`, ephemeral, holding the `ip:port` callers
     /// connect to. Returns the session: the method nodes live as long as it
-    /// does. (If it expires, nothing puts them back, as in the course;
-    /// `final/` registers again.)
+    /// does. (If it expires, nothing puts them back, as in the course; `final/` registers again.)
     async fn register(&self, listening: SocketAddr) -> io::Result<ZkClient> {
         let zk = ZkClient::start(&self.zookeeper, self.zk_session_timeout)
             .await
@@ -424,8 +425,7 @@ impl RpcProvider {
             methods.sort_unstable();
             for method in methods {
                 let path = format!("{service_path}/{method}");
-                // "ip:port" and nothing else: no trailing NUL, as the
-                // course's callers expect.
+                // "ip:port" and nothing else: no trailing NUL, as the course's callers expect.
                 zk.create(&path, data.as_bytes(), CreateMode::Ephemeral)
                     .await?;
                 self.log(
@@ -440,7 +440,9 @@ impl RpcProvider {
         Ok(())
     }
 }
+// ANCHOR_END: register
 
+// ANCHOR: close_session
 /// The error of a registration that failed, naming the cause.
 fn registration_failed(error: ZkError) -> io::Error {
     io::Error::other(format!("cannot register with ZooKeeper: {error}"))
@@ -465,7 +467,7 @@ async fn close_session(zk: ZkClient, log: &LogSink) {
         ),
     }
 }
-// ANCHOR_END: register
+// ANCHOR_END: close_session
 
 // ANCHOR: serve
 impl RpcProvider {
@@ -586,8 +588,7 @@ impl RpcProvider {
 
 // ANCHOR: on_message
 impl RpcProvider {
-    /// Reads one request and runs it (the course's `OnMessage`); returns
-    /// the encoded response.
+    /// Reads one request and runs it (the course's `OnMessage`); returns the encoded response.
     async fn on_message(
         &self,
         socket: &mut TcpStream,

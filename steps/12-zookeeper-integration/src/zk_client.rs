@@ -84,6 +84,8 @@ pub enum ZkError {
         /// What the client crate reported.
         source: zk::Error,
     },
+    // ANCHOR_END: errors
+    // ANCHOR: errors_more
     /// ZooKeeper gave no answer within the client's operation limit.
     Timeout {
         /// The ZooKeeper address of this client.
@@ -126,7 +128,7 @@ pub enum ZkError {
     },
 }
 
-// ANCHOR_END: errors
+// ANCHOR_END: errors_more
 
 impl fmt::Display for ZkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -305,7 +307,8 @@ impl ZkClient {
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
-
+    // ANCHOR_END: create
+    // ANCHOR: claim_ephemeral
     /// Makes sure the existing ephemeral znode `path` is owned by this session:
     /// replaces our own stale node (same `data`), leaves anyone else's alone.
     async fn claim_ephemeral(
@@ -319,8 +322,7 @@ impl ZkClient {
             Err(zk::Error::NoNode) => None,
             Err(source) => return Err(self.failed("create", path, source)),
         };
-        // `None`: deleted in the meantime (its session just ended), so simply
-        // create it below.
+        // `None`: deleted in the meantime (its session just ended), so simply create it below.
         if let Some((held, stat)) = existing {
             if stat.ephemeral_owner == self.client.session_id().0 {
                 return Ok(());
@@ -348,7 +350,7 @@ impl ZkClient {
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
-    // ANCHOR_END: create
+    // ANCHOR_END: claim_ephemeral
 
     // ANCHOR: get_data
     /// Reads the data of znode `path` (in the course: a provider's `ip:port`).
@@ -371,8 +373,7 @@ impl ZkClient {
             .map_err(|source| self.failed("exists", path, source))
     }
 
-    /// Lists the names (not full paths) of the children of znode `path`, in
-    /// no particular order.
+    /// Lists the names (not full paths) of the children of znode `path`, in no particular order.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>, ZkError> {
         self.client
             .list_children(path)

@@ -299,8 +299,7 @@ fn the_callee_and_caller_programs_talk() {
             .spawn()
             .unwrap(),
     );
-    // It registers its services in name order: the last node is there
-    // when all are.
+    // It registers its services in name order: the last node is there when all are.
     wait_for_znode(&zookeeper.addr(), "/UserServiceRpc/Register");
 
     let output = Command::new(env!("CARGO_BIN_EXE_caller"))

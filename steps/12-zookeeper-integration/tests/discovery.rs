@@ -256,8 +256,7 @@ fn bad_znode_data_is_a_clear_error() {
         (&long, format!("\"{}\"", "a".repeat(64))),
     ];
     // Each case is an ephemeral node of a session that lives during the
-    // call (a multi-thread runtime keeps it alive) and takes the node with
-    // it when it closes.
+    // call (a multi-thread runtime keeps it alive) and takes the node with it when it closes.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for (data, shown) in cases {
         let zk = runtime.block_on(async {

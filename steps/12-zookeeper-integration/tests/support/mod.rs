@@ -39,8 +39,7 @@ pub fn config(port: u16) -> MprpcConfig {
     }
 }
 
-/// A config for 127.0.0.1:`port` (0: any) naming `zookeeper`, asking for
-/// `session_timeout`.
+/// A config for 127.0.0.1:`port` (0: any) naming `zookeeper`, asking for `session_timeout`.
 pub fn zk_config(port: u16, zookeeper: &ZkServer, session_timeout: Duration) -> MprpcConfig {
     MprpcConfig {
         zookeeperport: zookeeper.port(),
@@ -49,8 +48,7 @@ pub fn zk_config(port: u16, zookeeper: &ZkServer, session_timeout: Duration) -> 
     }
 }
 
-/// Waits (at most 10 s) until the znode `path` exists in the ZooKeeper at
-/// `zookeeper`.
+/// Waits (at most 10 s) until the znode `path` exists in the ZooKeeper at `zookeeper`.
 pub fn wait_for_znode(zookeeper: &str, path: &str) {
     block_on(async {
         let zk = ZkClient::start(zookeeper, Duration::from_secs(10))
