@@ -16,6 +16,9 @@ What it writes:
                           excluded) and changed lines in the whole diff; also printed
   output/step-NN.txt      stdout of `cargo run -q -p step-NN`, normalised so it is the same on
                           every machine (ephemeral ports, timestamps, ZooKeeper session ids)
+  output/mprpc-*.txt      the `mprpc` command-line tool's output for the book's chapter on it:
+                          offline dumps and descriptions, and one `call --course --dump` against
+                          step 08's provider (started here on a free port, stopped after)
 
 A step is the previous step plus one piece: every step must stay within
 CODE_TARGET changed code lines in src/ and LINES_TARGET changed lines in all;
@@ -28,9 +31,12 @@ import difflib
 import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,6 +231,75 @@ def run_output(step: Path) -> str:
     return f"$ cargo run -p {package}\n" + text
 
 
+# The course's Login as protobuf JSON: "zhang san" / "123456" (bytes are base64).
+LOGIN_JSON = '{"name": "emhhbmcgc2Fu", "pwd": "MTIzNDU2"}'
+
+
+def mprpc(args) -> str:
+    """`$ mprpc ARGS` and what it printed, run from the repository's root."""
+    result = subprocess.run(
+        ["cargo", "run", "-q", "-p", "mprpc-cli", "--", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        sys.exit(f"gen: `mprpc {' '.join(args)}` failed ({result.returncode}):\n{result.stderr}")
+    text = result.stdout
+    for pattern, replacement in NORMALISE:
+        text = pattern.sub(replacement, text)
+    return "$ mprpc " + " ".join(shlex.quote(a) for a in args) + "\n" + text
+
+
+def cli_outputs(out_dir: Path):
+    """The command-line tool's chapter: its output, generated like the steps'."""
+    user = ["--proto", "proto/user.proto"]
+    login = ["UserServiceRpc/Login", LOGIN_JSON]
+    outputs = {
+        "mprpc-dump-course.txt": ["dump", "--course", *login, *user],
+        "mprpc-dump-framed.txt": ["dump", *login, *user, "-H", "x-user:zhang"],
+        "mprpc-describe.txt": ["describe", "127.0.0.1:8000", "fixbug.UserServiceRpc", *user],
+    }
+    for name, args in outputs.items():
+        (out_dir / "output" / name).write_text(mprpc(args))
+    # One live call: step 08's provider (the course's format) on a free port.
+    built = subprocess.run(["cargo", "build", "-q", "-p", "step-08", "--bin", "callee"], cwd=ROOT)
+    if built.returncode != 0:
+        sys.exit("gen: building step 08's callee failed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "mprpc.toml"
+        config.write_text(
+            f'rpcserverip = "127.0.0.1"\nrpcserverport = {port}\n'
+            'zookeeperip = "127.0.0.1"\nzookeeperport = 2181\n'
+        )
+        callee = subprocess.Popen(
+            ["cargo", "run", "-q", "-p", "step-08", "--bin", "callee", "--", "-i", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if callee.poll() is not None or time.monotonic() > deadline:
+                        sys.exit("gen: step 08's callee did not start")
+                    time.sleep(0.05)
+            text = mprpc(["call", "--course", f"127.0.0.1:{port}", *login, *user, "--dump"])
+        finally:
+            callee.kill()
+            callee.wait()
+    text = text.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT")
+    (out_dir / "output" / "mprpc-call-step-08.txt").write_text(text)
+
+
 def generate(out_dir: Path, with_outputs: bool):
     """Writes everything into `out_dir`; returns the steps over a target."""
     all_steps = steps()
@@ -243,6 +318,7 @@ def generate(out_dir: Path, with_outputs: bool):
             target = out_dir / "output" / f"step-{step.name[:2]}.txt"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(run_output(step))
+        cli_outputs(out_dir)
     return over
 
 
