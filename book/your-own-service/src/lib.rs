@@ -30,15 +30,27 @@ pub struct Store {
 
 impl kv::KvStore for Store {
     async fn get(&self, _ctx: CallContext, request: GetRequest) -> Result<GetResponse, Status> {
-        let map = self.map.lock().map_err(|_| Status::handler("store poisoned"))?;
+        let map = self
+            .map
+            .lock()
+            .map_err(|_| Status::handler("store poisoned"))?;
         Ok(match map.get(&request.key) {
-            Some(value) => GetResponse { found: true, value: value.clone() },
-            None => GetResponse { found: false, value: Vec::new() },
+            Some(value) => GetResponse {
+                found: true,
+                value: value.clone(),
+            },
+            None => GetResponse {
+                found: false,
+                value: Vec::new(),
+            },
         })
     }
 
     async fn put(&self, _ctx: CallContext, request: PutRequest) -> Result<PutResponse, Status> {
-        let mut map = self.map.lock().map_err(|_| Status::handler("store poisoned"))?;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| Status::handler("store poisoned"))?;
         if map.len() >= MAX_KEYS && !map.contains_key(&request.key) {
             // A Status is what the caller's call returns as its error.
             return Err(Status::handler(format!("store full ({MAX_KEYS} keys)")));

@@ -33,30 +33,64 @@ async fn put_then_get_over_tcp() -> TestResult {
     let addr = running.local_addr().to_string();
 
     let stub = KvStoreStub::new(MprpcChannel::direct(&addr));
-    let put = PutRequest { key: "greeting".into(), value: b"hello".to_vec() };
+    let put = PutRequest {
+        key: "greeting".into(),
+        value: b"hello".to_vec(),
+    };
     assert_eq!(stub.put(&put).await?.previous, None);
-    let got = stub.get(&GetRequest { key: "greeting".into() }).await?;
+    let got = stub
+        .get(&GetRequest {
+            key: "greeting".into(),
+        })
+        .await?;
     assert!(got.found);
     assert_eq!(got.value, b"hello");
-
-    // The blocking stub runs a runtime of its own: call it off this one.
-    let value = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, BoxError> {
-        let stub = BlockingKvStoreStub::new(BlockingChannel::direct(&addr)?);
-        Ok(stub.get(&GetRequest { key: "greeting".into() })?.value)
-    })
-    .await??;
-    assert_eq!(value, b"hello");
 
     running.shutdown().await?;
     Ok(())
 }
 // ANCHOR_END: start
 
+// ANCHOR: blocking
+/// The blocking stub, from a thread without a runtime (as `client` is): the
+/// provider runs on a runtime of the test's own, on its worker threads.
+#[test]
+fn the_blocking_stub_from_a_plain_thread() -> TestResult {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let running = runtime.block_on(start())?;
+    let channel = BlockingChannel::direct(&running.local_addr().to_string())?;
+    let stub = BlockingKvStoreStub::new(channel);
+    let put = PutRequest {
+        key: "greeting".into(),
+        value: b"hello".to_vec(),
+    };
+    assert_eq!(stub.put(&put)?.previous, None);
+    let again = PutRequest {
+        key: "greeting".into(),
+        value: b"bye".to_vec(),
+    };
+    assert_eq!(stub.put(&again)?.previous, Some(b"hello".to_vec()));
+    assert_eq!(
+        stub.get(&GetRequest {
+            key: "greeting".into()
+        })?
+        .value,
+        b"bye"
+    );
+    runtime.block_on(running.shutdown())?;
+    Ok(())
+}
+// ANCHOR_END: blocking
+
 #[tokio::test]
 async fn a_missing_key_is_an_answer_not_an_error() -> TestResult {
     let running = start().await?;
     let stub = KvStoreStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
-    let got = stub.get(&GetRequest { key: "nothing".into() }).await?;
+    let got = stub
+        .get(&GetRequest {
+            key: "nothing".into(),
+        })
+        .await?;
     assert!(!got.found);
     assert!(got.value.is_empty());
     running.shutdown().await?;
@@ -68,12 +102,26 @@ async fn a_full_store_refuses_with_a_status() -> TestResult {
     let running = start().await?;
     let stub = KvStoreStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
     for i in 0..MAX_KEYS {
-        stub.put(&PutRequest { key: format!("k{i}"), value: Vec::new() }).await?;
+        stub.put(&PutRequest {
+            key: format!("k{i}"),
+            value: Vec::new(),
+        })
+        .await?;
     }
     // An existing key may still change; a new one is refused.
-    let again = stub.put(&PutRequest { key: "k0".into(), value: b"x".to_vec() }).await?;
+    let again = stub
+        .put(&PutRequest {
+            key: "k0".into(),
+            value: b"x".to_vec(),
+        })
+        .await?;
     assert_eq!(again.previous, Some(Vec::new()));
-    let refused = stub.put(&PutRequest { key: "one more".into(), value: Vec::new() }).await;
+    let refused = stub
+        .put(&PutRequest {
+            key: "one more".into(),
+            value: Vec::new(),
+        })
+        .await;
     match refused {
         Err(status) => {
             assert_eq!(status.code, ErrorCode::HandlerError);
@@ -95,7 +143,10 @@ fn the_chapters_config_names_the_providers_own_address() -> TestResult {
     let config = MprpcConfig::load(crate_dir().join("my-kv.toml"))?;
     let own = format!("{}:{}", config.rpcserverip, config.rpcserverport);
     assert_eq!(config.static_registry.get("kv.KvStore"), Some(&vec![own]));
-    assert_eq!(config.zookeeperip, None, "the chapter runs without ZooKeeper");
+    assert_eq!(
+        config.zookeeperip, None,
+        "the chapter runs without ZooKeeper"
+    );
     Ok(())
 }
 
@@ -118,8 +169,11 @@ impl Drop for Server {
 #[test]
 fn the_server_and_the_client_programs() -> TestResult {
     // The chapter's config, on a port free right now instead of 8003.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let text = std::fs::read_to_string(crate_dir().join("my-kv.toml"))?.replace("8003", &port.to_string());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let text =
+        std::fs::read_to_string(crate_dir().join("my-kv.toml"))?.replace("8003", &port.to_string());
     let dir = std::env::temp_dir().join(format!("my-kv-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("my-kv.toml"), text)?;
@@ -129,7 +183,11 @@ fn the_server_and_the_client_programs() -> TestResult {
     assert!(!usage.status.success());
     assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: client get KEY"));
 
-    let _server = Server(Command::new(env!("CARGO_BIN_EXE_my-kv")).current_dir(&dir).spawn()?);
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_my-kv"))
+            .current_dir(&dir)
+            .spawn()?,
+    );
     // The first put that gets through is the server being up.
     let deadline = Instant::now() + Duration::from_secs(20);
     let put = loop {
@@ -139,11 +197,22 @@ fn the_server_and_the_client_programs() -> TestResult {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(String::from_utf8_lossy(&put.stdout), "greeting set\n", "{put:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&put.stdout),
+        "greeting set\n",
+        "{put:?}"
+    );
     let get = run(client, &dir, &["get", "greeting"])?;
-    assert_eq!(String::from_utf8_lossy(&get.stdout), "greeting = hello\n", "{get:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&get.stdout),
+        "greeting = hello\n",
+        "{get:?}"
+    );
     let missing = run(client, &dir, &["get", "farewell"])?;
-    assert_eq!(String::from_utf8_lossy(&missing.stdout), "farewell is not set\n");
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stdout),
+        "farewell is not set\n"
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -55,6 +55,7 @@ fn the_chapters_crate_builds_and_passes_its_tests() {
     // otherwise pass with nothing run).
     for test in [
         "put_then_get_over_tcp",
+        "the_blocking_stub_from_a_plain_thread",
         "a_missing_key_is_an_answer_not_an_error",
         "a_full_store_refuses_with_a_status",
         "the_chapters_config_names_the_providers_own_address",

@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         [put, key, value] if put == "put" => {
-            let request = PutRequest { key: key.clone(), value: value.clone().into_bytes() };
+            let request = PutRequest {
+                key: key.clone(),
+                value: value.clone().into_bytes(),
+            };
             match stub.put(&request)?.previous {
                 Some(old) => println!("{key} was {}", String::from_utf8_lossy(&old)),
                 None => println!("{key} set"),
