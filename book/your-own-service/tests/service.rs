@@ -216,3 +216,30 @@ fn the_server_and_the_client_programs() -> TestResult {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+// ANCHOR: after_shutdown
+/// The book's exercise in "Lifecycle": a caller whose provider shut down
+/// gracefully gets an error it can act on, not a hang.
+#[tokio::test]
+async fn a_call_after_shutdown_fails_fast() -> TestResult {
+    let running = start().await?;
+    let stub = KvStoreStub::new(MprpcChannel::direct(&running.local_addr().to_string()));
+    stub.get(&GetRequest { key: "k".into() }).await?; // the connection is open
+    running.shutdown().await?;
+    let started = Instant::now();
+    match stub.get(&GetRequest { key: "k".into() }).await {
+        // Nothing was sent: safe to retry elsewhere.
+        Err(status) => {
+            assert_eq!(status.code, ErrorCode::Transport, "{status}");
+            assert!(status.message.contains("connecting to"), "{status}");
+        }
+        Ok(response) => panic!("a stopped provider answered: {response:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+// ANCHOR_END: after_shutdown

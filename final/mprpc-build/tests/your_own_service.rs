@@ -60,6 +60,7 @@ fn the_chapters_crate_builds_and_passes_its_tests() {
         "a_full_store_refuses_with_a_status",
         "the_chapters_config_names_the_providers_own_address",
         "the_server_and_the_client_programs",
+        "a_call_after_shutdown_fails_fast",
     ] {
         assert!(
             stdout.contains(&format!("test {test} ... ok")),
