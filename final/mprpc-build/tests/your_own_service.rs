@@ -32,4 +32,21 @@ fn the_chapters_crate_builds_and_passes_its_tests() {
             "{test} did not pass:\n{stdout}\n{stderr}"
         );
     }
+    // Not a workspace member, so `cargo clippy --workspace` never sees it;
+    // a reader copies this code, so it is held to the workspace's rules.
+    // (After the tests, not in a test of its own: both copy the lock file
+    // into the same directory.)
+    support::cargo_outside_workspace(
+        &krate,
+        "your-own-service",
+        &[
+            "clippy",
+            "--all-targets",
+            "--color",
+            "never",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
 }
