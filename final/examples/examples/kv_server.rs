@@ -1,5 +1,5 @@
-//! The key-value store's provider: the service of the book's chapter "Your
-//! own service", a program that owns its `main` and its command line.
+//! The key-value store's provider: the "Going further" of the book's chapter
+//! "Your own service", a program that owns its `main` and its command line.
 //!
 //! ```text
 //! cargo run -p mprpc-examples --example kv_server                 # final/examples/kv.toml

@@ -1,5 +1,5 @@
-//! `kv.KvStore`: the service of the book's chapter "Your own service" — a
-//! key-value store in memory, bounded so that no caller can grow it without
+//! `kv.KvStore`: the book's chapter "Your own service", grown for
+//! deployment (see its "Going further") — a key-value store in memory, bounded so that no caller can grow it without
 //! limit.
 
 use std::collections::HashMap;

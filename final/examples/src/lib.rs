@@ -8,7 +8,8 @@
 //!   the same `.proto` files the tutorial's steps compile, so the course's
 //!   C++ programs can call these providers and be called by these callers.
 //! * [`kv`] — a service that is not the course's, with its own
-//!   `proto/kv.proto`: what the book's chapter "Your own service" builds.
+//!   `proto/kv.proto`: the service of the book's chapter "Your own service"
+//!   with what a deployment adds (its "Going further").
 
 pub mod auth;
 pub mod cli;
