@@ -247,34 +247,55 @@ async fn the_admin_endpoint_answers_bad_requests_and_is_bounded() {
     let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
     let (status, _) = get(&p, &huge).await;
     assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
-    // Sixteen scrapers that never finish their request hold every slot;
-    // more are turned away at once rather than queued, and once the silent
-    // ones time out (5 s) the endpoint answers again.
+}
+
+// ANCHOR: silent_scrapers
+/// Connections that never send a request cannot keep a scrape out: when
+/// all 16 slots are taken the oldest silent one is closed to make room,
+/// and every silent one is closed after 1 s without a request head.
+#[tokio::test]
+async fn silent_connections_cannot_keep_a_scrape_out() {
+    let mut config = support::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = provider(config).await;
     let Some(addr) = p.admin_addr() else {
         panic!("no admin endpoint")
     };
+    let opened = std::time::Instant::now();
     let mut silent = Vec::new();
-    for _ in 0..16 {
-        if let Ok(s) = TcpStream::connect(addr).await {
-            silent.push(s);
+    for _ in 0..40 {
+        match TcpStream::connect(addr).await {
+            Ok(s) => silent.push(s),
+            Err(e) => panic!("connect: {e}"),
         }
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut extra = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect: {e}"),
-    };
-    let mut byte = [0u8; 1];
-    let turned_away = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte)).await;
-    assert!(
-        matches!(turned_away, Ok(Ok(0)) | Ok(Err(_))),
-        "{turned_away:?}"
-    );
-    tokio::time::sleep(Duration::from_millis(5_200)).await;
-    let (status, _) = get(&p, "GET /metrics HTTP/1.1\r\n\r\n").await;
+    let asked = std::time::Instant::now();
+    let (status, body) = get(&p, "GET /metrics HTTP/1.1\r\n\r\n").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
-    drop(silent);
+    assert!(body.contains("mprpc_server_connections_open"), "{body}");
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "scrape answered after {took:?}"
+    );
+    // The oldest were closed to make room at once, the newest within 1 s
+    // (plus scheduling) of being opened.
+    let mut byte = [0u8; 1];
+    for (i, s) in silent.iter_mut().enumerate() {
+        let closed = tokio::time::timeout(Duration::from_secs(2), s.read(&mut byte)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "silent #{i}: {closed:?}"
+        );
+    }
+    let all_closed = opened.elapsed();
+    assert!(
+        all_closed >= Duration::from_millis(900) && all_closed < Duration::from_millis(1_900),
+        "the last silent connection closed after {all_closed:?}"
+    );
 }
+// ANCHOR_END: silent_scrapers
 
 #[tokio::test]
 async fn without_an_admin_address_nothing_listens() {

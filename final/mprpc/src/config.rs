@@ -24,8 +24,18 @@ use crate::zk_client::ZkAuth;
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MprpcConfig {
-    /// Address the provider listens on and advertises ("127.0.0.1").
+    /// Address the provider listens on ("127.0.0.1"); also the address it
+    /// advertises unless `advertise_host` is set. `0.0.0.0` or `::` listens
+    /// on every interface, and then a provider with ZooKeeper needs
+    /// `advertise_host`: callers cannot connect to "every interface".
     pub rpcserverip: String,
+    /// The host the provider registers in ZooKeeper instead of
+    /// `rpcserverip`: an IP address or a DNS name, without a port (the port
+    /// is always the bound one), or `"auto"`: the local address of the
+    /// interface that routes to the first ZooKeeper server. For containers
+    /// and multi-homed hosts, which bind `0.0.0.0` and must announce an
+    /// address callers can reach. Absent: `rpcserverip` is advertised.
+    pub advertise_host: Option<String>,
     /// Port the provider listens on; 0 picks a free port (tests).
     pub rpcserverport: u16,
     /// ZooKeeper host. When absent, discovery uses `[static_registry]`.
@@ -309,6 +319,7 @@ impl Default for MprpcConfig {
         MprpcConfig {
             rpcserverip: "127.0.0.1".into(),
             rpcserverport: 8000,
+            advertise_host: None,
             zookeeperip: None,
             zookeeperport: None,
             zk_session_timeout_ms: 30_000,
@@ -433,6 +444,7 @@ impl MprpcConfig {
                 self.log_level
             )));
         }
+        self.validate_advertise_host()?;
         if self.zookeeperport.is_some() && self.zookeeperip.is_none() {
             return Err(Error::Config(
                 "zookeeperport is set but zookeeperip is not".into(),
@@ -482,6 +494,42 @@ impl MprpcConfig {
         }
         Ok(())
     }
+
+    // ANCHOR: validate_advertise_host
+    /// `advertise_host`: `"auto"` (with ZooKeeper), an IP address or a DNS
+    /// name; never empty, never with a port (the port is the bound one).
+    fn validate_advertise_host(&self) -> Result<(), Error> {
+        let Some(host) = &self.advertise_host else {
+            return Ok(());
+        };
+        let bad = |why: &str| Err(Error::Config(format!("advertise_host = {host:?} {why}")));
+        if host == ADVERTISE_AUTO {
+            if self.zookeeperip.is_none() {
+                return bad(
+                    "picks the interface that routes to ZooKeeper, but zookeeperip is not set",
+                );
+            }
+            return Ok(());
+        }
+        if host.is_empty() {
+            return bad("is empty: set an IP address or DNS name of this host, or \"auto\"");
+        }
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            if ip.is_unspecified() {
+                return bad("is not an address callers can connect to");
+            }
+        } else if host.contains(':') {
+            return bad("must be a host without a port (the port is always the bound one)");
+        } else if !is_dns_name(host) {
+            return bad("is neither an IP address nor a DNS name (letters, digits, '-' and '.')");
+        } else if self.course_compat.register {
+            return bad(
+                "is a name, but course_compat.register needs an IP address: the course's C++ callers read the node with inet_addr",
+            );
+        }
+        Ok(())
+    }
+    // ANCHOR_END: validate_advertise_host
 
     /// The `[tls]` keys that only make sense together.
     fn validate_tls(&self) -> Result<(), Error> {
@@ -584,6 +632,28 @@ impl MprpcConfig {
     }
 }
 
+/// The `advertise_host` value that asks for the address routing to
+/// ZooKeeper.
+pub(crate) const ADVERTISE_AUTO: &str = "auto";
+
+/// A syntactically valid DNS name: at most 253 characters, dot-separated
+/// labels of 1 to 63 letters, digits or hyphens, not starting or ending
+/// with a hyphen (a trailing dot is allowed).
+fn is_dns_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Logs a warning if users other than the owner may read `path`.
 #[cfg(unix)]
 fn warn_if_others_can_read(path: &Path) {
@@ -661,6 +731,58 @@ mod tests {
         assert!(err.is_err_and(|e| e.to_string().contains("max_buffered_total")));
         assert!(MprpcConfig::from_toml("[handlers]\nmode = \"threads\"\n").is_err());
         assert!(MprpcConfig::from_toml("[handlers]\nbudget = 1\n").is_err());
+    }
+
+    #[test]
+    fn advertise_host_takes_an_ip_a_name_or_auto_and_nothing_else() {
+        let zk = "zookeeperip = \"127.0.0.1\"\n";
+        for good in [
+            "10.1.2.3",
+            "fe80::1",
+            "provider-1.example.com",
+            "host.",
+            "auto",
+        ] {
+            let text = format!("{zk}advertise_host = \"{good}\"\n");
+            if let Err(e) = MprpcConfig::from_toml(&text) {
+                panic!("{good:?} refused: {e}");
+            }
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            ("10.1.2.3:8000", "without a port"),
+            ("[::1]:8000", "without a port"),
+            ("host.example:8000", "without a port"),
+            ("0.0.0.0", "not an address callers can connect to"),
+            ("::", "not an address callers can connect to"),
+            ("two words", "neither an IP address nor a DNS name"),
+            ("http://x", "without a port"),
+            ("-x.example", "neither an IP address nor a DNS name"),
+            ("a..b", "neither an IP address nor a DNS name"),
+        ] {
+            let text = format!("{zk}advertise_host = \"{bad}\"\n");
+            match MprpcConfig::from_toml(&text) {
+                Ok(_) => panic!("{bad:?} accepted"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("advertise_host") && msg.contains(why),
+                        "{bad:?}: {msg}"
+                    );
+                }
+            }
+        }
+        let long = format!("{zk}advertise_host = \"{}.example\"\n", "a".repeat(64));
+        assert!(
+            MprpcConfig::from_toml(&long).is_err(),
+            "a 64-character label"
+        );
+        let auto = MprpcConfig::from_toml("advertise_host = \"auto\"\n");
+        assert!(auto.is_err_and(|e| e.to_string().contains("zookeeperip is not set")));
+        let course =
+            format!("{zk}advertise_host = \"h.example\"\n[course_compat]\nregister = true\n");
+        let course = MprpcConfig::from_toml(&course);
+        assert!(course.is_err_and(|e| e.to_string().contains("inet_addr")));
     }
 
     #[test]

@@ -6,17 +6,12 @@
 //!
 //! 1. encode the request message and put the frame around it
 //!    ([`wire::encode_request`]);
-//! 2. find the provider: read its `ip:port` from the znode
-//!    `/ServiceName/MethodName` in ZooKeeper (the config's    `zookeeperip:zookeeperport`);
+//! 2. find the provider, on every call as in the course (`final/` caches):
+//!    read its `ip:port` from the znode `/ServiceName/MethodName` in ZooKeeper;
 //! 3. connect to it;
 //! 4. send the frame;
 //! 5. read the response until the provider closes the connection;
 //! 6. decode it into the caller's response message.
-//!
-//! Step 2 happens on every call, with a ZooKeeper session of its own, as
-//! in the course: simple, and always up to date, but every call pays for a
-//! session. `final/` keeps one session, caches the providers and lets
-//! ZooKeeper watches tell it when they change.
 //!
 //! It blocks the calling thread, as the course's does, with the standard
 //! library's `TcpStream`: a caller that makes one call at a time needs no
@@ -220,8 +215,7 @@ pub const SHOWN_DATA: usize = 64;
 
 impl MprpcChannel {
     /// A channel that finds each call's provider in the ZooKeeper at the
-    /// config's `zookeeperip:zookeeperport` (`rpcserverip:rpcserverport` is
-    /// the provider's business now).
+    /// config's `zookeeperip:zookeeperport` (`rpcserverip` is the provider's).
     pub fn new(config: &MprpcConfig) -> Self {
         Self::with_target(Target::ZooKeeper {
             addr: config.zookeeper_addr(),
@@ -371,10 +365,8 @@ impl MprpcChannel {
     /// `/ServiceName/MethodName`, with a ZooKeeper session opened for this
     /// one lookup (the course's `MprpcChannel::CallMethod` does the same).
     ///
-    /// Opening the session may take [`connect_timeout`](Self::set_connect_timeout),
-    /// reading the znode [`read_timeout`](Self::set_read_timeout): with
-    /// ZooKeeper down, the call fails after the connect timeout. The
-    /// course's client waited for the session forever.
+    /// Opening the session may take the connect timeout, reading the znode
+    /// the read timeout (the course's client waited forever).
     fn lookup(
         &self,
         zookeeper: &str,
@@ -382,9 +374,8 @@ impl MprpcChannel {
         method: &MethodDescriptor,
     ) -> Result<SocketAddr, ChannelError> {
         let path = format!("/{}/{}", method.service_name, method.name);
-        // ZkClient is asynchronous and this channel is not: run the lookup
-        // on a small runtime of its own. Inside another runtime that would
-        // panic, so say what to do instead.
+        // ZkClient is async and this channel is not: a small runtime of its
+        // own, which would panic inside another runtime, so say what to do.
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(ChannelError::InsideRuntime);
         }
@@ -443,9 +434,8 @@ impl MprpcChannel {
                     waited: self.read_timeout,
                 })
             });
-        // Close the session instead of leaving it to expire: the course's
-        // ZkClient closes it in its destructor. A late confirmation is no
-        // reason to fail a call that has its answer.
+        // Closed, not left to expire, as the course's destructor does; a late
+        // confirmation is no reason to fail a call that has its answer.
         let _ = tokio::time::timeout(LOOKUP_CLOSE_WAIT, zk.close()).await;
         data
     }

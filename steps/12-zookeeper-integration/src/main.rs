@@ -4,8 +4,7 @@
 //! A provider registers in ZooKeeper; the program shows the znodes, makes
 //! the example calls (each looks its provider up first), stops the
 //! provider, and shows what callers are told then, and with no ZooKeeper.
-//! (The earlier parts' providers are not registered: they are called
-//! directly, with `MprpcChannel::direct`.)
+//! (The earlier parts' providers are called with `MprpcChannel::direct`.)
 //!
 //! The course's two programs, with a ZooKeeper at the config's address:
 //!

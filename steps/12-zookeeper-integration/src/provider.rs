@@ -14,9 +14,8 @@
 //! connection, as in the course; unlike the course, a bad or slow request
 //! ends in a logged error and a closed connection, never a hang.
 //!
-//! Step 12 adds what the course's `Run` does before it starts the server:
-//! register every published method in ZooKeeper, so callers can find this
-//! provider ([`RpcProvider::run`], [`RpcProvider::start_registered`]).
+//! Step 12 registers every published method in ZooKeeper before serving,
+//! as the course's `Run` does ([`RpcProvider::run`], `start_registered`).
 //!
 //! ## tokio's runtime versus muduo's one loop per thread
 //!
@@ -291,20 +290,18 @@ impl RpcProvider {
             // Listening first: a caller that finds the node at once gets
             // queued by the kernel until the accept loop runs.
             let zk = self.register(listener.local_addr()?).await?;
+            let session_log = Arc::clone(&self.log);
             let log = Arc::clone(&self.log);
-            let ctrl_c = {
-                let log = Arc::clone(&log);
-                async move {
-                    if let Err(error) = tokio::signal::ctrl_c().await {
-                        // Without a signal handler we cannot stop cleanly;
-                        // keep serving rather than stop at once.
-                        log(Level::Error, &format!("cannot wait for Ctrl-C: {error}"));
-                        std::future::pending::<()>().await;
-                    }
+            let ctrl_c = async move {
+                if let Err(error) = tokio::signal::ctrl_c().await {
+                    // Without a signal handler we cannot stop cleanly; keep
+                    // serving rather than stop at once.
+                    log(Level::Error, &format!("cannot wait for Ctrl-C: {error}"));
+                    std::future::pending::<()>().await;
                 }
             };
             self.serve(listener, ctrl_c).await;
-            close_session(zk, &log).await;
+            close_session(zk, &session_log).await;
             Ok(())
         })
     }
@@ -392,12 +389,17 @@ impl RpcProvider {
 
 // ANCHOR: register
 impl RpcProvider {
-    /// Publishes every service and method in ZooKeeper, in the course's
-    /// layout: `/ServiceName`, persistent and without data, and under it
-    /// `/ServiceName/MethodName`, ephemeral, holding the `ip:port` callers
-    /// connect to. Returns the session: the method nodes live as long as it
-    /// does. (If it expires, nothing puts them back, as in the course; `final/` registers again.)
+    /// Publishes every method in the course's layout: `/ServiceName`
+    /// persistent without data, `/ServiceName/MethodName` ephemeral with the
+    /// `ip:port` callers connect to. The nodes live as long as the returned
+    /// session (if it expires, nothing puts them back, as in the course).
     async fn register(&self, listening: SocketAddr) -> io::Result<ZkClient> {
+        if listening.ip().is_unspecified() {
+            return Err(io::Error::other(format!(
+                "cannot register {listening} in ZooKeeper: an unspecified address means every \
+                 interface, not one callers can connect to; set rpcserverip to this host's address"
+            )));
+        }
         let zk = ZkClient::start(&self.zookeeper, self.zk_session_timeout)
             .await
             .map_err(registration_failed)?;
@@ -412,35 +414,63 @@ impl RpcProvider {
         }
     }
 
-    /// Creates the nodes of every published service, in name order.
+    /// Creates the nodes of every published service, in name order, after a
+    /// pass that creates nothing and fails if a method node is taken: no
+    /// caller may find a provider that then refuses to start.
     async fn create_nodes(&self, zk: &ZkClient, data: &str) -> Result<(), ZkError> {
-        for name in self.service_names() {
-            let service_path = format!("/{name}");
-            let Some(info) = self.services.get(name) else {
-                continue;
-            };
-            zk.create(&service_path, b"", CreateMode::Persistent)
-                .await?;
-            let mut methods: Vec<_> = info.methods.keys().copied().collect();
-            methods.sort_unstable();
-            for method in methods {
-                let path = format!("{service_path}/{method}");
-                // "ip:port" and nothing else: no trailing NUL, as the course's callers expect.
-                zk.create(&path, data.as_bytes(), CreateMode::Ephemeral)
-                    .await?;
-                self.log(
-                    Level::Info,
-                    &format!(
-                        "registered {path} = {data} (ephemeral, session {:#x})",
-                        zk.session_id()
-                    ),
-                );
+        for check in [true, false] {
+            for name in self.service_names() {
+                let service_path = format!("/{name}");
+                let Some(info) = self.services.get(name) else {
+                    continue;
+                };
+                if !check {
+                    zk.create(&service_path, b"", CreateMode::Persistent)
+                        .await?;
+                }
+                let mut methods: Vec<_> = info.methods.keys().copied().collect();
+                methods.sort_unstable();
+                for method in methods {
+                    let path = format!("{service_path}/{method}");
+                    if check {
+                        check_node(zk, &path, data).await?;
+                        continue;
+                    }
+                    // "ip:port" and nothing else: no trailing NUL, as the
+                    // course's callers expect.
+                    zk.create(&path, data.as_bytes(), CreateMode::Ephemeral)
+                        .await?;
+                    self.log(
+                        Level::Info,
+                        &format!(
+                            "registered {path} = {data} (ephemeral, session {:#x})",
+                            zk.session_id()
+                        ),
+                    );
+                }
             }
         }
         Ok(())
     }
 }
 // ANCHOR_END: register
+
+/// [`ZkError::Taken`] if the node `path` holds an address not ours (`data`).
+async fn check_node(zk: &ZkClient, path: &str, data: &str) -> Result<(), ZkError> {
+    let owner = zk
+        .exists(path)
+        .await?
+        .map_or(0, |stat| stat.ephemeral_owner);
+    match zk.get_data(path).await {
+        Ok(held) if held != data.as_bytes() => Err(ZkError::Taken {
+            path: path.to_string(),
+            owner,
+            data: String::from_utf8_lossy(&held).into_owned(),
+        }),
+        Ok(_) | Err(ZkError::NoNode { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
 
 // ANCHOR: close_session
 /// The error of a registration that failed, naming the cause.

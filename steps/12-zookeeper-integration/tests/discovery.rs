@@ -83,8 +83,7 @@ fn a_provider_registers_the_course_layout() {
         let mut methods = zk.get_children("/UserServiceRpc").await.unwrap();
         methods.sort();
         assert_eq!(methods, ["Login", "Register"]);
-        // The method nodes: ephemeral, of one session, holding exactly
-        // "ip:port" (no NUL, no newline).
+        // The method nodes: ephemeral, one session's, exactly "ip:port" (no NUL, no newline).
         let mut owners = Vec::new();
         for path in [
             "/UserServiceRpc/Login",
@@ -109,9 +108,7 @@ fn the_bytes_sent_are_still_the_course_request() {
     let zookeeper = ZkServer::start().unwrap();
     let request = capture("request");
     let (addr, provider) = scripted_provider(request.len(), capture("response"));
-    // Register the scripted provider by hand, as the course's provider
-    // would: the test's session holds the ephemeral node during the call.
-    // A multi-thread runtime keeps the session alive meanwhile.
+    // Registered by hand, as a course provider would (a multi-thread runtime keeps it).
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let zk = runtime.block_on(async {
         let zk = session(&zookeeper).await;
@@ -127,7 +124,6 @@ fn the_bytes_sent_are_still_the_course_request() {
         .unwrap();
         zk
     });
-
     let (controller, response) = login(&channel(&zookeeper));
     assert!(!controller.failed(), "{}", controller.error_text());
     assert_eq!(provider.join().unwrap(), request, "the course's 48 bytes");
@@ -142,10 +138,8 @@ fn a_stopped_provider_is_gone_from_zookeeper_and_callers_are_told() {
     let channel = channel(&zookeeper);
     let (controller, _) = login(&channel);
     assert!(!controller.failed(), "{}", controller.error_text());
-
     provider.shutdown();
-    // `shutdown` waited for the session to close: the nodes are gone now,
-    // not one session timeout (30 s) later.
+    // `shutdown` waited for the session to close: the nodes are gone now.
     block_on(async {
         let zk = session(&zookeeper).await;
         for path in [
@@ -159,7 +153,6 @@ fn a_stopped_provider_is_gone_from_zookeeper_and_callers_are_told() {
         assert!(zk.exists("/UserServiceRpc").await.unwrap().is_some());
         zk.close().await.unwrap();
     });
-
     let started = Instant::now();
     let (controller, response) = login(&channel);
     let expected = "UserServiceRpc.Login: no provider for UserServiceRpc/Login: the znode \
@@ -181,7 +174,6 @@ fn every_call_looks_up_again_so_a_restarted_provider_is_found() {
     let first_addr = first.local_addr();
     assert!(!login(&channel).0.failed());
     first.shutdown();
-
     // A new provider on another port; the same channel finds it.
     let second = start_registered(&zookeeper);
     assert_ne!(second.local_addr(), first_addr);
@@ -197,7 +189,6 @@ fn a_caller_with_zookeeper_down_fails_clearly_within_the_connect_timeout() {
     config.zookeeperport = port;
     let mut channel = MprpcChannel::new(&config);
     channel.set_connect_timeout(Duration::from_millis(500));
-
     let started = Instant::now();
     let error = channel
         .call_bytes(&USER_SERVICE_RPC_DESCRIPTOR.methods[0], &[])
@@ -209,7 +200,6 @@ fn a_caller_with_zookeeper_down_fails_clearly_within_the_connect_timeout() {
     );
     assert!(error.to_string().contains(&nowhere), "{error}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
-
     // Through a stub, the controller says the same.
     let (controller, _) = login(&channel);
     assert!(
@@ -220,25 +210,24 @@ fn a_caller_with_zookeeper_down_fails_clearly_within_the_connect_timeout() {
 }
 
 #[test]
-fn a_provider_with_zookeeper_down_fails_to_start_clearly_within_its_session_timeout() {
+fn a_provider_that_cannot_register_fails_to_start_clearly() {
     let port = free_port().unwrap();
     let mut config = support::config(0);
     config.zookeeperport = port;
     config.zk_session_timeout_ms = 2000;
-    let mut provider = RpcProvider::new(&config);
-    provider
-        .notify_service(UserServiceRpcServer(UserService::default()))
-        .unwrap();
-    let started = Instant::now();
-    let error = provider.start_registered(any_port()).unwrap_err();
-    let took = started.elapsed();
-    assert!(
-        error.to_string().starts_with(&format!(
-            "cannot register with ZooKeeper: no ZooKeeper session at 127.0.0.1:{port}"
-        )),
-        "{error}"
-    );
-    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let no_zk = format!("cannot register with ZooKeeper: no ZooKeeper session at 127.0.0.1:{port}");
+    for (addr, expected) in [
+        (SocketAddr::from(([0; 4], 0)), "cannot register 0.0.0.0:"),
+        (any_port(), &no_zk),
+    ] {
+        let mut provider = RpcProvider::new(&config);
+        let service = UserServiceRpcServer(UserService::default());
+        provider.notify_service(service).unwrap();
+        let started = Instant::now();
+        let error = provider.start_registered(addr).unwrap_err();
+        assert!(error.to_string().starts_with(expected), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(6), "{error}");
+    }
 }
 
 #[test]
@@ -255,8 +244,7 @@ fn bad_znode_data_is_a_clear_error() {
         // Up to 1 MB of anything: the message shows the first 64 characters.
         (&long, format!("\"{}\"", "a".repeat(64))),
     ];
-    // Each case is an ephemeral node of a session that lives during the
-    // call (a multi-thread runtime keeps it alive) and takes the node with it when it closes.
+    // Each case: an ephemeral node of a session alive during the call, gone when closed.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for (data, shown) in cases {
         let zk = runtime.block_on(async {
@@ -282,9 +270,9 @@ fn bad_znode_data_is_a_clear_error() {
     }
 }
 
-/// Issue #13: another live session (a C++ provider, say) holds
-/// `/UserServiceRpc/Login`. The course's callee, started meanwhile, must
-/// not evict it: it fails to start, naming the node, and leaves it as it was.
+/// Issues #13, #26: another live session (a C++ provider, say) holds `/UserServiceRpc/Login`.
+/// The callee must not evict it: it fails to start, naming the node, leaving it as it was,
+/// having created no node, not even `/FriendServiceRpc`, the first in name order.
 #[test]
 fn a_callee_leaves_another_live_providers_znode_alone() {
     let zookeeper = ZkServer::start().unwrap();
@@ -311,11 +299,12 @@ fn a_callee_leaves_another_live_providers_znode_alone() {
     let mut callee = ChildProcess::spawn(program, &["-i", "mprpc.toml"], dir, |_| {}).unwrap();
     let held = "znode /UserServiceRpc/Login is held by another session";
     callee.wait_for(held, Duration::from_secs(30)).unwrap();
-
     let after = runtime.block_on(other.exists(path)).unwrap().unwrap();
     assert_eq!(after.ephemeral_owner, other.session_id());
     assert_eq!((after.czxid, after.version), (before.czxid, before.version));
     let data = runtime.block_on(other.get_data(path)).unwrap();
     assert_eq!(data, b"127.0.0.1:9999");
+    let friend = runtime.block_on(other.exists("/FriendServiceRpc")).unwrap();
+    assert!(friend.is_none(), "a node was created before the refusal");
     runtime.block_on(other.close()).unwrap();
 }

@@ -45,6 +45,14 @@ pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
     /// [`deregister`]: Registry::deregister
     fn register<'a>(&'a self, service: &'a str, addr: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 
+    /// Whether [`register`](Registry::register) tells processes on other
+    /// hosts where this provider is (ZooKeeper). A provider bound to every
+    /// interface (`0.0.0.0`) must then be given an `advertise_host`. A
+    /// registry that announces nothing (the static table) says `false`.
+    fn announces(&self) -> bool {
+        true
+    }
+
     /// Withdraws a registration (first step of graceful shutdown).
     fn deregister<'a>(
         &'a self,
@@ -147,6 +155,10 @@ impl StaticRegistry {
 }
 
 impl Registry for StaticRegistry {
+    fn announces(&self) -> bool {
+        false
+    }
+
     fn register<'a>(&'a self, service: &'a str, addr: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         // Nothing to announce: callers read the same config file. A real
         // deployment without ZooKeeper would use DNS or a load balancer here.

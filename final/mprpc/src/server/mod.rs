@@ -67,6 +67,7 @@ use crate::wire::frame::{self, Frame, MAGIC, PREAMBLE};
 // the course's format; `hooks` wraps every call in interceptors, a span and
 // metrics.
 mod accept;
+mod advertise;
 mod connection;
 mod course;
 mod dispatch;
@@ -276,6 +277,8 @@ impl RpcProvider {
             Some(r) => r,
             None => crate::registry::from_config(&self.config).await?,
         };
+        // Refused before binding: nothing is listening or announced yet.
+        let host = advertise::advertised_host(&self.config, registry.announces()).await?;
         let bind = format!("{}:{}", self.config.rpcserverip, self.config.rpcserverport);
         let listener = listen(&bind)
             .await
@@ -283,8 +286,8 @@ impl RpcProvider {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        // Advertise the configured ip with the real port (port 0 in tests).
-        let advertised = format!("{}:{}", self.config.rpcserverip, local_addr.port());
+        // Advertise the chosen host with the real port (port 0 in tests).
+        let advertised = advertise::with_port(&host, local_addr.port());
         let names = self.service_names();
         // The course layout uses the short names, whatever the framed
         // registry uses.
@@ -392,7 +395,10 @@ impl RpcProvider {
         }
         // ANCHOR_END: register_course
         health.set_registered();
-        log::info!("provider serving {} on {advertised}", names.join(", "));
+        log::info!(
+            "provider serving {} on {advertised} (bound to {local_addr})",
+            names.join(", ")
+        );
         Ok(RunningProvider {
             local_addr,
             admin_addr,
@@ -459,7 +465,10 @@ impl RunningProvider {
         self.admin_addr
     }
 
-    /// The "ip:port" announced to the registry.
+    /// The "host:port" announced to the registry: `advertise_host` (or the
+    /// address `"auto"` chose), else `rpcserverip`, with the bound port.
+    /// [`local_addr`](Self::local_addr) is where the socket is bound, which
+    /// differs when the provider binds `0.0.0.0`.
     pub fn address(&self) -> &str {
         &self.advertised
     }

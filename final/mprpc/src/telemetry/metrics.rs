@@ -16,15 +16,16 @@
 //! grow the provider's memory without bound. Calls to services or methods
 //! that do not exist are counted under one fixed label.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::prometheus::{Histogram, code_label, escape, header};
 use crate::error::ErrorCode;
@@ -279,37 +280,66 @@ impl AdminPages {
 }
 // ANCHOR_END: pages
 
-/// Admin connections served at once; more are closed at once.
+/// Admin connections served at once; beyond that the oldest connection
+/// still waiting for its request head is closed to make room.
 const MAX_ADMIN_CONNECTIONS: usize = 16;
 /// Longest request head read from an admin connection.
 const MAX_ADMIN_REQUEST: usize = 8 << 10;
+/// Time an admin connection has, from accept, to send its request head.
+/// A scraper sends it at once; a connection that stays silent this long
+/// is not one.
+const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time an admin connection has to send its request and take the answer.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The admin connections being served, by accept order (oldest first).
+type AdminTable = Arc<Mutex<BTreeMap<u64, AdminConn>>>;
+
+/// One admin connection being served.
+struct AdminConn {
+    /// Set once its request head has arrived: from then on it is being
+    /// answered and is not closed to make room.
+    busy: Arc<AtomicBool>,
+    /// Closes the connection (dropping its socket).
+    task: tokio::task::AbortHandle,
+}
+
+/// Takes a connection out of the table when its task ends, however it ends.
+struct Leave(AdminTable, u64);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        lock(&self.0).remove(&self.1);
+    }
+}
+
+/// Locks, ignoring poisoning (critical sections are single map updates).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 // ANCHOR: admin
 /// Serves `GET /metrics`, `/healthz` and `/readyz` on `listener` until shutdown: HTTP/1.1, one
 /// request per connection. A scrape is small and rare, so this is the
 /// least HTTP that Prometheus (and curl) accept, bounded like every other
-/// input: 16 connections, an 8 KiB request head, 5 s per connection.
+/// input: 16 connections, an 8 KiB request head that must arrive within
+/// 1 s, 5 s per connection. When all 16 are taken, the oldest connection
+/// still waiting for its head is closed to make room for the new one, so
+/// silent connections cannot keep a scrape out; only 16 connections all
+/// being answered at once turn a new one away.
 pub(crate) async fn serve_admin(
     listener: TcpListener,
     metrics: Arc<AdminPages>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let table: AdminTable = Arc::default();
+    let mut next_id = 0u64;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Over the limit the connection is dropped unanswered.
-                    let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { continue };
-                    let metrics = Arc::clone(&metrics);
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        if tokio::time::timeout(ADMIN_TIMEOUT, answer(stream, &metrics)).await.is_err() {
-                            log::debug!("admin {peer}: timed out");
-                        }
-                    });
+                    next_id += 1;
+                    admit(&table, next_id, stream, peer, &metrics);
                 }
                 Err(e) => {
                     log::warn!("admin endpoint: accept failed: {e}");
@@ -317,29 +347,80 @@ pub(crate) async fn serve_admin(
                 }
             },
             // The guard `wait_for` returns is not `Send`: dropped inside.
-            () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
+            () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
         }
+    }
+    let open = std::mem::take(&mut *lock(&table));
+    for conn in open.into_values() {
+        conn.task.abort();
     }
 }
 // ANCHOR_END: admin
 
-/// Reads one request head and answers it.
-async fn answer(mut stream: TcpStream, pages: &AdminPages) {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
+/// Serves `stream` if there is room, making room by closing the oldest
+/// connection that has not sent its request head yet.
+fn admit(
+    table: &AdminTable,
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    pages: &Arc<AdminPages>,
+) {
+    // Held until the new entry is in: its task's `Leave` cannot run before.
+    let mut conns = lock(table);
+    if conns.len() >= MAX_ADMIN_CONNECTIONS {
+        let idle = conns
+            .iter()
+            .find(|(_, c)| !c.busy.load(Ordering::Acquire))
+            .map(|(id, _)| *id);
+        match idle.and_then(|oldest| conns.remove(&oldest)) {
+            Some(oldest) => {
+                log::debug!("admin {peer}: all slots taken, closing the oldest silent connection");
+                oldest.task.abort();
+            }
+            // Every slot is answering a request: drop this one unanswered.
+            None => return,
         }
-        if head.len() > MAX_ADMIN_REQUEST {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "request head too large\n",
-            )
-            .await;
+    }
+    let busy = Arc::new(AtomicBool::new(false));
+    let leave = Leave(Arc::clone(table), id);
+    let pages = Arc::clone(pages);
+    let flag = Arc::clone(&busy);
+    let task = tokio::spawn(async move {
+        let _leave = leave;
+        let served = tokio::time::timeout(ADMIN_TIMEOUT, answer(stream, &pages, &flag));
+        if served.await.is_err() {
+            log::debug!("admin {peer}: timed out");
         }
+    });
+    conns.insert(
+        id,
+        AdminConn {
+            busy,
+            task: task.abort_handle(),
+        },
+    );
+}
+
+/// Reads one request head (within [`ADMIN_HEAD_TIMEOUT`]), sets `busy`,
+/// and answers it.
+async fn answer(mut stream: TcpStream, pages: &AdminPages, busy: &AtomicBool) {
+    let head = match tokio::time::timeout(ADMIN_HEAD_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(_) => {
+            log::debug!("admin connection: no request head within {ADMIN_HEAD_TIMEOUT:?}");
+            return;
+        }
+    };
+    busy.store(true, Ordering::Release);
+    if head.len() > MAX_ADMIN_REQUEST {
+        return respond(
+            &mut stream,
+            "431 Request Header Fields Too Large",
+            "request head too large\n",
+        )
+        .await;
     }
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|b| *b == b' ');
@@ -370,6 +451,20 @@ async fn answer(mut stream: TcpStream, pages: &AdminPages) {
             .await
         }
     }
+}
+
+/// Reads until the end of the request head, or past
+/// [`MAX_ADMIN_REQUEST`]; `None` if the peer closes or fails first.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() <= MAX_ADMIN_REQUEST {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(head)
 }
 
 /// Writes a complete response and closes.
