@@ -99,10 +99,32 @@ fn every_step_has_holes_that_point_at_existing_sections() {
     }
 }
 
+// Two tests, odd and even steps, so the two halves run at once: cargo
+// builds one learner crate at a time (the shared target directory is
+// locked), but does not hold the lock while a crate's tests run, and the
+// steps' tests (real TCP, real ZooKeeper) are most of the time.
 #[test]
-fn start_check_fail_fill_check_pass_for_every_step() {
+fn start_check_fail_fill_check_pass_for_the_odd_steps() {
+    round_trip(1);
+}
+
+#[test]
+fn start_check_fail_fill_check_pass_for_the_even_steps() {
+    round_trip(0);
+}
+
+/// `start`, `check` (fails, naming every hole's section), each hole alone
+/// (fails), `fill`, `check` (passes), `solution` (no difference), for every
+/// step whose number is `parity` modulo 2.
+fn round_trip(parity: usize) {
     let scratch = tempfile::tempdir().expect("a temporary directory");
-    for (step, holes) in steps() {
+    let all = steps();
+    assert_eq!(all.len(), 12, "learn list shows every step");
+    for (step, holes) in all {
+        let n: usize = step[..2].parse().expect("a step number");
+        if n % 2 != parity {
+            continue;
+        }
         let number = &step[..2];
         let dir = scratch.path().join(&step);
         let dir = dir.to_str().expect("a UTF-8 path");
