@@ -364,7 +364,9 @@ fn message_rows(
                 };
                 t.row(base + at, &rest[..n], part, format!("length {len}"));
                 at += n;
-                let Some(value) = bytes.get(at..at + len as usize) else {
+                // A peer's length may be anything up to 2^64: checked, never added blindly.
+                let end = usize::try_from(len).ok().and_then(|n| at.checked_add(n));
+                let Some(value) = end.and_then(|end| bytes.get(at..end)) else {
                     t.row(
                         base + at,
                         &bytes[at..],
@@ -403,4 +405,37 @@ fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes a hostile or broken provider might answer with: annotated as
+    /// far as they make sense, never a panic.
+    #[test]
+    fn hostile_bytes_are_annotated_not_panicked_on() {
+        let huge_len = [
+            0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        let text = course_response(&huge_len, None).render();
+        assert!(text.contains("truncated"), "{text}");
+        let endless_varint = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert!(
+            course_response(&endless_varint, None)
+                .render()
+                .contains("does not end")
+        );
+        let huge_header = [0xff, 0xff, 0xff, 0xff, 0x0a];
+        assert!(!course_request(&huge_header, None).render().is_empty());
+        let mut framed_garbage = frame::PREAMBLE.to_vec();
+        framed_garbage.extend_from_slice(&[0xff; 20]);
+        assert!(
+            framed(&framed_garbage, None)
+                .render()
+                .contains("not a complete frame")
+        );
+    }
 }
