@@ -84,6 +84,9 @@ pub fn config(addr: &Addr, connect: &Connect) -> MprpcConfig {
     config.tls.server_name = connect.server_name.clone();
     if let Addr::Zk(servers) = addr {
         config.zookeeperip = Some(servers.clone());
+        // A provider keeps retrying an unreachable ZooKeeper for a minute;
+        // a command waits no longer than its own deadline.
+        config.timeouts.zk_connect_ms = config.timeouts.call_ms;
         // Providers of either layout: mprpc's and the C++ course's.
         config.course_compat.discover = true;
     }

@@ -514,6 +514,7 @@ fn bad_input_is_refused_in_one_line() {
         "127.0.0.1:{}",
         testkit::free_port().unwrap_or_else(|e| panic!("{e}"))
     );
+    let no_zk = format!("zk://{free}");
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec![
@@ -612,6 +613,22 @@ fn bad_input_is_refused_in_one_line() {
             "not a hex byte",
         ),
         (vec!["providers", &free], 64, "zk://"),
+        // No ZooKeeper there: refused within the call's deadline, not the
+        // minute a provider would keep retrying.
+        (
+            vec![
+                "call",
+                &no_zk,
+                "KvStore/Get",
+                "{}",
+                "--proto",
+                KV_PROTO,
+                "--timeout",
+                "2s",
+            ],
+            64,
+            "ZooKeeper",
+        ),
     ];
     for (argv, code, words) in cases {
         let started = Instant::now();
