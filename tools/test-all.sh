@@ -16,6 +16,8 @@ stage() {
 
 stage "format";     cargo fmt --all -- --check
 stage "clippy";     cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The `otel` feature (off above): the framework and the test that uses it.
+cargo clippy -p mprpc -p mprpc-examples --all-targets --features mprpc/otel,mprpc-examples/otel --quiet -- -D warnings
 # final/mprpc's layout: no file over 800 lines, no import circle between
 # modules (the self-test first: the check must fail on a circle).
 stage "module shape"
@@ -33,13 +35,19 @@ for package in $packages; do
     echo "--> cargo test -p $package"
     cargo test -p "$package"
 done
+# The `otel` feature: mprpc's own tests with it on, and one OpenTelemetry
+# trace across providers over TCP (tests/otel.rs needs the feature).
+echo "--> cargo test -p mprpc --features otel"
+cargo test -p mprpc --features otel
+echo "--> cargo test -p mprpc-examples --features otel --test otel"
+cargo test -p mprpc-examples --features otel --test otel
 # The framework as users get it: each crate packaged alone and built from
 # its package (so it reads nothing outside itself), and its API docs free of
 # the demo services, which live in final/examples.
 stage "packages";   cargo package --quiet -p mprpc -p mprpc-build --allow-dirty
 stage "api docs"
 rm -rf "${CARGO_TARGET_DIR:-target}/doc/mprpc"  # no stale pages from an earlier layout
-cargo doc --quiet --no-deps -p mprpc -p mprpc-build
+cargo doc --quiet --no-deps -p mprpc -p mprpc-build --features mprpc/otel
 doc_dir="${CARGO_TARGET_DIR:-target}/doc/mprpc"
 demo_items=$(find "$doc_dir" \( -iname '*UserServiceRpc*' -o -iname '*FriendServiceRpc*' -o -name fixbug -o -name demo \) -print)
 if [ -n "$demo_items" ] || [ ! -f "$doc_dir/index.html" ]; then

@@ -35,7 +35,7 @@
 //! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | (private) | `telemetry/metrics.rs`, `telemetry/prometheus.rs` |
 //! | — | the caller's metrics per method and per provider, on the same endpoint or [`MprpcApplication::start_admin`]'s | [`metrics`] | `telemetry/client_metrics.rs` |
 //! | — | a health service `mprpc.health.v1.Health` on every provider, `/healthz` and `/readyz` on the admin endpoint | [`health`] | `telemetry/health.rs` (served), `client/health.rs` (`HealthClient`) |
-//! | — | W3C `traceparent` in request metadata: one trace across A → B → C | [`trace`] | `telemetry/trace.rs` |
+//! | — | W3C `traceparent` in request metadata: one trace across A → B → C; with the `otel` feature, OpenTelemetry's ids when `tracing-opentelemetry` records the spans | [`trace`] | `telemetry/trace.rs`, `telemetry/otel.rs` |
 //!
 //! Dependencies point one way: `server` and `client` use `wire`,
 //! `registry`, `telemetry` and the shared types (`config`, `error`,
@@ -226,8 +226,23 @@ pub mod metrics {
 
 /// W3C trace context (`traceparent`, `tracestate`) carried in request
 /// metadata from span to span. Lives in `telemetry/trace.rs`.
+///
+/// With the cargo feature `otel` (off by default), the ids are
+/// OpenTelemetry's whenever a `tracing-opentelemetry` layer records the
+/// spans: the caller sends its `rpc.client` span's OpenTelemetry context,
+/// and the provider makes the received one the parent of its `rpc.server`
+/// span, so an exporter shows one trace across processes. The layer must
+/// be of the versions re-exported here (`tracing_opentelemetry` 0.33 on
+/// `opentelemetry` 0.32); without one, mprpc's own ids as before.
+/// Lives in `telemetry/otel.rs`.
 pub mod trace {
     pub use crate::telemetry::trace::{TRACEPARENT, TRACESTATE, TraceContext, current};
+    /// The OpenTelemetry API mprpc's `otel` feature is built on.
+    #[cfg(feature = "otel")]
+    pub use opentelemetry;
+    /// The `tracing` layer whose spans mprpc's `otel` feature reads.
+    #[cfg(feature = "otel")]
+    pub use tracing_opentelemetry;
 }
 
 /// [`RpcProvider`]: publishes services, accepts connections, dispatches

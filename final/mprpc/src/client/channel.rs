@@ -377,7 +377,7 @@ impl MprpcChannel {
             })
             .filter(|span| !span.is_disabled())
             .map(|span| {
-                let ctx = client_trace(controller);
+                let ctx = client_trace(&span, controller);
                 ctx.record(&span);
                 Box::new((span, Instant::now(), ctx))
             });
@@ -656,11 +656,18 @@ impl MprpcChannel {
 // ANCHOR: client_trace
 /// The trace context of a call's `rpc.client` span: a child of the
 /// `traceparent` the caller set on its controller, else of the handler
-/// this call is made from, else the root of a new trace.
-fn client_trace(controller: Option<&MprpcController>) -> TraceContext {
+/// this call is made from, else the root of a new trace. With the `otel`
+/// feature and a layer recording `span`, OpenTelemetry's ids for it.
+fn client_trace(span: &tracing::Span, controller: Option<&MprpcController>) -> TraceContext {
     let from_controller = controller
         .filter(|c| c.has_metadata())
         .and_then(|c| TraceContext::from_metadata(&c.metadata()));
+    #[cfg(feature = "otel")]
+    if let Some(ctx) = crate::telemetry::otel::client(span, from_controller.clone()) {
+        return ctx;
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = span;
     from_controller
         .or_else(trace::current)
         .map_or_else(TraceContext::new_root, |parent| parent.child())

@@ -158,6 +158,22 @@ impl Hooks {
     }
 }
 
+// ANCHOR: server_trace
+/// The trace context of the provider's span `span`: a child of `remote`,
+/// the caller's `traceparent`, else the root of a new trace. With the
+/// `otel` feature and a layer recording `span`, OpenTelemetry's ids for it,
+/// `remote` its parent.
+fn server_trace(span: &tracing::Span, remote: Option<TraceContext>) -> TraceContext {
+    #[cfg(feature = "otel")]
+    if let Some(ctx) = crate::telemetry::otel::server(span, remote.as_ref()) {
+        return ctx;
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = span;
+    remote.map_or_else(TraceContext::new_root, |parent| parent.child())
+}
+// ANCHOR_END: server_trace
+
 impl CallEnd {
     // ANCHOR: trace_from
     /// Places the call in the trace its caller's `traceparent` names (a
@@ -166,8 +182,7 @@ impl CallEnd {
     #[inline]
     pub(crate) fn trace_from(&mut self, metadata: &Metadata) {
         if let Some(o) = self.observed.as_mut().filter(|o| !o.span.is_disabled()) {
-            let ctx = TraceContext::from_metadata(metadata)
-                .map_or_else(TraceContext::new_root, |parent| parent.child());
+            let ctx = server_trace(&o.span, TraceContext::from_metadata(metadata));
             ctx.record(&o.span);
             o.trace = Some(ctx);
         }
@@ -182,7 +197,7 @@ impl CallEnd {
             Some(o) if !o.span.is_disabled() => {
                 // Course-format calls carry no metadata: a trace of their own.
                 let ctx = o.trace.clone().unwrap_or_else(|| {
-                    let root = TraceContext::new_root();
+                    let root = server_trace(&o.span, None);
                     root.record(&o.span);
                     root
                 });

@@ -6,6 +6,8 @@
 //! No OpenTelemetry needed: mprpc makes the ids itself and records them on
 //! its spans as the fields `trace_id`, `span_id` and `parent_span_id`, so
 //! any `tracing` subscriber (a log file, a JSON formatter) shows the links.
+//! With the `otel` feature and a `tracing-opentelemetry` layer, the ids
+//! are OpenTelemetry's instead (`telemetry/otel.rs`), carried the same way.
 //! Inside a handler the context is a tokio task-local, set around the
 //! handler's future on every poll, wherever it runs; [`current`] reads it.
 //!
