@@ -315,3 +315,87 @@ fn drain_turns_health_not_serving_and_readyz_follows() -> TestResult {
     })
 }
 // ANCHOR_END: drain
+
+/// `/readyz` every 50 ms until its status line is `want`, for at most
+/// `limit`; the last answer.
+fn readyz_until(
+    rt: &tokio::runtime::Runtime,
+    admin: std::net::SocketAddr,
+    want: &str,
+    limit: Duration,
+) -> (String, String) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = rt.block_on(support::http_get(admin, "/readyz"));
+        if status == want || started.elapsed() > limit {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ANCHOR: lost_session
+/// ZooKeeper stopped for twice the provider's session timeout: `/readyz`
+/// turns 503 once the session has been out of touch for its whole timeout
+/// (ZooKeeper expires it, and its node with it), while `/healthz` stays 200
+/// and the health service still says SERVING (the provider takes calls
+/// from whoever knows its address). ZooKeeper back: a new session, the
+/// node re-created, and `/readyz` 200 again.
+#[test]
+fn readyz_follows_the_registration_through_a_lost_session() -> TestResult {
+    const SESSION: Duration = Duration::from_secs(2);
+    let mut server = ZkServer::start()?;
+    let rt = support::harness::runtime()?;
+    let (registry, p) = rt.block_on(async {
+        let registry = Arc::new(
+            ZkRegistry::connect(&server.addr(), "/ready", SESSION, Duration::from_secs(20)).await?,
+        );
+        let mut config = support::local_config();
+        config.admin.address = Some("127.0.0.1:0".into());
+        let mut provider = RpcProvider::new(config).with_registry(registry.clone());
+        provider.notify_service(UserServiceRpcServer::new(
+            mprpc_examples::UserService::default(),
+        ));
+        Ok::<_, Box<dyn std::error::Error>>((registry, provider.start().await?))
+    })?;
+    let admin = admin(&p);
+    let (status, _) = readyz_until(&rt, admin, "HTTP/1.1 200 OK", Duration::from_secs(5));
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let old_session = registry.session_id();
+
+    server.stop()?;
+    let stopped = Instant::now();
+    let (status, body) = readyz_until(&rt, admin, "HTTP/1.1 503 Service Unavailable", SESSION * 4);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable", "{body}");
+    assert!(body.contains("re-registering"), "{body}");
+    // Not before the session timeout: a short blip is no reason.
+    assert!(stopped.elapsed() >= SESSION, "{:?}", stopped.elapsed());
+    assert_eq!(
+        rt.block_on(support::http_get(admin, "/healthz")).0,
+        "HTTP/1.1 200 OK"
+    );
+    let health = HealthClient::direct(&p.local_addr().to_string());
+    assert_eq!(rt.block_on(health.check("")), Ok(ServingStatus::Serving));
+
+    // Down for twice the timeout: the old session cannot come back.
+    std::thread::sleep((SESSION * 2).saturating_sub(stopped.elapsed()));
+    server.restart()?;
+    let (status, body) = readyz_until(&rt, admin, "HTTP/1.1 200 OK", Duration::from_secs(30));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let new_session = registry.session_id();
+    assert_ne!(new_session, old_session, "ready again on the old session");
+    // Ready means the node is there again, owned by the new session.
+    let node = format!(
+        "{}/{}",
+        registry.providers_path("fixbug.UserServiceRpc"),
+        p.address()
+    );
+    let owner = rt.block_on(async {
+        let zk = mprpc::ZkClient::start(&server.addr(), SESSION).await?;
+        Ok::<_, mprpc::zk_client::ZkError>(zk.exists(&node).await?.map(|s| s.ephemeral_owner))
+    })?;
+    assert_eq!(owner, Some(new_session), "{node}");
+    rt.block_on(p.shutdown())?;
+    Ok(())
+}
+// ANCHOR_END: lost_session

@@ -53,6 +53,16 @@ pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
         true
     }
 
+    /// Whether everything [`register`](Registry::register) announced is
+    /// in place now, as far as this process can tell: for ZooKeeper,
+    /// `false` from the moment the session is lost (expired, or out of
+    /// touch for its whole timeout: the ephemeral nodes are gone) until a
+    /// new session has re-created them all. `/readyz` follows it. A
+    /// registry that announces nothing says `true`.
+    fn registrations_live(&self) -> bool {
+        true
+    }
+
     /// Withdraws a registration (first step of graceful shutdown).
     fn deregister<'a>(
         &'a self,

@@ -69,6 +69,7 @@
 //! unless the ZooKeeper connection is protected (TLS or SASL).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,14 @@ struct Inner {
     generation: watch::Sender<u64>,
     /// What this process registered, to re-create after session expiry.
     registrations: Mutex<BTreeSet<(String, String)>>,
+    /// Every registration is in place on the current session: false from
+    /// the moment a session ends (ZooKeeper deleted its ephemeral nodes)
+    /// until the new session has re-created them all.
+    registered: AtomicBool,
+    /// The session has not been out of touch with ZooKeeper for its whole
+    /// timeout: after that ZooKeeper has expired it (or will when it looks),
+    /// and our nodes are gone.
+    in_touch: AtomicBool,
     /// Provider lists already followed, by service.
     subscriptions: Mutex<HashMap<String, watch::Receiver<ProviderList>>>,
 }
@@ -187,6 +196,8 @@ impl ZkRegistry {
             client: Mutex::new(Arc::new(client)),
             generation: watch::channel(0).0,
             registrations: Mutex::new(BTreeSet::new()),
+            registered: AtomicBool::new(true),
+            in_touch: AtomicBool::new(true),
             subscriptions: Mutex::new(HashMap::new()),
         });
         let supervisor = tokio::spawn(supervise(Arc::clone(&inner)));
@@ -367,7 +378,9 @@ async fn connect_with_backoff(
 async fn supervise(inner: Arc<Inner>) {
     loop {
         let client = inner.client();
-        let end = client.session_ended().await;
+        let end = follow_session(&inner, &client).await;
+        // The session's ephemeral nodes are gone with it.
+        inner.registered.store(false, Ordering::Release);
         log::warn!(
             "ZooKeeper session {:#x} ended ({end:?}); opening a new one",
             client.session_id()
@@ -393,16 +406,76 @@ async fn supervise(inner: Arc<Inner>) {
             }
         };
         log::info!("new ZooKeeper session {:#x}", fresh.session_id());
-        *lock(&inner.client) = Arc::new(fresh);
+        let fresh = Arc::new(fresh);
+        *lock(&inner.client) = Arc::clone(&fresh);
+        inner.in_touch.store(true, Ordering::Release);
         inner.generation.send_modify(|g| *g += 1);
-        let registrations: Vec<_> = lock(&inner.registrations).iter().cloned().collect();
-        for (service, addr) in &registrations {
-            match inner.create_provider_node(service, addr).await {
+        reregister(&inner, &fresh).await;
+    }
+}
+
+/// Re-creates every registration on the new session `client`, retrying
+/// the ones that fail (with backoff) until all are back, or the session
+/// ends too; then says so in `registered`.
+async fn reregister(inner: &Inner, client: &ZkClient) {
+    let mut pending: Vec<_> = lock(&inner.registrations).iter().cloned().collect();
+    let mut delay = FIRST_BACKOFF;
+    loop {
+        let mut failed = Vec::new();
+        for (service, addr) in pending {
+            match inner.create_provider_node(&service, &addr).await {
                 Ok(()) => log::info!("re-registered {service} at {addr}"),
-                Err(e) => log::error!("re-registering {service} at {addr} failed: {e}"),
+                Err(e) => {
+                    log::error!(
+                        "re-registering {service} at {addr} failed: {e}; retrying in {delay:?}"
+                    );
+                    failed.push((service, addr));
+                }
+            }
+        }
+        // Deregistered meanwhile (shutdown): no longer wanted.
+        let wanted = lock(&inner.registrations).clone();
+        pending = failed.into_iter().filter(|r| wanted.contains(r)).collect();
+        if pending.is_empty() {
+            inner.registered.store(true, Ordering::Release);
+            return;
+        }
+        tokio::select! {
+            _ = client.session_ended() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Follows `client`'s session until it ends. Out of touch with ZooKeeper
+/// for longer than the session timeout, the session counts as lost
+/// (`in_touch` false) — ZooKeeper expires a session it has not heard from
+/// for that long — until it is back, if it comes back at all.
+async fn follow_session(inner: &Inner, client: &ZkClient) -> crate::zk_client::SessionEnd {
+    let timeout = client.session_timeout();
+    while client.disconnected().await {
+        match tokio::time::timeout(timeout, client.reconnected()).await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(_) => {
+                log::warn!(
+                    "ZooKeeper session {:#x} out of touch for its whole timeout ({timeout:?}): \
+                     its nodes are gone, or about to be",
+                    client.session_id()
+                );
+                inner.in_touch.store(false, Ordering::Release);
+                // The same session back after all (the ensemble itself was
+                // down, and resumed it): its nodes are still there.
+                if client.reconnected().await {
+                    inner.in_touch.store(true, Ordering::Release);
+                } else {
+                    break;
+                }
             }
         }
     }
+    client.session_ended().await
 }
 // ANCHOR_END: supervise
 
@@ -451,6 +524,10 @@ async fn follow(inner: Arc<Inner>, service: String, tx: watch::Sender<ProviderLi
 // ANCHOR_END: follow
 
 impl Registry for ZkRegistry {
+    fn registrations_live(&self) -> bool {
+        self.inner.registered.load(Ordering::Acquire) && self.inner.in_touch.load(Ordering::Acquire)
+    }
+
     fn register<'a>(&'a self, service: &'a str, addr: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             // Remember first: if the session expires right now, the

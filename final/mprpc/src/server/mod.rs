@@ -394,7 +394,7 @@ impl RpcProvider {
                 .await?;
         }
         // ANCHOR_END: register_course
-        health.set_registered();
+        health.set_registered(Arc::clone(&registry));
         log::info!(
             "provider serving {} on {advertised} (bound to {local_addr})",
             names.join(", ")

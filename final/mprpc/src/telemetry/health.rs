@@ -9,10 +9,11 @@
 //! derives instead of generated: mprpc has no `build.rs`, and a crate using
 //! mprpc must get them without running protoc.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{ErrorCode, Status};
+use crate::registry::Registry;
 use crate::service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
 
 // ANCHOR: messages
@@ -63,8 +64,9 @@ pub(crate) struct HealthState {
     /// Full names of the published services, sorted.
     services: Vec<String>,
     /// Set once every service is registered (with a registry that has
-    /// nothing to register with, at once after binding).
-    registered: AtomicBool,
+    /// nothing to register with, at once after binding): the registry,
+    /// asked from then on whether the registrations are still there.
+    registered: OnceLock<Arc<dyn Registry>>,
     /// Set when `shutdown` starts: from then on everything is NOT_SERVING.
     draining: AtomicBool,
 }
@@ -75,14 +77,14 @@ impl HealthState {
         services.sort();
         HealthState {
             services,
-            registered: AtomicBool::new(false),
+            registered: OnceLock::new(),
             draining: AtomicBool::new(false),
         }
     }
 
-    /// Every service is registered.
-    pub(crate) fn set_registered(&self) {
-        self.registered.store(true, Ordering::Release);
+    /// Every service is registered in `registry`.
+    pub(crate) fn set_registered(&self, registry: Arc<dyn Registry>) {
+        let _ = self.registered.set(registry);
     }
 
     /// Shutdown started.
@@ -95,14 +97,16 @@ impl HealthState {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// `/readyz`: registered and not draining; else why not.
+    /// `/readyz`: registered (still) and not draining; else why not.
     pub(crate) fn ready(&self) -> Result<(), &'static str> {
-        if self.draining() {
-            Err("draining (shutdown started)")
-        } else if !self.registered.load(Ordering::Acquire) {
-            Err("not registered yet")
-        } else {
-            Ok(())
+        match self.registered.get() {
+            _ if self.draining() => Err("draining (shutdown started)"),
+            None => Err("not registered yet"),
+            Some(registry) if !registry.registrations_live() => Err(
+                "not registered: the registry lost this provider's registration \
+                 (ZooKeeper session expired or out of touch); re-registering",
+            ),
+            Some(_) => Ok(()),
         }
     }
 
@@ -185,7 +189,7 @@ mod tests {
         assert_eq!(state.check(""), ServingStatus::Serving);
         assert_eq!(state.check("c.S"), ServingStatus::ServiceUnknown);
         assert!(state.ready().is_err());
-        state.set_registered();
+        state.set_registered(Arc::new(crate::registry::StaticRegistry::default()));
         assert!(state.ready().is_ok());
         state.set_draining();
         assert_eq!(state.check("b.S"), ServingStatus::NotServing);

@@ -571,6 +571,40 @@ impl ZkClient {
         }
     }
 
+    /// Completes when the session is not connected to a server (at once if
+    /// it is not now): `true` while it may still come back, `false` once it
+    /// has ended for good.
+    pub async fn disconnected(&self) -> bool {
+        let state = self
+            .state_where(|s| s == zk::SessionState::Disconnected)
+            .await;
+        !state.is_terminated()
+    }
+
+    /// Completes when the session is connected to a server again (at once
+    /// if it is now): `true`, or `false` once it has ended for good.
+    pub async fn reconnected(&self) -> bool {
+        let state = self
+            .state_where(|s| {
+                matches!(
+                    s,
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
+                )
+            })
+            .await;
+        !state.is_terminated()
+    }
+
+    /// The session's first state that `wanted` or the end accepts.
+    async fn state_where(&self, wanted: impl Fn(zk::SessionState) -> bool) -> zk::SessionState {
+        let mut state = self.client.state_watcher();
+        let mut current = state.peek_state();
+        while !wanted(current) && !current.is_terminated() {
+            current = state.changed().await;
+        }
+        current
+    }
+
     /// The connect string this client was started with.
     pub fn addr(&self) -> &str {
         &self.addr
