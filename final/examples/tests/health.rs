@@ -399,3 +399,125 @@ fn readyz_follows_the_registration_through_a_lost_session() -> TestResult {
     Ok(())
 }
 // ANCHOR_END: lost_session
+
+/// Login answering `success = self.0`: which provider answered.
+struct Marked(bool);
+
+impl mprpc_examples::fixbug::UserServiceRpc for Marked {
+    async fn login(
+        &self,
+        _: mprpc::CallContext,
+        _: mprpc_examples::fixbug::LoginRequest,
+    ) -> Result<mprpc_examples::fixbug::LoginResponse, mprpc::Status> {
+        Ok(mprpc_examples::fixbug::LoginResponse {
+            result: None,
+            success: self.0,
+        })
+    }
+
+    async fn register(
+        &self,
+        _: mprpc::CallContext,
+        _: mprpc_examples::fixbug::RegisterRequest,
+    ) -> Result<mprpc_examples::fixbug::RegisterResponse, mprpc::Status> {
+        Ok(Default::default())
+    }
+}
+
+/// A provider serving [`Marked`] on `port` of 127.0.0.1 (0: any).
+async fn marked(mark: bool, port: u16) -> RunningProvider {
+    let mut config = support::local_config();
+    config.rpcserverport = port;
+    let mut provider = support::provider(config);
+    provider.notify_service(UserServiceRpcServer::new(Marked(mark)));
+    support::start(provider).await
+}
+
+// ANCHOR: readmit
+/// A provider that accepts connections and says nothing (a frozen process:
+/// the kernel still completes the handshake) misses one call's deadline and
+/// is ejected. When `eject_ms` is up the channel does not try it with a
+/// real call: it asks `Health/Check` first, on a connection of its own, and
+/// the silence keeps it out — no later call fails. Once a real provider
+/// answers at that address, the check readmits it and calls reach it.
+#[tokio::test]
+async fn an_ejected_provider_is_readmitted_only_after_it_answers_a_health_check() -> TestResult {
+    let serving = marked(false, 0).await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_addr = silent.local_addr()?;
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let holder = tokio::spawn({
+        let accepted = Arc::clone(&accepted);
+        async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        }
+    });
+    let mut config = support::local_config();
+    config.timeouts.call_ms = 300;
+    config.timeouts.connect_ms = 300;
+    config.timeouts.eject_ms = 200;
+    let registry = mprpc::StaticRegistry::new([(
+        "fixbug.UserServiceRpc",
+        vec![serving.local_addr().to_string(), silent_addr.to_string()],
+    )]);
+    let stub = mprpc_examples::fixbug::UserServiceRpcStub::new(mprpc::MprpcChannel::new(
+        &config,
+        Arc::new(registry),
+    ));
+    let login = mprpc_examples::fixbug::LoginRequest::default();
+
+    // Until a call lands on the silent one and misses its deadline.
+    let mut missed = false;
+    for _ in 0..50 {
+        if let Err(e) = stub.login(&login).await {
+            assert_eq!(e.code, ErrorCode::DeadlineExceeded, "{e}");
+            missed = true;
+            break;
+        }
+    }
+    assert!(missed, "no call reached the silent provider");
+    let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Seven ejection periods: every call succeeds, on the serving one.
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_millis(1400) {
+        let reply = stub.login(&login).await;
+        assert!(
+            matches!(&reply, Ok(r) if !r.success),
+            "call {calls}: {reply:?}"
+        );
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // It was asked, again and again, on connections of their own.
+    let asked = accepted.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(asked >= 2, "{asked} health-check connections in 1.4 s");
+
+    // A real provider at that address now: the next check readmits it.
+    holder.abort();
+    let _ = holder.await;
+    let back = marked(true, silent_addr.port()).await;
+    let started = Instant::now();
+    let reached = loop {
+        if matches!(stub.login(&login).await, Ok(r) if r.success) {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        reached,
+        "the provider back at {silent_addr} was never readmitted"
+    );
+    back.shutdown().await.ok();
+    serving.shutdown().await.ok();
+    Ok(())
+}
+// ANCHOR_END: readmit

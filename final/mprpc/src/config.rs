@@ -247,7 +247,9 @@ pub struct Timeouts {
     pub frame_ms: u64,
     /// How long graceful shutdown waits for callers to finish.
     pub drain_ms: u64,
-    /// How long a caller avoids a provider whose connection failed.
+    /// How long a caller avoids a provider whose connection failed (or
+    /// that went silent); after it, until the provider answers a health
+    /// check.
     pub eject_ms: u64,
     /// How long to keep retrying (with backoff) when ZooKeeper is
     /// unreachable at start.

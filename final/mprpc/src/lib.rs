@@ -34,7 +34,7 @@
 //! | `LOG_INFO` lines | plus a `tracing` span per call on both sides (`rpc.server`, `rpc.client`) | [`provider`], [`channel`] | `server/hooks.rs`, `client/channel.rs` |
 //! | — | Prometheus metrics per method on `[admin] address` ([`RunningProvider::admin_addr`]) | (private) | `telemetry/metrics.rs`, `telemetry/prometheus.rs` |
 //! | — | the caller's metrics per method and per provider, on the same endpoint or [`MprpcApplication::start_admin`]'s | [`metrics`] | `telemetry/client_metrics.rs` |
-//! | — | a health service `mprpc.health.v1.Health` on every provider, `/healthz` and `/readyz` on the admin endpoint | [`health`] | `telemetry/health.rs` (served), `client/health.rs` (`HealthClient`) |
+//! | — | a health service `mprpc.health.v1.Health` on every provider, `/healthz` and `/readyz` on the admin endpoint; the channel asks it before readmitting a provider it ejected | [`health`] | `telemetry/health.rs` (served), `client/health.rs` (`HealthClient`), `client/channel/probe.rs` (readmission) |
 //! | — | W3C `traceparent` in request metadata: one trace across A → B → C; with the `otel` feature, OpenTelemetry's ids when `tracing-opentelemetry` records the spans | [`trace`] | `telemetry/trace.rs`, `telemetry/otel.rs` |
 //!
 //! Dependencies point one way: `server` and `client` use `wire`,

@@ -46,8 +46,10 @@ use crate::wire::course::COURSE_SCHEME;
 
 // Choosing a provider and pooling connections to it.
 mod pool;
+mod probe;
 #[allow(unused_imports)]
 use pool::*;
+use probe::Ejection;
 
 /// How many providers one call may try when connecting fails.
 const MAX_ATTEMPTS: usize = 3;
@@ -95,9 +97,11 @@ struct ChannelInner {
     /// Per-address lock held while connecting, so a burst of first calls
     /// opens one connection, not one each.
     connecting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Providers to avoid until the given instant (connection failed or
-    /// provider draining). Taken out at once, before ZooKeeper notices.
-    ejected: Mutex<HashMap<String, Instant>>,
+    /// Providers to avoid (connection failed, provider draining or
+    /// silent): taken out at once, before ZooKeeper notices, and let back
+    /// in when their time is up and — framed ones — they answer a health
+    /// check (`channel/probe.rs`).
+    ejected: Mutex<HashMap<String, Ejection>>,
     /// Numbers connections, so events of an old connection cannot evict a
     /// new one from the pool.
     next_serial: AtomicU64,

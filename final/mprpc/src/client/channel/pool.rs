@@ -111,9 +111,9 @@ impl MprpcChannel {
         }
         let inner = &self.inner;
         let now = Instant::now();
-        let usable = |i: usize, allow_ejected: bool, ejected: &HashMap<String, Instant>| {
+        let usable = |i: usize, allow_ejected: bool, ejected: &HashMap<String, Ejection>| {
             tried & (1 << (i % 64)) == 0
-                && (allow_ejected || ejected.get(&list[i]).is_none_or(|until| *until <= now))
+                && (allow_ejected || ejected.get(&list[i]).is_none_or(|e| !e.holds(now)))
         };
         let ejected = lock(&inner.ejected);
         let mut allow_ejected = false;
@@ -214,17 +214,29 @@ impl ChannelInner {
         lock(&self.pool).get(addr).filter(|c| c.is_open()).cloned()
     }
 
-    /// Avoids `addr` for a while; `true` if it was not avoided already.
-    pub(super) fn eject(&self, addr: &str) -> bool {
+    /// Avoids `addr` for a while — a framed provider until it also answers
+    /// a health check; `true` if it was not avoided already.
+    pub(super) fn eject(self: &Arc<Self>, addr: &str) -> bool {
         if crate::telemetry::client_metrics::enabled() {
             crate::telemetry::client_metrics::record_ejected(addr, self.eject_for);
         }
         let mut ejected = lock(&self.ejected);
         let now = Instant::now();
-        ejected.retain(|_, until| *until > now);
-        ejected
-            .insert(addr.to_string(), now + self.eject_for)
-            .is_none()
+        ejected.retain(|_, e| e.holds(now));
+        let until = now + self.eject_for;
+        let probed = !addr.starts_with(COURSE_SCHEME);
+        let before = ejected.insert(addr.to_string(), probe::Ejection { until, probed });
+        drop(ejected);
+        match before {
+            // Its health-check task is running already, and now waits
+            // until the new `until`.
+            Some(e) if e.probed => false,
+            _ if probed => {
+                self.start_probe(addr);
+                true
+            }
+            before => before.is_none(),
+        }
     }
 
     /// `addr` answered again: no longer avoided.
@@ -243,7 +255,7 @@ impl ChannelInner {
     /// as after a failed connection. A provider merely too slow to answer
     /// anything within a deadline is avoided too; a real system would send
     /// pings (gRPC keepalive, HTTP/2 PING) to tell slow from gone.
-    pub(super) fn after_deadline(&self, sent_on: &SentOn) {
+    pub(super) fn after_deadline(self: &Arc<Self>, sent_on: &SentOn) {
         let serial = sent_on.serial.load(Ordering::Relaxed);
         if serial != 0 {
             // Gone from the pool means it failed or drained, and was
@@ -272,7 +284,7 @@ impl ChannelInner {
 
     /// A connection reported draining or death: take its provider out now,
     /// without waiting for ZooKeeper to tell us.
-    pub(super) fn on_event(&self, addr: &str, serial: u64, event: ConnEvent) {
+    pub(super) fn on_event(self: &Arc<Self>, addr: &str, serial: u64, event: ConnEvent) {
         log::debug!("connection {serial} to {addr}: {event:?}");
         let mut pool = lock(&self.pool);
         if pool.get(addr).is_some_and(|c| c.serial() == serial) {
