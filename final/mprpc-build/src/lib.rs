@@ -8,7 +8,9 @@
 //!
 //! * `<SERVICE>_DESCRIPTOR` — the service's short and full names and its
 //!   methods in `.proto` order (what the course's `ServiceDescriptor` and
-//!   `MethodDescriptor` gave its provider);
+//!   `MethodDescriptor` gave its provider), and the encoded file descriptor
+//!   set of the compiled files, which the provider's reflection service
+//!   hands out (`[reflection] enabled = true`);
 //! * `trait <Service>` — the callee interface, one `async` method per RPC;
 //! * `<Service>Server<T>` — adapts an implementation to `mprpc::Service`, the
 //!   object-safe trait `RpcProvider::notify_service` takes;
@@ -154,16 +156,29 @@ impl Builder {
             let protoc = protoc_bin_vendored::protoc_bin_path().map_err(io::Error::other)?;
             config.protoc_executable(protoc);
         }
-        if let Some(dir) = out_dir {
-            config.out_dir(dir);
-        }
         // Messages derive `::mprpc::prost::Message`: the user's crate needs
         // no prost dependency, and its prost is always mprpc's.
         config.prost_path("::mprpc::prost");
+        // protoc's descriptor set of these files (imports included), written
+        // next to the generated code, which embeds it with `include_bytes!`
+        // for reflection. Named after the inputs, so two `compile_protos` in
+        // one build script do not overwrite each other's.
+        let dir = match out_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    io::Error::other("OUT_DIR is not set (run from build.rs, or set out_dir)")
+                })?,
+        };
+        let set_name = descriptor_set_name(protos);
+        config.out_dir(&dir);
+        config.file_descriptor_set_path(dir.join(&set_name));
         config.service_generator(Box::new(MprpcServiceGenerator {
             server,
             client,
             blocking,
+            descriptor_set: Some(set_name),
         }));
         let mut include_dirs: Vec<PathBuf> =
             includes.iter().map(|i| i.as_ref().to_path_buf()).collect();
@@ -187,13 +202,30 @@ impl Builder {
     /// The service generator alone, for a build script that drives its own
     /// [`prost_build::Config`]: `config.service_generator(builder.service_generator())`.
     /// Set `config.prost_path("::mprpc::prost")` too, or depend on `prost`.
+    /// Descriptors made this way carry no file descriptor set (the
+    /// generator does not know where `config` writes one), so reflection
+    /// lists their services but cannot give their schemas.
     pub fn service_generator(&self) -> Box<dyn ServiceGenerator> {
         Box::new(MprpcServiceGenerator {
             server: self.server,
             client: self.client,
             blocking: self.blocking,
+            descriptor_set: None,
         })
     }
+}
+
+/// `mprpc-descriptors-<hash of the inputs>.bin`: the descriptor set's file
+/// name, the same for the same inputs.
+fn descriptor_set_name(protos: &[impl AsRef<Path>]) -> String {
+    // FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in protos {
+        for b in p.as_ref().to_string_lossy().bytes().chain([0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("mprpc-descriptors-{hash:016x}.bin")
 }
 
 /// Emits the mprpc glue for each service (see the crate documentation).
@@ -205,6 +237,9 @@ struct MprpcServiceGenerator {
     client: bool,
     /// Blocking stub (with `client`).
     blocking: bool,
+    /// File name of the descriptor set next to the generated code, if one
+    /// is written.
+    descriptor_set: Option<String>,
 }
 
 /// `UserServiceRpc` → `USER_SERVICE_RPC`.
@@ -336,7 +371,19 @@ impl ServiceGenerator for MprpcServiceGenerator {
         for m in &service.methods {
             let _ = writeln!(s, "        \"{}\",", m.proto_name);
         }
-        let _ = writeln!(s, "    ],\n);\n");
+        match &self.descriptor_set {
+            // Relative to the generated file, so it also works when that file
+            // is `include!`d from OUT_DIR or checked in with `out_dir`.
+            Some(set) => {
+                let _ = writeln!(
+                    s,
+                    "    ],\n)\n.with_file_descriptor_set(::core::include_bytes!(\"{set}\"));\n"
+                );
+            }
+            None => {
+                let _ = writeln!(s, "    ],\n);\n");
+            }
+        }
 
         if self.server {
             write_server(&mut s, &service, &full, &desc);

@@ -62,6 +62,7 @@ mprpc-build = {{ path = "{build}" }}
     let stderr = String::from_utf8_lossy(&output.stderr);
     for check in [
         "ok: full name kv.KvStore",
+        "ok: descriptor set embedded",
         "ok: async get",
         "ok: handler status reaches the caller",
         "ok: backup.KvStore is not kv.KvStore",

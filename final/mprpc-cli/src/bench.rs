@@ -76,6 +76,9 @@ pub async fn run(
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(1);
     let until = measure_from + duration;
+    // Encoded once: a dynamic message walks its descriptor on every encode,
+    // which the generated code final/bench calls with does not.
+    let request = call::Raw(prost::Message::encode_to_vec(&request));
     let shared = Arc::new((channel, method, request, metadata));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::{Buf, BufMut};
 use mprpc::{ErrorCode, MprpcChannel, MprpcConfig, MprpcController, ServiceDescriptor, Status};
 use prost::encoding::{DecodeContext, WireType};
-use prost_reflect::DynamicMessage;
 
 use crate::schema::Method;
 
@@ -120,13 +119,15 @@ pub fn descriptor(method: &Method) -> &'static ServiceDescriptor {
 }
 
 /// One call: the request's bytes out, the response's bytes back (decoded
-/// by the caller against the method's output type).
+/// by the caller against the method's output type). The request is a
+/// [`DynamicMessage`](prost_reflect::DynamicMessage), or for repeated calls the same one already encoded
+/// as [`Raw`].
 pub async fn call(
     channel: &MprpcChannel,
     controller: &MprpcController,
     service: &'static ServiceDescriptor,
     method: &Method,
-    request: &DynamicMessage,
+    request: &impl prost::Message,
 ) -> Result<Vec<u8>, Status> {
     let raw: Raw = channel
         .call(Some(controller), service, method.index(), request)

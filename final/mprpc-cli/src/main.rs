@@ -18,6 +18,7 @@
 //! | `exchange.rs` | one call on a raw TCP connection, for `--dump` |
 //! | `dump.rs` | bytes annotated field by field |
 //! | `providers.rs` | the registered providers in ZooKeeper, both layouts |
+//! | `reflect.rs` | the schema from the provider's reflection service |
 //! | `bench.rs` | a closed-loop load |
 
 mod bench;
@@ -25,6 +26,7 @@ mod call;
 mod dump;
 mod exchange;
 mod providers;
+mod reflect;
 mod schema;
 
 use std::io::Read as _;
@@ -79,23 +81,23 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// List the services and methods of the .proto files.
+    /// List the services and methods (of --proto, or the provider's own).
     List {
-        /// The provider (its schema comes from --proto; see `describe`).
+        /// The provider; without --proto, its reflection service is asked.
         addr: String,
-        /// Schema options.
+        /// Schema and connection options.
         #[command(flatten)]
-        schema: SchemaOpts,
+        opts: CallOpts,
     },
     /// Show a service or a method with its messages, as .proto text.
     Describe {
-        /// The provider (its schema comes from --proto).
+        /// The provider; without --proto, its reflection service is asked.
         addr: String,
         /// SERVICE or SERVICE/METHOD.
         target: String,
-        /// Schema options.
+        /// Schema and connection options.
         #[command(flatten)]
-        schema: SchemaOpts,
+        opts: CallOpts,
     },
     /// The registered providers of every service, in both ZooKeeper layouts.
     Providers {
@@ -146,7 +148,8 @@ enum Command {
 /// Where the messages' schema comes from.
 #[derive(Debug, Args)]
 struct SchemaOpts {
-    /// A .proto file defining the service (repeatable).
+    /// A .proto file defining the service (repeatable). Without one, the
+    /// provider's reflection service is asked (host:port only).
     #[arg(long = "proto", value_name = "FILE")]
     protos: Vec<PathBuf>,
     /// A folder to find imports in (repeatable).
@@ -212,6 +215,24 @@ impl CallOpts {
     fn load(&self) -> Result<Schema, String> {
         Schema::load(&self.schema.protos, &self.schema.includes)
     }
+
+    /// The schema from `--proto`, or else from `addr`'s reflection service.
+    async fn schema(&self, addr: &Addr) -> Result<Schema, Failure> {
+        if !self.schema.protos.is_empty() {
+            return Ok(self.load()?);
+        }
+        match addr {
+            Addr::Framed(a) => reflect::schema(a, &self.connect(), &self.metadata()?)
+                .await
+                .map_err(Failure::Call),
+            Addr::Course(_) => Err(Failure::Input(
+                "the course's format has no reflection: pass --proto FILE".into(),
+            )),
+            Addr::Zk(_) => Err(Failure::Input(
+                "reflection asks one provider: give its host:port, or pass --proto FILE".into(),
+            )),
+        }
+    }
 }
 
 /// What a command ends with: printed output, or why it failed.
@@ -272,7 +293,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             verbose,
         } => {
             let addr = Addr::parse(&addr, opts.course)?;
-            let schema = opts.load()?;
+            let schema = opts.schema(&addr).await?;
             let method = schema.method(&target)?;
             let request = read_request(&method, request.as_deref())?;
             let metadata = opts.metadata()?;
@@ -299,9 +320,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let response = decode(&method, &bytes)?;
             Ok(schema::to_json(&response)? + "\n")
         }
-        Command::List { addr, schema } => {
-            Addr::parse(&addr, false)?;
-            let schema = Schema::load(&schema.protos, &schema.includes)?;
+        Command::List { addr, opts } => {
+            let addr = Addr::parse(&addr, opts.course)?;
+            let schema = opts.schema(&addr).await?;
             let mut out = String::new();
             for s in schema.services() {
                 out.push_str(s.full_name());
@@ -312,13 +333,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             }
             Ok(out)
         }
-        Command::Describe {
-            addr,
-            target,
-            schema,
-        } => {
-            Addr::parse(&addr, false)?;
-            let schema = Schema::load(&schema.protos, &schema.includes)?;
+        Command::Describe { addr, target, opts } => {
+            let addr = Addr::parse(&addr, opts.course)?;
+            let schema = opts.schema(&addr).await?;
             if let Ok(service) = schema.service(&target) {
                 return Ok(schema::describe_service(&service));
             }
@@ -357,7 +374,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             opts,
         } => {
             let addr = Addr::parse(&addr, opts.course)?;
-            let schema = opts.load()?;
+            let schema = opts.schema(&addr).await?;
             let method = schema.method(&target)?;
             let request = read_request(&method, request.as_deref())?;
             let metadata = opts.metadata()?;

@@ -16,6 +16,10 @@ use prost_reflect::{
 pub struct Schema {
     /// Every file and its imports.
     pool: DescriptorPool,
+    /// From reflection: the services the provider publishes. Its files may
+    /// define more (a build script compiles several `.proto` files into one
+    /// set); `list` shows only these. `None` for `--proto`: every service.
+    published: Option<Vec<String>>,
 }
 
 /// One method, with what a call needs to know of it.
@@ -84,12 +88,39 @@ impl Schema {
         compiler.open_files(protos).map_err(|e| one_line(&e))?;
         Ok(Schema {
             pool: compiler.descriptor_pool(),
+            published: None,
         })
     }
 
-    /// Every service of the compiled files (imports included).
+    /// The schema of encoded `google.protobuf.FileDescriptorProto`s (what
+    /// the reflection service returns), each file once, of a provider that
+    /// publishes the services named `published`.
+    pub fn from_files(files: &[Vec<u8>], published: Vec<String>) -> Result<Schema, String> {
+        // A FileDescriptorSet is its files as field 1, length-delimited:
+        // written here as bytes, the pool decodes it and checks every
+        // reference between the files.
+        let mut set = Vec::new();
+        for file in files {
+            prost::encoding::bytes::encode(1, file, &mut set);
+        }
+        let pool = DescriptorPool::decode(set.as_slice()).map_err(|e| e.to_string())?;
+        Ok(Schema {
+            pool,
+            published: Some(published),
+        })
+    }
+
+    /// Every service of the compiled files (imports included), or with a
+    /// schema from reflection, the ones the provider publishes.
     pub fn services(&self) -> Vec<ServiceDescriptor> {
-        self.pool.services().collect()
+        self.pool
+            .services()
+            .filter(|s| {
+                self.published
+                    .as_ref()
+                    .is_none_or(|p| p.iter().any(|n| n == s.full_name()))
+            })
+            .collect()
     }
 
     /// The service called `name`: its full name, or its short name when
@@ -109,7 +140,7 @@ impl Schema {
                     .map(|s| s.full_name().to_string())
                     .collect();
                 Err(format!(
-                    "unknown service {name:?}; the .proto files define: {}",
+                    "unknown service {name:?}; the schema defines: {}",
                     if known.is_empty() {
                         "none".into()
                     } else {

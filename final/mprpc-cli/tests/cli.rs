@@ -1,6 +1,7 @@
 //! The `mprpc` binary run as a user runs it, against real providers over
-//! real TCP: the examples' KvStore (framed, with metadata and TLS), step
-//! 08's and step 12's providers in the course's format, and providers found
+//! real TCP: the examples' KvStore (framed, with metadata and TLS, and its
+//! schema from the provider's reflection service), step 07's, 08's and step
+//! 12's providers in the course's format, and providers found
 //! through a real ZooKeeper in both layouts. Every bad input ends with a
 //! non-zero exit and one line on stderr.
 
@@ -555,7 +556,8 @@ fn bad_input_is_refused_in_one_line() {
             64,
             "bad.proto:2:",
         ),
-        (vec!["call", &free, "KvStore/Get", "{}"], 64, "--proto"),
+        // No --proto: the provider's reflection is asked, and nobody answers.
+        (vec!["call", &free, "KvStore/Get", "{}"], 100, "--proto"),
         (
             vec!["call", "nowhere", "KvStore/Get", "{}", "--proto", KV_PROTO],
             64,
@@ -640,4 +642,142 @@ fn bad_input_is_refused_in_one_line() {
             started.elapsed()
         );
     }
+}
+
+/// A KvStore provider on 127.0.0.1 without interceptors, its reflection
+/// service on or off.
+async fn kv_reflecting(reflection: bool) -> RunningProvider {
+    let mut config = MprpcConfig::default();
+    config.rpcserverport = 0;
+    config.reflection.enabled = reflection;
+    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
+    provider.notify_service(KvStoreServer::new(mprpc_examples::KvStoreService::default()));
+    provider
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("provider: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_gives_the_schema_the_proto_gives() {
+    let p = kv_reflecting(true).await;
+    let addr = p.local_addr().to_string();
+    // Every view of the schema, from the file and from the provider.
+    for view in [
+        vec!["list", &addr],
+        vec!["describe", &addr, "kv.KvStore"],
+        vec!["describe", &addr, "KvStore/Put"],
+        vec!["describe", &addr, "kv.GetResponse"],
+    ] {
+        let mut with_proto = view.clone();
+        with_proto.extend(["--proto", KV_PROTO]);
+        let from_file = mprpc_async(args(&with_proto)).await;
+        let from_provider = mprpc_async(args(&view)).await;
+        assert_eq!(from_file.code, 0, "{from_file:?}");
+        assert_eq!(from_provider.code, 0, "{from_provider:?}");
+        assert!(from_file.out.contains("kv."), "{from_file:?}");
+        assert_eq!(from_provider.out, from_file.out, "{view:?}");
+    }
+    // A call without --proto: the request is encoded and the response
+    // decoded with the provider's own schema.
+    let put = mprpc_async(args(&[
+        "call",
+        &addr,
+        "kv.KvStore/Put",
+        r#"{"key": "k", "value": "dg=="}"#,
+    ]))
+    .await;
+    assert_eq!(put.code, 0, "{put:?}");
+    let get = mprpc_async(args(&["call", &addr, "KvStore/Get", r#"{"key": "k"}"#])).await;
+    assert_eq!(get.code, 0, "{get:?}");
+    assert!(
+        get.out.contains("\"found\": true") && get.out.contains("\"value\": \"dg==\""),
+        "{get:?}"
+    );
+    // The schema still refuses what it does not define.
+    let bad = mprpc_async(args(&["call", &addr, "KvStore/Get", r#"{"kee": "k"}"#])).await;
+    assert_refused(&bad, 64, "unrecognized field name 'kee'");
+    let _ = p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reflection_the_tool_says_to_pass_the_proto() {
+    let p = kv_reflecting(false).await;
+    let addr = p.local_addr().to_string();
+    let why =
+        "the provider does not serve reflection; pass --proto or set [reflection] enabled = true";
+    for argv in [
+        vec!["list", &addr],
+        vec!["describe", &addr, "kv.KvStore"],
+        vec!["call", &addr, "kv.KvStore/Get", "{}"],
+    ] {
+        let run = mprpc_async(args(&argv)).await;
+        // 1: the provider's UnknownService, as for any service it lacks.
+        assert_refused(&run, 1, why);
+    }
+    // Reflection is asked of one provider in mprpc's format only.
+    let course = mprpc_async(args(&["list", &format!("course://{addr}")])).await;
+    assert_refused(&course, 64, "--proto");
+    let zk = mprpc_async(args(&["list", &format!("zk://{addr}")])).await;
+    assert_refused(&zk, 64, "host:port");
+    let _ = p.shutdown().await;
+}
+
+#[test]
+fn step_07s_provider_answers_the_course_login() {
+    // Step 07 has no provider binary (its main plays the caller by hand):
+    // its library's provider runs here, on a port the system picks.
+    let config = step::config::MprpcConfig {
+        rpcserverip: std::net::Ipv4Addr::LOCALHOST.into(),
+        rpcserverport: 0,
+        zookeeperip: "127.0.0.1".into(),
+        zookeeperport: 2181,
+    };
+    let mut provider = step::provider::RpcProvider::new(&config);
+    provider
+        .notify_service(step::fixbug::UserServiceRpcServer(
+            step::user_service::UserService::default(),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let handle = provider
+        .start("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("step 07's provider: {e}"));
+    let addr = handle.local_addr().to_string();
+    // Step 07's UserService starts with no users: Login fails until
+    // Register has run, on the same provider.
+    let course = |method: &str, json: &str| {
+        mprpc(&[
+            "call", "--course", &addr, method, json, "--proto", USER_PROTO,
+        ])
+    };
+    let pwd_888888 = r#"{"name": "emhhbmcgc2Fu", "pwd": "ODg4ODg4"}"#;
+    let before = course("UserServiceRpc/Login", pwd_888888);
+    assert_eq!(before.code, 0, "{before:?}");
+    assert!(before.out.contains("\"success\": false"), "{before:?}");
+    let register = course(
+        "UserServiceRpc/Register",
+        r#"{"id": 4099, "name": "emhhbmcgc2Fu", "pwd": "ODg4ODg4"}"#,
+    );
+    assert_eq!(register.code, 0, "{register:?}");
+    assert!(register.out.contains("\"success\": true"), "{register:?}");
+    let after = course("UserServiceRpc/Login", pwd_888888);
+    assert!(after.out.contains("\"success\": true"), "{after:?}");
+    // --dump shows the 25-byte header the course sends, both directions.
+    let dump = mprpc(&[
+        "call",
+        "--course",
+        &addr,
+        "UserServiceRpc/Login",
+        LOGIN,
+        "--proto",
+        USER_PROTO,
+        "--dump",
+    ]);
+    assert_eq!(dump.code, 0, "{dump:?}");
+    assert!(dump.out.contains("header_size = 25"), "{dump:?}");
+    assert!(
+        dump.out.contains(&format!("> 48 bytes to {addr}")),
+        "{dump:?}"
+    );
+    handle.shutdown();
 }

@@ -84,6 +84,8 @@ pub struct MprpcConfig {
     pub tls: TlsConfig,
     /// The provider's admin endpoint (metrics); off unless set.
     pub admin: Admin,
+    /// The built-in reflection service (see [`Reflection`]); off unless set.
+    pub reflection: Reflection,
 }
 
 // ANCHOR: course_compat
@@ -158,6 +160,26 @@ pub struct Admin {
     /// has no authentication.
     pub address: Option<String>,
 }
+
+// ANCHOR: reflection
+/// `[reflection]`: whether the provider answers the built-in
+/// `mprpc.reflection.v1.Reflection` service, which lists the published
+/// services and hands out their `.proto` schemas (so `mprpc list`,
+/// `describe` and `call` work without `--proto`).
+///
+/// Off by default because it discloses the schema of every published
+/// service — every method and field, including ones no public client
+/// uses — to anybody who can connect. Turn it on for development and
+/// internal networks, or behind `[tls]` with client certificates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Reflection {
+    /// Answer the reflection service (`true`) or refuse it as an unknown
+    /// service (`false`, the default).
+    pub enabled: bool,
+}
+// ANCHOR_END: reflection
 
 /// A config value that must not appear in logs: `Debug` prints
 /// `<redacted>`.
@@ -338,6 +360,7 @@ impl Default for MprpcConfig {
             course_compat: CourseCompat::default(),
             tls: TlsConfig::default(),
             admin: Admin::default(),
+            reflection: Reflection::default(),
         }
     }
 }
@@ -785,6 +808,27 @@ mod tests {
             format!("{zk}advertise_host = \"h.example\"\n[course_compat]\nregister = true\n");
         let course = MprpcConfig::from_toml(&course);
         assert!(course.is_err_and(|e| e.to_string().contains("inet_addr")));
+    }
+
+    #[test]
+    fn reflection_is_off_unless_enabled_and_takes_only_a_boolean() {
+        let off = MprpcConfig::from_toml("").map(|c| c.reflection.enabled);
+        assert!(matches!(off, Ok(false)), "{off:?}");
+        let on = MprpcConfig::from_toml("[reflection]\nenabled = true\n");
+        assert!(matches!(on.map(|c| c.reflection.enabled), Ok(true)));
+        for bad in [
+            "[reflection]\nenabled = \"yes\"\n",
+            "[reflection]\nenabled = 1\n",
+            "[reflection]\nenable = true\n",
+        ] {
+            let err = MprpcConfig::from_toml(bad).map(|_| ());
+            let text = format!("{err:?}");
+            assert!(
+                text.contains("enable")
+                    && (text.contains("boolean") || text.contains("unknown field")),
+                "{bad:?}: {text}"
+            );
+        }
     }
 
     #[test]

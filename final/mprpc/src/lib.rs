@@ -157,6 +157,7 @@ pub mod error;
 pub mod interceptor;
 pub mod logger;
 pub mod metadata;
+pub mod reflection;
 pub mod registry;
 pub mod service;
 mod tls;

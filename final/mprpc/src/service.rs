@@ -43,6 +43,11 @@ pub struct ServiceDescriptor {
     pub full_name: &'static str,
     /// Method names in `.proto` order; a method's index is its position here.
     pub methods: &'static [&'static str],
+    /// The encoded `google.protobuf.FileDescriptorSet` of the `.proto` files
+    /// the service was generated from (its file and every import), which
+    /// `mprpc-build` embeds; empty when unknown (a descriptor written by
+    /// hand). The reflection service serves it (see [`crate::reflection`]).
+    pub file_descriptor_set: &'static [u8],
 }
 
 impl ServiceDescriptor {
@@ -56,6 +61,17 @@ impl ServiceDescriptor {
             name,
             full_name,
             methods,
+            file_descriptor_set: &[],
+        }
+    }
+
+    /// The same descriptor carrying the encoded file descriptor set of its
+    /// `.proto` files; generated code calls this with the set `mprpc-build`
+    /// wrote next to it.
+    pub const fn with_file_descriptor_set(self, set: &'static [u8]) -> ServiceDescriptor {
+        ServiceDescriptor {
+            file_descriptor_set: set,
+            ..self
         }
     }
 

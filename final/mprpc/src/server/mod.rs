@@ -310,8 +310,17 @@ impl RpcProvider {
             .map(|(name, svc)| (name.clone(), published_entry(svc)))
             .collect();
         let legacy_services = legacy_table(&published);
-        let entry = published_entry(&builtin);
-        published.insert(builtin.descriptor().full_name.as_bytes().to_vec(), entry);
+        let mut builtins = vec![builtin];
+        // Reflection likewise, and only when the config asks for it: it
+        // hands out every published schema (`[reflection]` says why).
+        if self.config.reflection.enabled {
+            let descriptors = self.services.values().map(|s| s.descriptor());
+            builtins.push(crate::reflection::service(descriptors));
+        }
+        for builtin in &builtins {
+            let entry = published_entry(builtin);
+            published.insert(builtin.descriptor().full_name.as_bytes().to_vec(), entry);
+        }
         // ANCHOR_END: health_published
         // Metrics are collected only when somebody can read them.
         let admin = match &self.config.admin.address {

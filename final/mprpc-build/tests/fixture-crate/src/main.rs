@@ -50,6 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The descriptors carry both names.
     check("full name kv.KvStore", kv::KV_STORE_DESCRIPTOR.full_name == "kv.KvStore");
     check("short name KvStore", kv::KV_STORE_DESCRIPTOR.name == "KvStore");
+    // And the schema, for reflection: protoc's descriptor set of the files.
+    let set = kv::KV_STORE_DESCRIPTOR.file_descriptor_set;
+    let names_file = |name: &[u8]| set.windows(name.len()).any(|w| w == name);
+    check("descriptor set embedded", names_file(b"kv.proto") && names_file(b"GetRequest"));
 
     let mut config = MprpcConfig::default();
     config.rpcserverport = 0;
