@@ -104,7 +104,8 @@ fn call_by_hand(mut provider: RpcProvider) -> Result<(), String> {
     ] {
         println!("\n== {what}");
         println!("sent  {} bytes: {}", request.len(), to_hex(&request));
-        let reply = exchange(handle.local_addr(), &request)?;
+        let reply = exchange(handle.local_addr(), &request)
+            .map_err(|e| format!("no reply from the provider: {e}"))?;
         println!("reply {} bytes: {}", reply.len(), to_hex(&reply));
     }
     handle.shutdown();
@@ -119,22 +120,16 @@ fn frame(service: &str, method: &str, args: &[u8]) -> Vec<u8> {
         args_size: args.len() as u32,
     }
     .encode_to_vec();
-    let mut frame = (header.len() as u32).to_le_bytes().to_vec();
-    frame.extend_from_slice(&header);
-    frame.extend_from_slice(args);
-    frame
+    [&(header.len() as u32).to_le_bytes()[..], &header, args].concat()
 }
 
 /// Sends `request` on a new connection; the reply is all until the close.
-fn exchange(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| e.to_string())?;
+fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    // A provider that neither answers nor closes would hang the demo.
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(request)?;
     let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .map_err(|e| format!("no reply and no close: {e}"))?;
+    stream.read_to_end(&mut reply)?;
     Ok(reply)
 }

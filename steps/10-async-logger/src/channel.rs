@@ -172,11 +172,6 @@ impl MprpcChannel {
         self.max_response_size = limit;
     }
 
-    /// The provider this channel calls.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     // ANCHOR: call_bytes
     /// One call at the level of bytes: sends `args` (an encoded request
     /// message) to `method`, returns the encoded response.

@@ -413,7 +413,9 @@ impl RpcProvider {
             }
         }
     }
+    // ANCHOR_END: register
 
+    // ANCHOR: create_nodes
     /// Creates the nodes of every published service, in name order, after a
     /// pass that creates nothing and fails if a method node is taken: no
     /// caller may find a provider that then refuses to start.
@@ -453,7 +455,7 @@ impl RpcProvider {
         Ok(())
     }
 }
-// ANCHOR_END: register
+// ANCHOR_END: create_nodes
 
 /// [`ZkError::Taken`] if the node `path` holds an address not ours (`data`).
 async fn check_node(zk: &ZkClient, path: &str, data: &str) -> Result<(), ZkError> {
