@@ -23,6 +23,11 @@ cargo clippy -p mprpc -p mprpc-examples --all-targets --features mprpc/otel,mprp
 stage "module shape"
 python3 tools/check_modules.py --self-test
 python3 tools/check_modules.py
+# Each step teaches one piece: no step main.rs over 150 lines, no step
+# chapter excerpt over 60 (the self-test first: the check must be able to fail).
+stage "step shape"
+python3 tools/check_steps.py --self-test
+python3 tools/check_steps.py
 # ZooKeeper tests start and stop their own server; nothing runs beforehand.
 # One package at a time: steps 08-12 each have binaries named `callee` and
 # `caller` (the course's names), and in one workspace-wide build they would

@@ -7,8 +7,6 @@
 //! wait is bounded and every failure comes back as a [`ZkError`] that names the
 //! ZooKeeper address or the znode path involved.
 
-use std::error::Error;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
@@ -43,10 +41,12 @@ pub enum CreateMode {
 ///
 /// Each variant names the address or the path involved, so the message alone
 /// tells an operator where to look.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ZkError {
     /// ZooKeeper (or the client crate) rejected the session itself, for
     /// example a malformed `ip:port` string.
+    // Quoted: a malformed address may be empty or contain spaces.
+    #[error("cannot open a ZooKeeper session at {addr:?}: {source}")]
     Connect {
         /// The connect string that was used.
         addr: String,
@@ -54,6 +54,7 @@ pub enum ZkError {
         source: zk::Error,
     },
     /// No session could be opened in time: usually nothing listens at `addr`.
+    #[error("no ZooKeeper session at {addr} after {} ms: is ZooKeeper running there?", .waited.as_millis())]
     ConnectTimeout {
         /// The connect string that was used.
         addr: String,
@@ -61,12 +62,14 @@ pub enum ZkError {
         waited: Duration,
     },
     /// The znode does not exist.
+    #[error("znode {path} does not exist")]
     NoNode {
         /// The path that was asked for.
         path: String,
     },
     /// A znode could not be created because its parent does not exist
     /// (ZooKeeper never creates parents implicitly).
+    #[error("cannot create znode {path}: its parent znode does not exist")]
     NoParent {
         /// The path that was to be created.
         path: String,
@@ -74,6 +77,7 @@ pub enum ZkError {
     /// The session is gone or cut off: the connection was lost, the session
     /// expired, or ZooKeeper is down. A later call will not succeed on this
     /// client once the session has expired.
+    #[error("ZooKeeper at {addr} is unavailable ({op} {path}): {source}")]
     Unavailable {
         /// The ZooKeeper address of this client.
         addr: String,
@@ -87,6 +91,7 @@ pub enum ZkError {
     // ANCHOR_END: errors
     // ANCHOR: errors_more
     /// ZooKeeper gave no answer within the client's operation limit.
+    #[error("ZooKeeper at {addr} did not answer {op} {path} within {} ms", .waited.as_millis())]
     Timeout {
         /// The ZooKeeper address of this client.
         addr: String,
@@ -98,6 +103,11 @@ pub enum ZkError {
         waited: Duration,
     },
     /// [`ZkClient::close`] could not confirm that the session was closed.
+    #[error(
+        "ZooKeeper at {addr} did not confirm the session close within {} ms; \
+         its ephemeral znodes stay until the session times out",
+        .waited.as_millis()
+    )]
     CloseTimeout {
         /// The ZooKeeper address of this client.
         addr: String,
@@ -106,6 +116,7 @@ pub enum ZkError {
     },
     /// An ephemeral znode exists, owned by another live session, with data
     /// other than ours: another provider's registration, left as it is.
+    #[error("znode {path} is held by another session ({owner:#x}) with {data:?}; left as it is")]
     Taken {
         /// The znode path.
         path: String,
@@ -116,6 +127,8 @@ pub enum ZkError {
     },
     /// ZooKeeper refused the request for another reason (an invalid path, a
     /// node that still has children, missing permissions, ...).
+    // Quoted: a malformed path may be empty or contain spaces.
+    #[error("ZooKeeper at {addr} refused {op} {path:?}: {source}")]
     Request {
         /// The ZooKeeper address of this client.
         addr: String,
@@ -129,77 +142,6 @@ pub enum ZkError {
 }
 
 // ANCHOR_END: errors_more
-
-impl fmt::Display for ZkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ZkError::Connect { addr, source } => {
-                // Quoted: a malformed address may be empty or contain spaces.
-                write!(f, "cannot open a ZooKeeper session at {addr:?}: {source}")
-            }
-            ZkError::ConnectTimeout { addr, waited } => write!(
-                f,
-                "no ZooKeeper session at {addr} after {} ms: is ZooKeeper running there?",
-                waited.as_millis()
-            ),
-            ZkError::NoNode { path } => write!(f, "znode {path} does not exist"),
-            ZkError::NoParent { path } => {
-                write!(
-                    f,
-                    "cannot create znode {path}: its parent znode does not exist"
-                )
-            }
-            ZkError::Unavailable {
-                addr,
-                op,
-                path,
-                source,
-            } => write!(
-                f,
-                "ZooKeeper at {addr} is unavailable ({op} {path}): {source}"
-            ),
-            ZkError::Timeout {
-                addr,
-                op,
-                path,
-                waited,
-            } => write!(
-                f,
-                "ZooKeeper at {addr} did not answer {op} {path} within {} ms",
-                waited.as_millis()
-            ),
-            ZkError::CloseTimeout { addr, waited } => write!(
-                f,
-                "ZooKeeper at {addr} did not confirm the session close within {} ms; \
-                 its ephemeral znodes stay until the session times out",
-                waited.as_millis()
-            ),
-            ZkError::Taken { path, owner, data } => write!(
-                f,
-                "znode {path} is held by another session ({owner:#x}) with {data:?}; \
-                 left as it is"
-            ),
-            ZkError::Request {
-                addr,
-                op,
-                path,
-                source,
-                // Quoted: a malformed path may be empty or contain spaces.
-            } => write!(f, "ZooKeeper at {addr} refused {op} {path:?}: {source}"),
-        }
-    }
-}
-
-impl Error for ZkError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            ZkError::Connect { source, .. }
-            | ZkError::Unavailable { source, .. }
-            | ZkError::Request { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// One ZooKeeper session, with the course's `Start` / `Create` / `GetData`.
 ///
@@ -244,21 +186,15 @@ impl ZkClient {
         let connecting = zk::Client::connector()
             .with_session_timeout(session_timeout)
             .connect(connect);
+        let addr = connect.to_string();
         let client = match tokio::time::timeout(budget + CONNECT_GRACE, connecting).await {
             Ok(Ok(client)) => client,
             // The crate's own deadline (about one session timeout) passed.
             Ok(Err(zk::Error::Timeout)) | Err(_) => {
-                return Err(ZkError::ConnectTimeout {
-                    addr: connect.to_string(),
-                    waited: started.elapsed(),
-                });
+                let waited = started.elapsed();
+                return Err(ZkError::ConnectTimeout { addr, waited });
             }
-            Ok(Err(source)) => {
-                return Err(ZkError::Connect {
-                    addr: connect.to_string(),
-                    source,
-                });
-            }
+            Ok(Err(source)) => return Err(ZkError::Connect { addr, source }),
         };
         // Requests need no limit of their own: while disconnected the crate
         // fails them once the session expires, 7/5 of the session timeout
@@ -266,7 +202,7 @@ impl ZkClient {
         let op_timeout = client.session_timeout() * 2;
         Ok(ZkClient {
             client,
-            addr: connect.to_string(),
+            addr,
             op_timeout,
         })
     }
@@ -301,9 +237,7 @@ impl ZkClient {
             Ok(_) => Ok(()),
             Err(zk::Error::NodeExists) if mode == CreateMode::Persistent => Ok(()),
             Err(zk::Error::NodeExists) => self.claim_ephemeral(path, data, &options).await,
-            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
-                path: path.to_string(),
-            }),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent { path: path.into() }),
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
@@ -344,9 +278,7 @@ impl ZkClient {
         match self.client.create(path, data, options).await {
             // Another session won the race: the node exists, as asked.
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
-            Err(zk::Error::NoNode) => Err(ZkError::NoParent {
-                path: path.to_string(),
-            }),
+            Err(zk::Error::NoNode) => Err(ZkError::NoParent { path: path.into() }),
             Err(source) => Err(self.failed("create", path, source)),
         }
     }
@@ -396,11 +328,7 @@ impl ZkClient {
     /// Closes the session and waits until ZooKeeper has confirmed it, so this
     /// session's ephemeral znodes are gone when it returns `Ok`.
     pub async fn close(self) -> Result<(), ZkError> {
-        let ZkClient {
-            client,
-            addr,
-            op_timeout,
-        } = self;
+        let (client, addr, waited) = (self.client, self.addr, self.op_timeout);
         let mut state = client.state_watcher();
         // Dropping the last handle is how `zookeeper-client` closes a session:
         // its background task then sends ZooKeeper a close request.
@@ -411,12 +339,9 @@ impl ZkClient {
                 current = state.changed().await;
             }
         };
-        tokio::time::timeout(op_timeout, closed)
+        tokio::time::timeout(waited, closed)
             .await
-            .map_err(|_| ZkError::CloseTimeout {
-                addr,
-                waited: op_timeout,
-            })
+            .map_err(|_| ZkError::CloseTimeout { addr, waited })
     }
     // ANCHOR_END: close
 

@@ -127,7 +127,7 @@ pub enum ChannelError {
     BadProviderAddress {
         /// The znode, e.g. `/UserServiceRpc/Login`.
         path: String,
-        /// What it holds, as text (at most [`SHOWN_DATA`] characters).
+        /// What it holds, as text (at most [`SHOWN`] characters).
         data: String,
     },
     /// A step of the call took longer than its timeout.
@@ -179,9 +179,7 @@ impl std::fmt::Display for ChannelError {
                 "MprpcChannel blocks its thread and cannot be called from async code; \
                  call it in tokio::task::spawn_blocking"
             ),
-            ChannelError::Runtime(error) => {
-                write!(f, "cannot start a runtime to look the provider up: {error}")
-            }
+            ChannelError::Runtime(error) => write!(f, "cannot start a lookup runtime: {error}"),
             ChannelError::BadProviderAddress { path, data } => write!(
                 f,
                 "the znode {path} holds {data:?}, not a provider address ip:port"
@@ -195,15 +193,14 @@ impl std::error::Error for ChannelError {
         match self {
             ChannelError::Encode(error) => Some(error),
             ChannelError::Connect { source, .. } => Some(source),
-            ChannelError::Send(error)
-            | ChannelError::Receive(error)
-            | ChannelError::Runtime(error) => Some(error),
+            ChannelError::Send(error) | ChannelError::Receive(error) => Some(error),
+            ChannelError::Runtime(error) => Some(error),
             ChannelError::Decode(error) => Some(error),
             ChannelError::Lookup(error) => Some(error),
             ChannelError::NoResponse
             | ChannelError::ResponseTooLarge { .. }
-            | ChannelError::Timeout { .. }
-            | ChannelError::NoProvider { .. }
+            | ChannelError::Timeout { .. } => None,
+            ChannelError::NoProvider { .. }
             | ChannelError::InsideRuntime
             | ChannelError::BadProviderAddress { .. } => None,
         }
@@ -211,7 +208,7 @@ impl std::error::Error for ChannelError {
 }
 
 /// How many characters of a znode's data (up to 1 MB) an error shows.
-pub const SHOWN_DATA: usize = 64;
+pub const SHOWN: usize = 64;
 
 impl MprpcChannel {
     /// A channel that finds each call's provider in the ZooKeeper at the
@@ -256,11 +253,6 @@ impl MprpcChannel {
     /// [`DEFAULT_MAX_RESPONSE_SIZE`]).
     pub fn set_max_response_size(&mut self, limit: usize) {
         self.max_response_size = limit;
-    }
-
-    /// Where this channel finds providers.
-    pub fn target(&self) -> &Target {
-        &self.target
     }
 
     // ANCHOR: call_bytes
@@ -399,10 +391,7 @@ impl MprpcChannel {
             .and_then(|text| text.parse::<SocketAddr>().ok())
             .ok_or_else(|| ChannelError::BadProviderAddress {
                 path,
-                data: String::from_utf8_lossy(&data)
-                    .chars()
-                    .take(SHOWN_DATA)
-                    .collect(),
+                data: String::from_utf8_lossy(&data).chars().take(SHOWN).collect(),
             })
     }
     // ANCHOR_END: lookup
@@ -415,15 +404,11 @@ impl MprpcChannel {
         session_timeout: Duration,
         path: &str,
     ) -> Result<Vec<u8>, ZkError> {
-        let zk = tokio::time::timeout(
-            self.connect_timeout,
-            ZkClient::start(zookeeper, session_timeout),
-        )
-        .await
-        .map_err(|_elapsed| ZkError::ConnectTimeout {
-            addr: zookeeper.to_string(),
-            waited: self.connect_timeout,
-        })??;
+        let (addr, waited) = (zookeeper.to_string(), self.connect_timeout);
+        let starting = ZkClient::start(zookeeper, session_timeout);
+        let zk = tokio::time::timeout(waited, starting)
+            .await
+            .map_err(|_elapsed| ZkError::ConnectTimeout { addr, waited })??;
         let data = tokio::time::timeout(self.read_timeout, zk.get_data(path))
             .await
             .unwrap_or_else(|_elapsed| {

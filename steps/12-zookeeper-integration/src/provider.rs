@@ -35,7 +35,8 @@ use crate::config::MprpcConfig;
 use crate::logger::Logger;
 use crate::rpc::{CallError, MethodDescriptor, Service};
 use crate::wire::{self, FrameError, FrameLimits};
-use crate::zk_client::{CreateMode, ZkClient, ZkError};
+use crate::zk_client::CreateMode::{Ephemeral, Persistent};
+use crate::zk_client::{ZkClient, ZkError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -340,23 +341,20 @@ impl RpcProvider {
             .name("rpc-provider-main".to_string())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(listener) => listener,
+                    let setup = async {
+                        let listener = TcpListener::from_std(listener)?;
+                        let zk = match register {
+                            true => Some(self.register(local_addr).await?),
+                            false => None,
+                        };
+                        Ok::<_, io::Error>((listener, zk))
+                    };
+                    let (listener, zk) = match setup.await {
+                        Ok(setup) => setup,
                         Err(error) => {
                             let _ = ready.send(Err(error));
                             return;
                         }
-                    };
-                    let zk = if register {
-                        match self.register(local_addr).await {
-                            Ok(zk) => Some(zk),
-                            Err(error) => {
-                                let _ = ready.send(Err(error));
-                                return;
-                            }
-                        }
-                    } else {
-                        None
                     };
                     let _ = ready.send(Ok(()));
                     let log = Arc::clone(&self.log);
@@ -379,9 +377,7 @@ impl RpcProvider {
             Ok(Ok(())) => Ok(handle),
             // Dropping the handle joins the thread, which is ending.
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(io::Error::other(
-                "the provider thread ended before it was ready",
-            )),
+            Err(_) => Err(io::Error::other("the provider thread ended early")),
         }
     }
     // ANCHOR_END: spawn
@@ -427,8 +423,7 @@ impl RpcProvider {
                     continue;
                 };
                 if !check {
-                    zk.create(&service_path, b"", CreateMode::Persistent)
-                        .await?;
+                    zk.create(&service_path, b"", Persistent).await?;
                 }
                 let mut methods: Vec<_> = info.methods.keys().copied().collect();
                 methods.sort_unstable();
@@ -440,15 +435,10 @@ impl RpcProvider {
                     }
                     // "ip:port" and nothing else: no trailing NUL, as the
                     // course's callers expect.
-                    zk.create(&path, data.as_bytes(), CreateMode::Ephemeral)
-                        .await?;
-                    self.log(
-                        Level::Info,
-                        &format!(
-                            "registered {path} = {data} (ephemeral, session {:#x})",
-                            zk.session_id()
-                        ),
-                    );
+                    zk.create(&path, data.as_bytes(), Ephemeral).await?;
+                    let session = zk.session_id();
+                    let line = format!("registered {path} = {data} (session {session:#x})");
+                    self.log(Level::Info, &line);
                 }
             }
         }
@@ -459,10 +449,7 @@ impl RpcProvider {
 
 /// [`ZkError::Taken`] if the node `path` holds an address not ours (`data`).
 async fn check_node(zk: &ZkClient, path: &str, data: &str) -> Result<(), ZkError> {
-    let owner = zk
-        .exists(path)
-        .await?
-        .map_or(0, |stat| stat.ephemeral_owner);
+    let owner = zk.exists(path).await?.map_or(0, |s| s.ephemeral_owner);
     match zk.get_data(path).await {
         Ok(held) if held != data.as_bytes() => Err(ZkError::Taken {
             path: path.to_string(),

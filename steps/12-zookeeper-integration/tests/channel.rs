@@ -14,10 +14,8 @@ use step::fixbug::{
 };
 use step::user_service::UserService;
 use step::wire::encode_request;
-use support::{
-    capture, config, scripted_provider, start_provider_with, start_services, wait_for_znode,
-};
-use testkit::ZkServer;
+use support::{capture, config, scripted_provider, start_provider_with, start_services};
+use testkit::{ZkServer, zookeeper::wait_for_znode};
 
 /// The course's login request for zhang san with `pwd`.
 fn login(pwd: &[u8]) -> LoginRequest {

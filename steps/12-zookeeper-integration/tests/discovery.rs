@@ -16,7 +16,8 @@ use step::fixbug::{
 use step::provider::{ProviderHandle, RpcProvider};
 use step::rpc::RpcController;
 use step::user_service::{FriendService, UserService};
-use step::zk_client::{CreateMode, ZkClient, ZkError};
+use step::zk_client::CreateMode::{Ephemeral, Persistent};
+use step::zk_client::{ZkClient, ZkError};
 use support::{block_on, capture, scripted_provider, zk_config};
 use testkit::{ChildProcess, ZkServer, free_port};
 
@@ -67,6 +68,14 @@ async fn session(zookeeper: &ZkServer) -> ZkClient {
         .expect("a ZooKeeper session")
 }
 
+/// Registers `/UserServiceRpc/Login` = `data` by hand, as a course provider would.
+async fn register_login(zk: &ZkClient, data: &[u8]) {
+    let service = zk.create("/UserServiceRpc", b"", Persistent);
+    service.await.expect("create /UserServiceRpc");
+    let login = zk.create("/UserServiceRpc/Login", data, Ephemeral);
+    login.await.expect("create /UserServiceRpc/Login");
+}
+
 #[test]
 fn a_provider_registers_the_course_layout() {
     let zookeeper = ZkServer::start().unwrap();
@@ -112,16 +121,7 @@ fn the_bytes_sent_are_still_the_course_request() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let zk = runtime.block_on(async {
         let zk = session(&zookeeper).await;
-        zk.create("/UserServiceRpc", b"", CreateMode::Persistent)
-            .await
-            .unwrap();
-        zk.create(
-            "/UserServiceRpc/Login",
-            addr.to_string().as_bytes(),
-            CreateMode::Ephemeral,
-        )
-        .await
-        .unwrap();
+        register_login(&zk, addr.to_string().as_bytes()).await;
         zk
     });
     let (controller, response) = login(&channel(&zookeeper));
@@ -157,11 +157,8 @@ fn a_stopped_provider_is_gone_from_zookeeper_and_callers_are_told() {
     let (controller, response) = login(&channel);
     let expected = "UserServiceRpc.Login: no provider for UserServiceRpc/Login: the znode \
                     /UserServiceRpc/Login does not exist";
-    assert!(
-        controller.error_text().starts_with(expected),
-        "{}",
-        controller.error_text()
-    );
+    let text = controller.error_text();
+    assert!(text.starts_with(expected), "{text}");
     assert_eq!(response, LoginResponse::default());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -202,11 +199,8 @@ fn a_caller_with_zookeeper_down_fails_clearly_within_the_connect_timeout() {
     assert!(took < Duration::from_secs(2), "took {took:?}");
     // Through a stub, the controller says the same.
     let (controller, _) = login(&channel);
-    assert!(
-        controller.error_text().contains(&nowhere),
-        "{}",
-        controller.error_text()
-    );
+    let text = controller.error_text();
+    assert!(text.contains(&nowhere), "{text}");
 }
 
 #[test]
@@ -249,12 +243,7 @@ fn bad_znode_data_is_a_clear_error() {
     for (data, shown) in cases {
         let zk = runtime.block_on(async {
             let zk = session(&zookeeper).await;
-            zk.create("/UserServiceRpc", b"", CreateMode::Persistent)
-                .await
-                .unwrap();
-            zk.create("/UserServiceRpc/Login", data, CreateMode::Ephemeral)
-                .await
-                .unwrap();
+            register_login(&zk, data).await;
             zk
         });
         let (controller, _) = login(&channel);
@@ -280,10 +269,7 @@ fn a_callee_leaves_another_live_providers_znode_alone() {
     let path = "/UserServiceRpc/Login";
     let (other, before) = runtime.block_on(async {
         let zk = session(&zookeeper).await;
-        let persistent = zk.create("/UserServiceRpc", b"", CreateMode::Persistent);
-        persistent.await.unwrap();
-        let ephemeral = zk.create(path, b"127.0.0.1:9999", CreateMode::Ephemeral);
-        ephemeral.await.unwrap();
+        register_login(&zk, b"127.0.0.1:9999").await;
         let before = zk.exists(path).await.unwrap().unwrap();
         (zk, before)
     });

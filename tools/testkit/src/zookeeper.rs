@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
 
 use crate::net::free_port;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -344,6 +344,57 @@ pub fn four_letter_word(addr: SocketAddr, word: &str) -> io::Result<String> {
     // Replies are a few hundred bytes; cap it anyway.
     stream.take(64 * 1024).read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+/// Runs a step's program (steps 11 and 12: `env!("CARGO_BIN_EXE_step-NN")`)
+/// in a temporary directory, so its log goes there, with a config naming
+/// ZooKeeper at 127.0.0.1:`zk_port`; `env` adjusts the command first (for
+/// example to take `java` off the `PATH`).
+///
+/// # Panics
+///
+/// If the temporary directory, the config file or the process cannot be
+/// made: the test cannot run at all then.
+pub fn run_program(program: &str, zk_port: u16, env: impl FnOnce(&mut Command)) -> Output {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("mprpc.toml");
+    let config = format!(
+        "rpcserverip = \"127.0.0.1\"\nrpcserverport = 8000\n\
+         zookeeperip = \"127.0.0.1\"\nzookeeperport = {zk_port}\n\
+         zk_session_timeout_ms = 10000\n"
+    );
+    fs::write(&file, config).expect("write the config file");
+    let mut command = Command::new(program);
+    command.arg("-i").arg(&file).current_dir(dir.path());
+    env(&mut command);
+    command.output().expect("run the program")
+}
+
+/// Waits (at most 10 s) until the znode `path` exists in the ZooKeeper at
+/// `addr` (`"host:port"`), with a session of its own (closed at the end).
+///
+/// # Panics
+///
+/// If no session can be opened, ZooKeeper fails the check, or 10 s pass.
+pub fn wait_for_znode(addr: &str, path: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let connecting = zookeeper_client::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(addr);
+        let zk = tokio::time::timeout(Duration::from_secs(10), connecting)
+            .await
+            .expect("a ZooKeeper session within 10 s")
+            .expect("a ZooKeeper session");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while zk.check_stat(path).await.expect("exists").is_none() {
+            assert!(Instant::now() < deadline, "no znode {path} after 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! example services and serves them on the config's
 //! `rpcserverip:rpcserverport` until Ctrl-C.
 //!
-//!     cargo run -p step-08 --bin callee [-- -i <configfile>]
+//!     cargo run -p step-09 --bin callee [-- -i <configfile>]
 
 use std::process::ExitCode;
 use step::application::MprpcApplication;

@@ -3,7 +3,7 @@
 //! `rpcserverip:rpcserverport` (start `callee` first) and prints the
 //! results.
 //!
-//!     cargo run -p step-08 --bin caller [-- -i <configfile>]
+//!     cargo run -p step-09 --bin caller [-- -i <configfile>]
 
 use std::process::ExitCode;
 use step::application::MprpcApplication;

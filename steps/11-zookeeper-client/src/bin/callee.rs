@@ -2,7 +2,7 @@
 //! example services and serves them on the config's
 //! `rpcserverip:rpcserverport` until Ctrl-C.
 //!
-//!     cargo run -p step-10 --bin callee [-- -i <configfile>]
+//!     cargo run -p step-11 --bin callee [-- -i <configfile>]
 //!
 //! Its log goes to `logs/YYYY-MM-DD-log.txt` under the current directory.
 

@@ -3,7 +3,7 @@
 //! `rpcserverip:rpcserverport` (start `callee` first) and prints the
 //! results.
 //!
-//!     cargo run -p step-10 --bin caller [-- -i <configfile>]
+//!     cargo run -p step-11 --bin caller [-- -i <configfile>]
 
 use std::process::ExitCode;
 use step::application::MprpcApplication;

@@ -48,21 +48,6 @@ pub fn zk_config(port: u16, zookeeper: &ZkServer, session_timeout: Duration) -> 
     }
 }
 
-/// Waits (at most 10 s) until the znode `path` exists in the ZooKeeper at `zookeeper`.
-pub fn wait_for_znode(zookeeper: &str, path: &str) {
-    block_on(async {
-        let zk = ZkClient::start(zookeeper, Duration::from_secs(10))
-            .await
-            .expect("a ZooKeeper session");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while zk.exists(path).await.expect("exists").is_none() {
-            assert!(Instant::now() < deadline, "no znode {path} after 10 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        zk.close().await.expect("close the session");
-    });
-}
-
 /// Starts the process-wide logger in `<target>/tmp/step-NN-logs`, once
 /// per test binary, so that tests leave no `logs/` folder in the step. An
 /// existing logger (a test made it on purpose) stays; the guard is never
