@@ -59,6 +59,24 @@ async fn echo_provider(config: MprpcConfig) -> RunningProvider {
 
 use support::login;
 
+/// Writes a `Login` request with call id `id` and metadata `md` to `s`.
+async fn send_login(s: &mut TcpStream, id: u64, md: &Metadata) {
+    let mut out = BytesMut::new();
+    let service = "fixbug.UserServiceRpc";
+    let ok = frame::encode_request_with_metadata(
+        &mut out,
+        id,
+        0,
+        service,
+        "Login",
+        Some(md),
+        &login(),
+        1 << 20,
+    );
+    assert!(ok.is_ok());
+    assert!(s.write_all(&out).await.is_ok());
+}
+
 #[tokio::test]
 async fn metadata_goes_from_controller_to_handler_and_back() {
     let p = echo_provider(support::local_config()).await;
@@ -233,19 +251,7 @@ async fn a_caller_without_the_flag_gets_plain_responses() {
     assert!(md.insert("x-user", "zhang san").is_ok());
     for (flags, want_md) in [(0u8, false), (frame::FLAG_METADATA, true)] {
         let mut s = raw(&p, flags).await;
-        let mut out = BytesMut::new();
-        let ok = frame::encode_request_with_metadata(
-            &mut out,
-            1,
-            0,
-            "fixbug.UserServiceRpc",
-            "Login",
-            Some(&md),
-            &login(),
-            1 << 20,
-        );
-        assert!(ok.is_ok());
-        assert!(s.write_all(&out).await.is_ok());
+        send_login(&mut s, 1, &md).await;
         let mut buf = BytesMut::new();
         match next_frame(&mut s, &mut buf).await {
             Frame::Response {
@@ -317,19 +323,7 @@ async fn a_malformed_or_oversized_block_fails_that_call_only() {
     // The same connection still serves a good call.
     let mut md = Metadata::new();
     assert!(md.insert("x-user", "zhang san").is_ok());
-    let mut out = BytesMut::new();
-    let ok = frame::encode_request_with_metadata(
-        &mut out,
-        99,
-        0,
-        "fixbug.UserServiceRpc",
-        "Login",
-        Some(&md),
-        &login(),
-        1 << 20,
-    );
-    assert!(ok.is_ok());
-    assert!(s.write_all(&out).await.is_ok());
+    send_login(&mut s, 99, &md).await;
     let mut buf = BytesMut::new();
     let f = next_frame(&mut s, &mut buf).await;
     assert!(

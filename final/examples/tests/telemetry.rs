@@ -26,19 +26,26 @@ async fn get(p: &RunningProvider, request: &str) -> (String, String) {
     let Some(addr) = p.admin_addr() else {
         panic!("no admin endpoint")
     };
-    let mut s = match TcpStream::connect(addr).await {
+    support::http_exchange(addr, request).await
+}
+
+/// A connection of its own to `p`, on which the preamble and one request
+/// of `fixbug.UserServiceRpc/method` (call id 1, no deadline) were sent.
+async fn raw_request(
+    p: &RunningProvider,
+    method: &str,
+    message: &impl prost::Message,
+) -> TcpStream {
+    let mut s = match TcpStream::connect(p.local_addr()).await {
         Ok(s) => s,
         Err(e) => panic!("connect: {e}"),
     };
-    assert!(s.write_all(request.as_bytes()).await.is_ok());
-    let mut text = String::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
-    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
+    let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
+    let service = "fixbug.UserServiceRpc";
+    let ok = mprpc::frame::encode_request(&mut out, 1, 0, service, method, message, 1 << 20);
+    assert!(ok.is_ok());
+    assert!(s.write_all(&out).await.is_ok());
+    s
 }
 
 /// The value of the sample line that starts with `series` (name and labels).
@@ -120,22 +127,7 @@ async fn refusals_count_under_fixed_labels_and_connections_close() {
     {
         // A raw call of a method that does not exist: counted as refused,
         // never as a label made from the caller's bytes.
-        let mut s = match TcpStream::connect(p.local_addr()).await {
-            Ok(s) => s,
-            Err(e) => panic!("connect: {e}"),
-        };
-        let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
-        let ok = mprpc::frame::encode_request(
-            &mut out,
-            1,
-            0,
-            "fixbug.UserServiceRpc",
-            "Nope",
-            &login(),
-            1 << 20,
-        );
-        assert!(ok.is_ok());
-        assert!(s.write_all(&out).await.is_ok());
+        let mut s = raw_request(&p, "Nope", &login()).await;
         let mut buf = vec![0u8; 256];
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
     }
@@ -188,22 +180,7 @@ async fn calls_cancelled_or_cut_off_leave_the_in_flight_gauge() {
         }
     };
     for cut_off in [false, true] {
-        let mut s = match TcpStream::connect(p.local_addr()).await {
-            Ok(s) => s,
-            Err(e) => panic!("connect: {e}"),
-        };
-        let mut out = bytes::BytesMut::from(&mprpc::frame::PREAMBLE[..]);
-        let ok = mprpc::frame::encode_request(
-            &mut out,
-            1,
-            0,
-            "fixbug.UserServiceRpc",
-            "Login",
-            &slow,
-            1 << 20,
-        );
-        assert!(ok.is_ok());
-        assert!(s.write_all(&out).await.is_ok());
+        let mut s = raw_request(&p, "Login", &slow).await;
         let body = gauge_at(1.0).await;
         assert_eq!(
             sample(&body, &format!("mprpc_server_in_flight{series}")),

@@ -101,7 +101,7 @@ enum Command {
     },
     /// The registered providers of every service, in both ZooKeeper layouts.
     Providers {
-        /// zk://host:port[,host:port].
+        /// zk://host:port, or zk://host1:port1,host2:port2 for an ensemble.
         addr: String,
         /// Only this service (full or short name).
         service: Option<String>,
@@ -216,6 +216,27 @@ impl CallOpts {
         Schema::load(&self.schema.protos, &self.schema.includes)
     }
 
+    /// What `call` and `bench` need before the first call: the address, the
+    /// method `target` names in the schema, the request (JSON from
+    /// `request`, or stdin) and the `-H` metadata.
+    async fn prepare(
+        &self,
+        addr: &str,
+        target: &str,
+        request: Option<&str>,
+    ) -> Result<Prepared, Failure> {
+        let addr = Addr::parse(addr, self.course)?;
+        let method = self.schema(&addr).await?.method(target)?;
+        let request = read_request(&method, request)?;
+        let metadata = self.metadata()?;
+        Ok(Prepared {
+            addr,
+            method,
+            request,
+            metadata,
+        })
+    }
+
     /// The schema from `--proto`, or else from `addr`'s reflection service.
     async fn schema(&self, addr: &Addr) -> Result<Schema, Failure> {
         if !self.schema.protos.is_empty() {
@@ -233,6 +254,18 @@ impl CallOpts {
             )),
         }
     }
+}
+
+/// A call's parts, parsed and checked: see [`CallOpts::prepare`].
+struct Prepared {
+    /// Where to call.
+    addr: Addr,
+    /// The method, from the schema.
+    method: Method,
+    /// The request message.
+    request: DynamicMessage,
+    /// The `-H` metadata.
+    metadata: Metadata,
 }
 
 /// What a command ends with: printed output, or why it failed.
@@ -292,11 +325,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             dump,
             verbose,
         } => {
-            let addr = Addr::parse(&addr, opts.course)?;
-            let schema = opts.schema(&addr).await?;
-            let method = schema.method(&target)?;
-            let request = read_request(&method, request.as_deref())?;
-            let metadata = opts.metadata()?;
+            let Prepared {
+                addr,
+                method,
+                request,
+                metadata,
+            } = opts.prepare(&addr, &target, request.as_deref()).await?;
             if dump {
                 return dump_call(&addr, &opts, &method, &request, &metadata).await;
             }
@@ -373,11 +407,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             duration,
             opts,
         } => {
-            let addr = Addr::parse(&addr, opts.course)?;
-            let schema = opts.schema(&addr).await?;
-            let method = schema.method(&target)?;
-            let request = read_request(&method, request.as_deref())?;
-            let metadata = opts.metadata()?;
+            let Prepared {
+                addr,
+                method,
+                request,
+                metadata,
+            } = opts.prepare(&addr, &target, request.as_deref()).await?;
             let channel = call::channel(&addr, &opts.connect()).await?;
             let service = call::descriptor(&method);
             // One call first: a bench of a call that fails measures nothing.

@@ -160,31 +160,52 @@ fn the_framed_dump_is_the_wire_format_chapters_worked_example() {
     assert_eq!(run.out.trim(), format!("4d50524301010000{frame}"));
 }
 
-/// A KvStore provider on 127.0.0.1 (optionally with `tls`: cert, key) that
-/// refuses calls without `authorization: Bearer s3cret` and answers with
-/// `served-by: kv` metadata.
-async fn kv_provider(tls: Option<(PathBuf, PathBuf)>) -> RunningProvider {
+/// A config for a provider on 127.0.0.1, on a port the system picks.
+fn any_port_config() -> MprpcConfig {
     let mut config = MprpcConfig::default();
     config.rpcserverport = 0;
-    if let Some((cert, key)) = tls {
-        config.tls.cert = Some(cert);
-        config.tls.key = Some(key);
-    }
+    config
+}
+
+/// An interceptor: a check each call passes first.
+type Guard = fn(&mut ServerCall) -> Result<(), mprpc::Status>;
+
+/// A KvStore provider started with `config`, with no registry; `guard`
+/// runs on every call first (none: every call is let through).
+async fn kv_serve(config: MprpcConfig, guard: Option<Guard>) -> RunningProvider {
     let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
     provider.notify_service(KvStoreServer::new(mprpc_examples::KvStoreService::default()));
-    provider.add_interceptor(|call: &mut ServerCall| {
-        if call.metadata.get("authorization") != Some("Bearer s3cret") {
-            return Err(mprpc::Status::new(
-                mprpc::ErrorCode::Unauthenticated,
-                "no valid token",
-            ));
-        }
-        call.response_metadata.insert("served-by", "kv")
-    });
+    if let Some(guard) = guard {
+        provider.add_interceptor(guard);
+    }
     provider
         .start()
         .await
         .unwrap_or_else(|e| panic!("provider: {e}"))
+}
+
+/// A KvStore provider on 127.0.0.1 (optionally with `tls`: cert, key) that
+/// refuses calls without `authorization: Bearer s3cret` and answers with
+/// `served-by: kv` metadata.
+async fn kv_provider(tls: Option<(PathBuf, PathBuf)>) -> RunningProvider {
+    let mut config = any_port_config();
+    if let Some((cert, key)) = tls {
+        config.tls.cert = Some(cert);
+        config.tls.key = Some(key);
+    }
+    kv_serve(
+        config,
+        Some(|call: &mut ServerCall| {
+            if call.metadata.get("authorization") != Some("Bearer s3cret") {
+                return Err(mprpc::Status::new(
+                    mprpc::ErrorCode::Unauthenticated,
+                    "no valid token",
+                ));
+            }
+            call.response_metadata.insert("served-by", "kv")
+        }),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,15 +668,9 @@ fn bad_input_is_refused_in_one_line() {
 /// A KvStore provider on 127.0.0.1 without interceptors, its reflection
 /// service on or off.
 async fn kv_reflecting(reflection: bool) -> RunningProvider {
-    let mut config = MprpcConfig::default();
-    config.rpcserverport = 0;
+    let mut config = any_port_config();
     config.reflection.enabled = reflection;
-    let mut provider = RpcProvider::new(config).with_registry(Arc::new(StaticRegistry::default()));
-    provider.notify_service(KvStoreServer::new(mprpc_examples::KvStoreService::default()));
-    provider
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("provider: {e}"))
+    kv_serve(config, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,11 +123,16 @@ pub fn capture(name: &str) -> Vec<u8> {
 /// `GET path` over HTTP/1.1 on `addr` (an admin endpoint): the status line
 /// and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    http_exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await
+}
+
+/// Sends `request` (any bytes, well-formed HTTP or not) to the admin
+/// endpoint at `addr` and reads to the end: the status line and the body.
+pub async fn http_exchange(addr: SocketAddr, request: &str) -> (String, String) {
     let mut s = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => panic!("connect to the admin endpoint: {e}"),
     };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(s.write_all(request.as_bytes()).await.is_ok());
     let mut text = String::new();
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await;
