@@ -160,6 +160,7 @@ pub mod metadata;
 pub mod reflection;
 pub mod registry;
 pub mod service;
+pub mod streaming;
 mod tls;
 pub mod zk_client;
 
@@ -262,5 +263,8 @@ pub use interceptor::{ClientCall, ClientInterceptor, ServerCall, ServerIntercept
 pub use metadata::Metadata;
 pub use provider::{RpcProvider, RunningProvider};
 pub use registry::{ProviderList, Registry, StaticRegistry, ZkRegistry};
-pub use service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
+pub use service::{
+    CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor, StreamFuture,
+};
+pub use streaming::{BlockingStreaming, Streaming};
 pub use zk_client::{ZkAuth, ZkClient};

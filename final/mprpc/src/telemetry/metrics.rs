@@ -32,7 +32,7 @@ use crate::error::ErrorCode;
 use crate::telemetry::health::HealthState;
 
 /// Codes a provider can answer with; errors are counted per code.
-const CODES: [ErrorCode; 9] = [
+const CODES: [ErrorCode; 10] = [
     ErrorCode::UnknownService,
     ErrorCode::UnknownMethod,
     ErrorCode::BadRequest,
@@ -42,6 +42,7 @@ const CODES: [ErrorCode; 9] = [
     ErrorCode::FrameTooLarge,
     ErrorCode::Unauthenticated,
     ErrorCode::PermissionDenied,
+    ErrorCode::Unsupported,
 ];
 
 /// The counters of one method.
