@@ -102,7 +102,10 @@ async fn a_reader_that_stops_holds_the_provider_to_the_window() {
     let held = feed.produced();
     // An event is 1,024 bytes of filler plus 5 of protobuf: the window
     // lets 16 go out (the 16th while 949 bytes of credit are left).
-    assert!(held <= 16, "the provider produced {held} events for a 16 KiB window");
+    assert!(
+        held <= 16,
+        "the provider produced {held} events for a 16 KiB window"
+    );
     // A unary call on the same connection still answers meanwhile…
     let ping = stub.ping(&PingRequest {}).await;
     assert!(matches!(&ping, Ok(r) if r.produced == held), "{ping:?}");
@@ -169,7 +172,10 @@ async fn the_deadline_ends_the_handlers_stream() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
     let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
-    assert!(matches!(seen, Ok(Some(_))), "handler's stream not dropped: {seen:?}");
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream not dropped: {seen:?}"
+    );
     p.shutdown().await.ok();
 }
 
@@ -188,7 +194,10 @@ async fn the_provider_enforces_the_deadline_on_its_own() {
         Err(e) => panic!("open: {e}"),
     };
     let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
-    assert!(matches!(seen, Ok(Some(_))), "handler's stream not dropped: {seen:?}");
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream not dropped: {seen:?}"
+    );
     drop(events);
     p.shutdown().await.ok();
 }
@@ -292,7 +301,10 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
     );
     // The same caller with the flag gets its three events and the end.
     let f = raw_open(addr, frame::FLAG_METADATA | frame::FLAG_STREAMS, "Watch").await;
-    assert!(matches!(f, Some(Frame::StreamMessage { id: 1, .. })), "{f:?}");
+    assert!(
+        matches!(f, Some(Frame::StreamMessage { id: 1, .. })),
+        "{f:?}"
+    );
     // A stream opened on a unary method, and on a client-streaming one.
     let f = raw_open(addr, 0x03, "Ping").await;
     assert!(
@@ -302,14 +314,23 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
     );
     let f = raw_open(addr, 0x03, "Upload").await;
     assert!(
-        matches!(&f, Some(Frame::StreamEnd { code: ErrorCode::Unsupported, .. })),
+        matches!(
+            &f,
+            Some(Frame::StreamEnd {
+                code: ErrorCode::Unsupported,
+                ..
+            })
+        ),
         "{f:?}"
     );
     // A unary call of the streaming method.
     let channel = MprpcChannel::direct_with(&config, &addr.to_string());
     let r: Result<mprpc_examples::feed::Event, _> =
         channel.call(None, &FEED_DESCRIPTOR, 0, &watch(1, 1)).await;
-    assert!(matches!(&r, Err(s) if s.code == ErrorCode::Unsupported), "{r:?}");
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unsupported),
+        "{r:?}"
+    );
     // A course-format caller: the course's format cannot stream, so it is
     // not served (the format has no error channel: the provider closes,
     // and logs why), while a unary method is.
@@ -327,7 +348,10 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
         Ok(l) => l,
         Err(e) => panic!("bind: {e}"),
     };
-    let old = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let old = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let server = tokio::spawn(async move {
         let Ok((mut s, _)) = listener.accept().await else {
             return Vec::new();

@@ -501,7 +501,10 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
                 s.push_str(&method_docs(
                     m,
                     "    ",
-                    &format!("Handles `{}`: returns the stream of responses.", m.proto_name),
+                    &format!(
+                        "Handles `{}`: returns the stream of responses.",
+                        m.proto_name
+                    ),
                 ));
                 let _ = writeln!(
                     s,

@@ -757,7 +757,10 @@ mod tests {
         assert_eq!(d.limits.max_streams_per_connection, 100);
         assert_eq!(d.limits.stream_window_bytes, 256 << 10);
         for (bad, key) in [
-            ("max_streams_per_connection = 0", "max_streams_per_connection"),
+            (
+                "max_streams_per_connection = 0",
+                "max_streams_per_connection",
+            ),
             ("stream_window_bytes = 1023", "stream_window_bytes"),
             ("stream_window_bytes = 2147483648", "stream_window_bytes"),
             ("stream_window_bytes = -1", "stream_window_bytes"),

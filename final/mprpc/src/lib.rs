@@ -264,7 +264,8 @@ pub use metadata::Metadata;
 pub use provider::{RpcProvider, RunningProvider};
 pub use registry::{ProviderList, Registry, StaticRegistry, ZkRegistry};
 pub use service::{
-    CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor, StreamFuture,
+    CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor,
+    StreamFuture,
 };
 pub use streaming::{BlockingStreaming, Streaming};
 pub use zk_client::{ZkAuth, ZkClient};

@@ -506,7 +506,10 @@ impl MprpcChannel {
         let Some(method_name) = service.methods.get(method) else {
             return Err(Status::new(
                 ErrorCode::UnknownMethod,
-                format!("service {} has no method number {method}", service.full_name),
+                format!(
+                    "service {} has no method number {method}",
+                    service.full_name
+                ),
             ));
         };
         let timeout = controller

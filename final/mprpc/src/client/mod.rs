@@ -16,6 +16,6 @@ pub(crate) mod course;
 mod health;
 
 pub use blocking::BlockingChannel;
-pub(crate) use connection::RawStream;
 pub use channel::MprpcChannel;
+pub(crate) use connection::RawStream;
 pub use health::HealthClient;

@@ -206,7 +206,9 @@ impl ConnState<'_> {
             m.refused(status.code);
         }
         let text = status.message.as_bytes();
-        let text = &text[..text.len().min(self.shared.max_frame_size.saturating_sub(64))];
+        let text = &text[..text
+            .len()
+            .min(self.shared.max_frame_size.saturating_sub(64))];
         frame::encode_stream_end(&mut self.out, id, status.code, text);
     }
 
@@ -255,7 +257,9 @@ impl ConnState<'_> {
         if desc.method_kind(index) != crate::service::MethodKind::ServerStreaming {
             let msg = match desc.method_kind(index) {
                 crate::service::MethodKind::Unary => {
-                    format!("{name}.{mname} is a unary method: send it a request frame, not a stream")
+                    format!(
+                        "{name}.{mname} is a unary method: send it a request frame, not a stream"
+                    )
                 }
                 _ => format!(
                     "{name}.{mname} streams its requests, which this provider does not serve yet"
@@ -264,7 +268,9 @@ impl ConnState<'_> {
             return self.refuse_stream(id, &Status::new(ErrorCode::Unsupported, msg));
         }
         let max_streams = shared.max_streams;
-        let budget_max = u32::try_from(shared.per_conn / 2).unwrap_or(u32::MAX).max(1);
+        let budget_max = u32::try_from(shared.per_conn / 2)
+            .unwrap_or(u32::MAX)
+            .max(1);
         let (open, taken) = self
             .streams
             .as_ref()

@@ -630,7 +630,9 @@ pub fn encode_stream_open<M: prost::Message>(
     if md_len > MAX_METADATA_BLOCK {
         return Err((
             ErrorCode::BadRequest,
-            format!("metadata of {service}.{method} is {md_len} bytes, above the 65,535 a frame carries"),
+            format!(
+                "metadata of {service}.{method} is {md_len} bytes, above the 65,535 a frame carries"
+            ),
         ));
     }
     let payload_len = message.encoded_len();
@@ -911,6 +913,97 @@ mod tests {
         }
     }
     // ANCHOR_END: worked_example_metadata
+
+    /// `feed.WatchRequest` (final/examples/proto/streams.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct WatchRequest {
+        #[prost(uint64, tag = "1")]
+        count: u64,
+        #[prost(uint32, tag = "2")]
+        size: u32,
+    }
+
+    // ANCHOR: worked_example_stream
+    /// The bytes of a server stream the book walks through: stream 1 of
+    /// `feed.Feed/Watch` with `{count: 2, size: 1}`, a 5 s deadline and a
+    /// 256 KiB window; its two events `{seq: 0, data: "x"}` and `{seq: 1,
+    /// data: "x"}`; a credit of 5 bytes; and the end, ok.
+    #[test]
+    fn watch_stream_bytes() {
+        let mut wire = BytesMut::new();
+        let request = WatchRequest { count: 2, size: 1 };
+        let ok = encode_stream_open(
+            &mut wire,
+            1,
+            5000,
+            256 << 10,
+            ("feed.Feed", "Watch"),
+            None,
+            &request,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        encode_stream_message(&mut wire, 1, &[0x12, 0x01, 0x78]);
+        encode_stream_message(&mut wire, 1, &[0x08, 0x01, 0x12, 0x01, 0x78]);
+        encode_credit(&mut wire, 1, 5);
+        encode_stream_end(&mut wire, 1, ErrorCode::Ok, &[]);
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = [
+            "00000027",           // length: 39 bytes follow
+            "08",                 // kind: stream open
+            "0000000000000001",   // stream id 1
+            "00001388",           // timeout 5000 ms
+            "00040000",           // window 262,144 bytes
+            "09",                 // service name: 9 bytes
+            "666565642e46656564", // "feed.Feed"
+            "05",                 // method name: 5 bytes
+            "5761746368",         // "Watch"
+            "0000",               // metadata block: 0 bytes
+            "08021001",           // WatchRequest{count: 2, size: 1}
+            "0000000c",           // length: 12 bytes follow
+            "09",                 // kind: stream message
+            "0000000000000001",   // stream id 1
+            "120178",             // Event{seq: 0, data: "x"}
+            "0000000e",           // length: 14 bytes follow
+            "09",                 // kind: stream message
+            "0000000000000001",   // stream id 1
+            "0801120178",         // Event{seq: 1, data: "x"}
+            "0000000d",           // length: 13 bytes follow
+            "0b",                 // kind: credit
+            "0000000000000001",   // stream id 1
+            "00000005",           // 5 bytes more
+            "0000000a",           // length: 10 bytes follow
+            "0a",                 // kind: stream end
+            "0000000000000001",   // stream id 1
+            "00",                 // code: ok
+        ];
+        assert_eq!(hex, expected.concat());
+        let mut buf = wire;
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = try_decode(&mut buf, 1 << 20) {
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 5);
+        assert!(
+            matches!(&frames[0], Frame::StreamOpen { id: 1, timeout_ms: 5000, window: 262_144,
+            service, method, metadata, payload }
+            if &service[..] == b"feed.Feed" && &method[..] == b"Watch" && metadata.is_empty()
+                && payload[..] == [0x08, 0x02, 0x10, 0x01])
+        );
+        assert_eq!(frames[3], Frame::Credit { id: 1, bytes: 5 });
+        assert!(
+            matches!(&frames[4], Frame::StreamEnd { id: 1, code: ErrorCode::Ok, message }
+            if message.is_empty())
+        );
+    }
+    // ANCHOR_END: worked_example_stream
+
+    #[test]
+    fn preamble_announces_metadata_and_streams() {
+        assert_eq!(PREAMBLE[5], FLAG_METADATA | FLAG_STREAMS);
+        assert_eq!(PREAMBLE[5], 0x03);
+        assert_eq!(check_preamble(&PREAMBLE), Ok(0x03));
+    }
 
     #[test]
     fn oversized_length_is_rejected_before_allocation() {

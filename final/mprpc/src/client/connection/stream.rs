@@ -81,7 +81,10 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
                 let end = if code == ErrorCode::Ok {
                     Ok(())
                 } else {
-                    Err(Status::new(code, String::from_utf8_lossy(&message).into_owned()))
+                    Err(Status::new(
+                        code,
+                        String::from_utf8_lossy(&message).into_owned(),
+                    ))
                 };
                 let _ = sink.tx.send(StreamItem::End(end));
             }
@@ -91,7 +94,10 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
         Frame::Credit { .. } => None,
         _ => Some(Status::new(
             ErrorCode::Protocol,
-            format!("{} sent a caller-side stream frame to a caller", shared.addr),
+            format!(
+                "{} sent a caller-side stream frame to a caller",
+                shared.addr
+            ),
         )),
     }
 }
@@ -245,7 +251,10 @@ impl RawStream {
     // ANCHOR: poll_raw
     /// The next message's payload, `None` at the stream's successful end,
     /// or the status that ended it. After the end, always `None`.
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
         if self.done {
             return Poll::Ready(None);
         }
