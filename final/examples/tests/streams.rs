@@ -55,6 +55,23 @@ async fn hundred_thousand_messages_arrive_in_order() {
         Ok(s) => s,
         Err(e) => panic!("open: {e}"),
     };
+    // Unary calls on the same connection while the stream flows: none of
+    // them waits behind it.
+    let pinger = {
+        let stub = stub.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for _ in 0..20 {
+                let started = std::time::Instant::now();
+                if stub.ping(&PingRequest {}).await.is_err() {
+                    return None;
+                }
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(slowest)
+        })
+    };
     let mut next = 0u64;
     loop {
         match events.message().await {
@@ -68,6 +85,11 @@ async fn hundred_thousand_messages_arrive_in_order() {
         }
     }
     assert_eq!(next, 100_000);
+    let slowest = pinger.await.ok().flatten();
+    assert!(
+        slowest.is_some_and(|d| d < Duration::from_secs(2)),
+        "pings beside the stream: {slowest:?}"
+    );
     // After the end, the end again.
     assert!(matches!(events.message().await, Ok(None)));
     // The same through `impl Stream`.
@@ -322,6 +344,16 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
             })
         ),
         "{f:?}"
+    );
+    // The handler's own error ends the stream with its status.
+    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &addr.to_string()));
+    let r = match stub.watch(&watch(1, 2 << 20)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::HandlerError && s.message.contains("1 MiB")),
+        "{r:?}"
     );
     // A unary call of the streaming method.
     let channel = MprpcChannel::direct_with(&config, &addr.to_string());

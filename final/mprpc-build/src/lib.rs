@@ -17,6 +17,15 @@
 //! * `<Service>Stub` — the async caller stub over `mprpc::MprpcChannel`;
 //! * `Blocking<Service>Stub` — the same calls for synchronous code.
 //!
+//! A server-streaming method (`rpc Watch(Req) returns (stream Event)`)
+//! gets, as in tonic, an associated type `WatchStream: Stream<Item =
+//! Result<Event, Status>>` and `fn watch(…) -> Result<Self::WatchStream,
+//! Status>` in the trait, and stub methods returning `mprpc::Streaming<Event>`
+//! (`mprpc::BlockingStreaming<Event>` on the blocking stub); its descriptor
+//! records the methods' kinds. Methods whose requests are a stream (client
+//! and bidirectional streams) are not generated yet: the trait carries a
+//! comment saying so, and the provider refuses them with `Unsupported`.
+//!
 //! The generated code names only `::mprpc::…` paths (prost's derive
 //! included, through [`prost_build::Config::prost_path`]), so a crate that
 //! uses it depends on `mprpc` alone — no `prost` or `bytes` of its own.

@@ -129,7 +129,9 @@ pub fn framed(bytes: &[u8], payload: Option<&MessageDescriptor>) -> Table {
             flags & frame::FLAG_METADATA != 0,
             flags & frame::FLAG_STREAMS != 0,
         ) {
-            (true, true) => "bits 0 and 1: understands metadata (kinds 6 and 7), can stream (8 to 11)",
+            (true, true) => {
+                "bits 0 and 1: understands metadata (kinds 6 and 7), can stream (8 to 11)"
+            }
             (true, false) => "bit 0: understands metadata (kinds 6 and 7)",
             (false, true) => "bit 1: can stream (kinds 8 to 11); no metadata",
             (false, false) => "no metadata, no streams",
