@@ -224,6 +224,44 @@ async fn the_provider_enforces_the_deadline_on_its_own() {
     p.shutdown().await.ok();
 }
 
+/// A caller that neither reads its stream nor sets a deadline cannot hold
+/// the connection (and the handler's stream) for ever: with its credit
+/// spent, the stream is no work, and `idle_ms` without progress closes the
+/// connection. A quiet stream with credit left is work, like a handler
+/// running, and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_credit_does_not_hold_the_connection_for_ever() {
+    let mut config = support::local_config();
+    config.timeouts.idle_ms = 300;
+    config.timeouts.call_ms = 0;
+    config.limits.stream_window_bytes = 4096;
+    let (tx, mut dropped) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_drops(tx)).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch(&watch(0, 1024)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    assert!(matches!(events.message().await, Ok(Some(_))));
+    let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream still held: {seen:?}"
+    );
+    // The caller reads what was sent, then learns the connection closed.
+    let end = loop {
+        match events.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&end, Err(s) if s.code == ErrorCode::Transport),
+        "{end:?}"
+    );
+    p.shutdown().await.ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_beyond_max_streams_per_connection_are_refused() {
     let mut config = support::local_config();
@@ -408,6 +446,45 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
     assert_eq!(got.len(), 8, "{got:02x?}");
 }
 // ANCHOR_END: refusals
+
+/// The provider's interceptors see a stream's opening with the caller's
+/// metadata, and may refuse it; the channel's interceptors add to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interceptors_and_metadata_apply_to_streams() {
+    let config = support::local_config();
+    let mut provider = support::provider(config.clone());
+    provider.notify_service(FeedServer::new(FeedService::default()));
+    provider.add_interceptor(|call: &mut mprpc::ServerCall| {
+        match call.metadata.get("authorization") {
+            Some("Bearer t0k3n") => Ok(()),
+            _ => Err(mprpc::Status::new(
+                ErrorCode::Unauthenticated,
+                format!("{}.{}: no token", call.service, call.method),
+            )),
+        }
+    });
+    let p = support::start(provider).await;
+    let channel = MprpcChannel::direct_with(&config, &p.local_addr().to_string());
+    // Without the token: refused, as the stream's first item.
+    let r = match FeedStub::new(channel.clone()).watch(&watch(2, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unauthenticated && s.message.contains("feed.Feed.Watch")),
+        "{r:?}"
+    );
+    // With it, from a client interceptor: served.
+    let with_token = channel.with_interceptor(|call: &mut mprpc::ClientCall| {
+        call.metadata.insert("authorization", "Bearer t0k3n")
+    });
+    let r = match FeedStub::new(with_token).watch(&watch(2, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(matches!(&r, Ok(Some(e)) if e.seq == 0), "{r:?}");
+    p.shutdown().await.ok();
+}
 
 // ANCHOR: drain
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

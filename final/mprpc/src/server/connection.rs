@@ -262,17 +262,22 @@ pub(super) async fn serve_mprpc<S: Transport>(
                 let idle = shared.idle.unwrap_or(Duration::MAX / 4);
                 // Calls running count as progress; calls whose results we
                 // hold back because the caller reads nothing do not.
-                let working = (!st.in_flight.is_empty() || st.streams_open()) && !out_full;
+                // So do streams waiting for their handler; streams waiting
+                // for credit the caller does not send do not.
+                let working = (!st.in_flight.is_empty() || st.streams_working()) && !out_full;
                 if working || progress.elapsed() < idle {
                     let from = if working { Instant::now() } else { progress };
                     idle_timer.as_mut().reset((from + idle).into());
-                } else if !inbuf.is_empty() || !st.out.is_empty() || !st.in_flight.is_empty() {
-                    // Half a frame, or responses the caller does not read:
-                    // a well-behaved caller never stalls like this.
+                } else if !inbuf.is_empty() || !st.out.is_empty() || !st.in_flight.is_empty() || st.streams_open() {
+                    // Half a frame, responses the caller does not read, or
+                    // streams it grants no credit: a well-behaved caller
+                    // never stalls like this.
                     return log::warn!(
-                        "{peer}: no progress for {idle:?} with {} bytes of a frame received and {} bytes unsent; closing",
+                        "{peer}: no progress for {idle:?} with {} bytes of a frame received, {} bytes unsent \
+                         and {} streams open; closing",
                         inbuf.len(),
-                        st.out.len()
+                        st.out.len(),
+                        st.streams.as_ref().map_or(0, |s| s.open.len())
                     );
                 } else if !draining {
                     // Idle: ask the caller to go elsewhere, as in a

@@ -155,6 +155,17 @@ impl ConnState<'_> {
         self.streams.as_ref().is_some_and(|s| !s.open.is_empty())
     }
 
+    /// Whether a stream is open that still has credit: its task waits for
+    /// the handler, which counts as work (like a call running), unlike a
+    /// stream waiting for credit its caller does not send.
+    pub(super) fn streams_working(&self) -> bool {
+        self.streams.as_ref().is_some_and(|s| {
+            s.open
+                .values()
+                .any(|o| o.credit.avail.load(Ordering::Acquire) > 0)
+        })
+    }
+
     /// Takes what a stream task handed over: a frame goes to the write
     /// buffer (dropped if its stream was cancelled meanwhile), a finished
     /// task leaves the table.
