@@ -447,6 +447,51 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
 }
 // ANCHOR_END: refusals
 
+/// With metrics on, a stream counts as one call of its method, and its
+/// messages are counted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_streams_messages() {
+    let mut config = support::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch_with(&long(), &watch(25, 1)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let mut n = 0;
+    while let Ok(Some(_)) = events.message().await {
+        n += 1;
+    }
+    assert_eq!(n, 25);
+    let Some(admin) = p.admin_addr() else {
+        panic!("no admin endpoint")
+    };
+    let labels = "{service=\"feed.Feed\",method=\"Watch\"}";
+    let mut body = String::new();
+    // The provider counts the call when its end has been sent: give it a moment.
+    for _ in 0..50 {
+        body = support::http_get(admin, "/metrics").await.1;
+        if support::sample(&body, &format!("mprpc_server_calls_total{labels}")) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        support::sample(
+            &body,
+            &format!("mprpc_server_stream_messages_total{labels}")
+        ),
+        Some(25.0),
+        "{body}"
+    );
+    assert_eq!(
+        support::sample(&body, &format!("mprpc_server_calls_total{labels}")),
+        Some(1.0)
+    );
+    p.shutdown().await.ok();
+}
+
 /// The provider's interceptors see a stream's opening with the caller's
 /// metadata, and may refuse it; the channel's interceptors add to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -430,6 +430,8 @@ impl Pump {
             id: self.id,
             serial: self.serial,
         };
+        // The method's counters, when metrics are on.
+        let counters = end.observed.as_ref().and_then(|o| o.metrics.clone());
         let body = async {
             let mut stream = opening.await?;
             loop {
@@ -449,6 +451,9 @@ impl Pump {
                         frame::encode_stream_message(&mut bytes, self.id, &msg);
                         credit.spend(msg.len());
                         self.send(bytes).await;
+                        if let Some(m) = &counters {
+                            m.stream_message();
+                        }
                     }
                 }
             }
