@@ -160,7 +160,6 @@ pub mod metadata;
 pub mod reflection;
 pub mod registry;
 pub mod service;
-pub mod streaming;
 mod tls;
 pub mod zk_client;
 
@@ -255,6 +254,7 @@ pub mod provider {
 
 pub use application::{AdminEndpoint, ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
+pub use client::{BlockingStreaming, Streaming};
 pub use config::{Admin, CourseCompat, LoadBalance, MprpcConfig, TlsConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
@@ -267,5 +267,4 @@ pub use service::{
     CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor,
     StreamFuture,
 };
-pub use streaming::{BlockingStreaming, Streaming};
 pub use zk_client::{ZkAuth, ZkClient};

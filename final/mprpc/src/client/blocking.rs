@@ -106,7 +106,7 @@ impl BlockingChannel {
         service: &'static ServiceDescriptor,
         method: usize,
         request: &Req,
-    ) -> Result<crate::BlockingStreaming<Resp>, Status>
+    ) -> Result<super::BlockingStreaming<Resp>, Status>
     where
         Req: prost::Message,
         Resp: prost::Message + Default,
@@ -121,7 +121,7 @@ impl BlockingChannel {
             self.channel
                 .server_stream(controller, service, method, request),
         )?;
-        Ok(crate::BlockingStreaming::new(
+        Ok(super::BlockingStreaming::new(
             stream,
             Arc::clone(&self.runtime),
         ))

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::client::RawStream;
+use super::RawStream;
 use crate::error::{ErrorCode, Status};
 
 // ANCHOR: streaming
