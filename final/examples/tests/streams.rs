@@ -565,6 +565,7 @@ async fn a_draining_provider_lets_an_open_stream_finish() {
 }
 // ANCHOR_END: drain
 
+// ANCHOR: blocking
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blocking_stub_streams_as_an_iterator() {
     let config = support::local_config();
@@ -594,3 +595,4 @@ async fn the_blocking_stub_streams_as_an_iterator() {
     assert_eq!(seqs, (0..1_000).collect::<Vec<_>>());
     p.shutdown().await.ok();
 }
+// ANCHOR_END: blocking
