@@ -8,6 +8,7 @@ fn main() -> std::io::Result<()> {
             "../../proto/user.proto",
             "../../proto/friend.proto",
             "proto/kv.proto",
+            "proto/streams.proto",
         ],
         &["../../proto", "proto"],
     )

@@ -13,10 +13,12 @@
 
 pub mod auth;
 pub mod cli;
+pub mod feed_service;
 pub mod friend_service;
 pub mod kv_store;
 pub mod user_service;
 
+pub use feed_service::FeedService;
 pub use friend_service::FriendService;
 pub use kv_store::KvStoreService;
 pub use user_service::UserService;
@@ -36,3 +38,10 @@ pub mod kv {
     mprpc::include_proto!("kv");
 }
 // ANCHOR_END: include_proto
+
+/// Package `feed`: the streaming test service of the chapter "Streams",
+/// generated from `final/examples/proto/streams.proto`.
+#[allow(missing_docs)]
+pub mod feed {
+    mprpc::include_proto!("feed");
+}

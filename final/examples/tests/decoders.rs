@@ -10,7 +10,7 @@
 mod decoder_oracle;
 mod support;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use mprpc::ErrorCode;
 use mprpc::frame::{self, Frame, FrameError};
 use mprpc::legacy::RpcHeader;
@@ -179,6 +179,26 @@ fn valid_frames(rng: &mut Rng) -> Vec<u8> {
     frame::encode_cancel(&mut wire, id);
     frame::encode_goaway(&mut wire);
     frame::encode_connection_error(&mut wire, ErrorCode::Overloaded, "busy");
+    // Kinds 8 to 11: a stream's open (with and without metadata), a
+    // message, credit, and its end with and without an error.
+    let sid = rng.next();
+    for md in [None, Some(&md)] {
+        let ok = frame::encode_stream_open(
+            &mut wire,
+            sid,
+            rng.next() as u32,
+            rng.next() as u32,
+            ("feed.Feed", "Watch"),
+            md,
+            &msg,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+    }
+    frame::encode_stream_message(&mut wire, sid, &rng.bytes_upto(30));
+    frame::encode_credit(&mut wire, sid, rng.next() as u32);
+    frame::encode_stream_end(&mut wire, sid, ErrorCode::Ok, &[]);
+    frame::encode_stream_end(&mut wire, sid ^ 1, ErrorCode::HandlerError, b"no more");
     wire.to_vec()
 }
 
@@ -259,6 +279,55 @@ fn valid_frames_round_trip_in_any_split() {
             }
             other => panic!("decoded {other:?}"),
         }
+    }
+}
+
+#[test]
+fn stream_frames_round_trip_in_any_split() {
+    let mut rng = Rng::new();
+    for _ in 0..300 {
+        let msg = login(&rng.bytes_upto(200), b"pw");
+        let (id, timeout, window) = (rng.next(), rng.next() as u32, rng.next() as u32);
+        let payload = rng.bytes_upto(100);
+        let grant = rng.next() as u32;
+        let mut wire = BytesMut::new();
+        let ok =
+            frame::encode_stream_open(&mut wire, id, timeout, window, ("S", "M"), None, &msg, 4096);
+        assert!(ok.is_ok());
+        frame::encode_stream_message(&mut wire, id, &payload);
+        frame::encode_credit(&mut wire, id, grant);
+        frame::encode_stream_end(&mut wire, id, ErrorCode::DeadlineExceeded, b"late");
+        let run = decoder_oracle::frames_byte_by_byte(&wire, 4096);
+        assert_eq!(run.error, None);
+        assert_eq!(run.frames.len(), 4);
+        assert!(matches!(&run.frames[0].0,
+            Frame::StreamOpen { id: i, timeout_ms, window: w, service, method, metadata, payload }
+                if (*i, *timeout_ms, *w) == (id, timeout, window)
+                    && &service[..] == b"S" && &method[..] == b"M" && metadata.is_empty()
+                    && LoginRequest::decode(&payload[..]).ok().as_ref() == Some(&msg)));
+        assert!(matches!(&run.frames[1].0,
+            Frame::StreamMessage { id: i, payload: p } if *i == id && p[..] == payload[..]));
+        assert_eq!(run.frames[2].0, Frame::Credit { id, bytes: grant });
+        assert!(matches!(&run.frames[3].0,
+            Frame::StreamEnd { id: i, code: ErrorCode::DeadlineExceeded, message }
+                if *i == id && &message[..] == b"late"));
+    }
+    // Bodies the layout forbids are refused, not guessed at.
+    for (kind, body) in [
+        (8u8, &b"\0\0\0\0\0\0\0\0"[..]),
+        (10, &b""[..]),
+        (11, &b"\0\0\0"[..]),
+    ] {
+        let mut wire = BytesMut::new();
+        wire.put_u32((9 + body.len()) as u32);
+        wire.put_u8(kind);
+        wire.put_u64(1);
+        wire.put_slice(body);
+        let run = decoder_oracle::frames_at_once(&wire, 4096);
+        assert!(
+            matches!(run.error, Some(FrameError::Malformed(_))),
+            "kind {kind}: {run:?}"
+        );
     }
 }
 

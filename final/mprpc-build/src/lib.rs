@@ -17,6 +17,15 @@
 //! * `<Service>Stub` — the async caller stub over `mprpc::MprpcChannel`;
 //! * `Blocking<Service>Stub` — the same calls for synchronous code.
 //!
+//! A server-streaming method (`rpc Watch(Req) returns (stream Event)`)
+//! gets, as in tonic, an associated type `WatchStream: Stream<Item =
+//! Result<Event, Status>>` and `fn watch(…) -> Result<Self::WatchStream,
+//! Status>` in the trait, and stub methods returning `mprpc::Streaming<Event>`
+//! (`mprpc::BlockingStreaming<Event>` on the blocking stub); its descriptor
+//! records the methods' kinds. Methods whose requests are a stream (client
+//! and bidirectional streams) are not generated yet: the trait carries a
+//! comment saying so, and the provider refuses them with `Unsupported`.
+//!
 //! The generated code names only `::mprpc::…` paths (prost's derive
 //! included, through [`prost_build::Config::prost_path`]), so a crate that
 //! uses it depends on `mprpc` alone — no `prost` or `bytes` of its own.
@@ -242,6 +251,39 @@ struct MprpcServiceGenerator {
     descriptor_set: Option<String>,
 }
 
+/// What a method takes and returns, from its `stream` keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One message each way.
+    Unary,
+    /// `returns (stream T)`.
+    ServerStreaming,
+    /// `(stream T)` in, one message out.
+    ClientStreaming,
+    /// Streams both ways.
+    Bidi,
+}
+
+/// The kind of `m`.
+fn kind(m: &Method) -> Kind {
+    match (m.client_streaming, m.server_streaming) {
+        (false, false) => Kind::Unary,
+        (false, true) => Kind::ServerStreaming,
+        (true, false) => Kind::ClientStreaming,
+        (true, true) => Kind::Bidi,
+    }
+}
+
+/// The `::mprpc::codegen::MethodKind` variant naming `kind`.
+fn kind_path(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Unary => "::mprpc::codegen::MethodKind::Unary",
+        Kind::ServerStreaming => "::mprpc::codegen::MethodKind::ServerStreaming",
+        Kind::ClientStreaming => "::mprpc::codegen::MethodKind::ClientStreaming",
+        Kind::Bidi => "::mprpc::codegen::MethodKind::Bidi",
+    }
+}
+
 /// `UserServiceRpc` → `USER_SERVICE_RPC`.
 fn shouty(name: &str) -> String {
     let mut out = String::new();
@@ -287,6 +329,9 @@ struct StubFlavour {
     call_doc: &'static str,
     /// Rest of the doc line "Calls `Method` under `controller`...".
     controller_doc: &'static str,
+    /// What a server-streaming method returns: `::mprpc::Streaming` or
+    /// `::mprpc::BlockingStreaming`.
+    streaming: &'static str,
 }
 
 /// Appends one caller-side stub of `service` to `s`: a struct around a
@@ -302,6 +347,7 @@ fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavo
         wait,
         call_doc,
         controller_doc,
+        streaming,
     } = flavour;
     let _ = writeln!(
         s,
@@ -320,6 +366,38 @@ fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavo
          \x20   }}\n"
     );
     for (i, m) in service.methods.iter().enumerate() {
+        match kind(m) {
+            Kind::Unary => {}
+            Kind::ServerStreaming => {
+                s.push_str(&method_docs(
+                    m,
+                    "    ",
+                    &format!("Opens the stream `{}` {call_doc}", m.proto_name),
+                ));
+                let _ = writeln!(
+                    s,
+                    "    ///\n\
+                     \x20   /// The deadline covers the whole stream; dropping the stream cancels it.\n\
+                     \x20   pub {asyncness}fn {r}(&self, request: &{inp}) -> ::core::result::Result<{streaming}<{out}>, ::mprpc::Status> {{\n\
+                     \x20       self.channel.server_stream(None, &{desc}, {i}, request){wait}\n\
+                     \x20   }}\n\n\
+                     \x20   /// Opens the stream `{p}` under `controller`: its deadline covers the whole\n\
+                     \x20   /// stream and its metadata goes with the opening.\n\
+                     \x20   pub {asyncness}fn {r}_with(&self, controller: &::mprpc::MprpcController, request: &{inp}) -> ::core::result::Result<{streaming}<{out}>, ::mprpc::Status> {{\n\
+                     \x20       self.channel.server_stream(Some(controller), &{desc}, {i}, request){wait}\n\
+                     \x20   }}\n",
+                    r = m.name,
+                    p = m.proto_name,
+                    inp = m.input_type,
+                    out = m.output_type,
+                );
+                continue;
+            }
+            Kind::ClientStreaming | Kind::Bidi => {
+                // Not served yet: no stub method (see the chapter Streams).
+                continue;
+            }
+        }
         s.push_str(&method_docs(
             m,
             "    ",
@@ -371,19 +449,25 @@ impl ServiceGenerator for MprpcServiceGenerator {
         for m in &service.methods {
             let _ = writeln!(s, "        \"{}\",", m.proto_name);
         }
-        match &self.descriptor_set {
-            // Relative to the generated file, so it also works when that file
-            // is `include!`d from OUT_DIR or checked in with `out_dir`.
-            Some(set) => {
-                let _ = writeln!(
-                    s,
-                    "    ],\n)\n.with_file_descriptor_set(::core::include_bytes!(\"{set}\"));\n"
-                );
-            }
-            None => {
-                let _ = writeln!(s, "    ],\n);\n");
-            }
+        let _ = write!(s, "    ],\n)");
+        // Relative to the generated file, so it also works when that file
+        // is `include!`d from OUT_DIR or checked in with `out_dir`.
+        if let Some(set) = &self.descriptor_set {
+            let _ = write!(
+                s,
+                "\n.with_file_descriptor_set(::core::include_bytes!(\"{set}\"))"
+            );
         }
+        // Only services with a streaming method carry the kinds: for the
+        // others the descriptor's default (all unary) says the same.
+        if service.methods.iter().any(|m| kind(m) != Kind::Unary) {
+            let _ = writeln!(s, "\n.with_method_kinds(&[");
+            for m in &service.methods {
+                let _ = writeln!(s, "    {},", kind_path(kind(m)));
+            }
+            let _ = write!(s, "])");
+        }
+        let _ = writeln!(s, ";\n");
 
         if self.server {
             write_server(&mut s, &service, &full, &desc);
@@ -412,6 +496,42 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
              pub trait {name}: Send + Sync + 'static {{"
     );
     for m in &service.methods {
+        match kind(m) {
+            Kind::Unary => {}
+            Kind::ServerStreaming => {
+                let _ = writeln!(
+                    s,
+                    "    /// The stream of `{p}`'s responses: each item a message or the\n\
+                     \x20   /// status that ends the stream.\n\
+                     \x20   type {p}Stream: ::mprpc::codegen::Stream<Item = ::core::result::Result<{out}, ::mprpc::Status>> + ::core::marker::Send + 'static;",
+                    p = m.proto_name,
+                    out = m.output_type,
+                );
+                s.push_str(&method_docs(
+                    m,
+                    "    ",
+                    &format!(
+                        "Handles `{}`: returns the stream of responses.",
+                        m.proto_name
+                    ),
+                ));
+                let _ = writeln!(
+                    s,
+                    "    fn {}(&self, ctx: ::mprpc::CallContext, request: {}) -> impl ::core::future::Future<Output = ::core::result::Result<Self::{}Stream, ::mprpc::Status>> + Send;",
+                    m.name, m.input_type, m.proto_name
+                );
+                continue;
+            }
+            Kind::ClientStreaming | Kind::Bidi => {
+                let _ = writeln!(
+                    s,
+                    "    // `{}` streams its requests: not generated yet (the provider\n\
+                     \x20   // refuses it with `Unsupported`).",
+                    m.proto_name
+                );
+                continue;
+            }
+        }
         s.push_str(&method_docs(
             m,
             "    ",
@@ -455,6 +575,13 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
              \x20       match method {{"
     );
     for (i, m) in service.methods.iter().enumerate() {
+        if kind(m) != Kind::Unary {
+            let _ = writeln!(
+                s,
+                "            {i} => ::mprpc::codegen::not_unary(&{desc}, {i}),"
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "            {i} => {{\n\
@@ -474,7 +601,51 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
     }
     let _ = writeln!(
         s,
-        "            other => ::mprpc::codegen::unknown_method(&{desc}, other),\n        }}\n    }}\n}}\n"
+        "            other => ::mprpc::codegen::unknown_method(&{desc}, other),\n        }}\n    }}"
+    );
+    if service
+        .methods
+        .iter()
+        .any(|m| kind(m) == Kind::ServerStreaming)
+    {
+        write_server_stream(s, service, desc);
+    }
+    let _ = writeln!(s, "}}\n");
+}
+
+/// Appends `Service::server_stream` of the adapter: decode the request,
+/// call the handler, encode its stream's messages.
+fn write_server_stream(s: &mut String, service: &Service, desc: &str) {
+    let proto = &service.proto_name;
+    let _ = writeln!(
+        s,
+        "\n    fn server_stream(&self, method: usize, ctx: ::mprpc::CallContext, request: ::mprpc::codegen::Bytes) -> ::mprpc::codegen::StreamFuture {{\n\
+         \x20       match method {{"
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        if kind(m) != Kind::ServerStreaming {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "            {i} => {{\n\
+             \x20               let request = match <{input} as ::mprpc::prost::Message>::decode(request) {{\n\
+             \x20                   ::core::result::Result::Ok(request) => request,\n\
+             \x20                   ::core::result::Result::Err(err) => return ::mprpc::codegen::bad_stream_request(\"{proto}.{mname}\", &err),\n\
+             \x20               }};\n\
+             \x20               let inner = ::std::sync::Arc::clone(&self.inner);\n\
+             \x20               ::std::boxed::Box::pin(async move {{\n\
+             \x20                   inner.{rname}(ctx, request).await.map(::mprpc::codegen::encode_stream)\n\
+             \x20               }})\n\
+             \x20           }}",
+            input = m.input_type,
+            mname = m.proto_name,
+            rname = m.name,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "            other => ::mprpc::codegen::no_stream_method(&{desc}, other),\n        }}\n    }}"
     );
 }
 
@@ -502,6 +673,7 @@ fn write_stubs(s: &mut String, service: &Service, full: &str, desc: &str, blocki
             call_doc: "with the channel's default deadline.",
             controller_doc: ": its deadline and cancellation apply,\n    \
                                  /// and it records the outcome (`failed()`, `error_text()`).",
+            streaming: "::mprpc::Streaming",
         },
     );
     if !blocking {
@@ -523,6 +695,7 @@ fn write_stubs(s: &mut String, service: &Service, full: &str, desc: &str, blocki
             wait: "",
             call_doc: "and blocks until it completes.",
             controller_doc: " and blocks until it completes.",
+            streaming: "::mprpc::BlockingStreaming",
         },
     );
 }

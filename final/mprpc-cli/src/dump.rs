@@ -125,10 +125,16 @@ pub fn framed(bytes: &[u8], payload: Option<&MessageDescriptor>) -> Table {
         t.row(0, &bytes[..4], "magic", "\"MPRC\"");
         t.row(4, &bytes[4..5], "version", format!("version {}", bytes[4]));
         let flags = bytes[5];
-        let meaning = if flags & frame::FLAG_METADATA != 0 {
-            "bit 0: understands metadata (kinds 6 and 7)"
-        } else {
-            "no metadata"
+        let meaning = match (
+            flags & frame::FLAG_METADATA != 0,
+            flags & frame::FLAG_STREAMS != 0,
+        ) {
+            (true, true) => {
+                "bits 0 and 1: understands metadata (kinds 6 and 7), can stream (8 to 11)"
+            }
+            (true, false) => "bit 0: understands metadata (kinds 6 and 7)",
+            (false, true) => "bit 1: can stream (kinds 8 to 11); no metadata",
+            (false, false) => "no metadata, no streams",
         };
         t.row(5, &bytes[5..6], "flags", meaning);
         t.row(6, &bytes[6..8], "reserved", "zero");
@@ -172,6 +178,10 @@ fn frame_rows(
         5 => "connection error",
         6 => "request with metadata",
         7 => "response with metadata",
+        8 => "stream open",
+        9 => "stream message",
+        10 => "stream end",
+        11 => "credit",
         _ => "unknown",
     };
     t.row(base + 4, &bytes[4..5], "kind", kind_name);

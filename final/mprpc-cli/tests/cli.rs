@@ -157,7 +157,8 @@ fn the_framed_dump_is_the_wire_format_chapters_worked_example() {
         "--raw",
     ]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.out.trim(), format!("4d50524301010000{frame}"));
+    // Flags 03: metadata and streams.
+    assert_eq!(run.out.trim(), format!("4d50524301030000{frame}"));
 }
 
 /// A config for a provider on 127.0.0.1, on a port the system picks.

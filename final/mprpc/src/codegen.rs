@@ -5,4 +5,9 @@
 
 pub use bytes::Bytes;
 
-pub use crate::service::{bad_request, unknown_method};
+pub use futures_util::Stream;
+
+pub use crate::service::{
+    MethodKind, StreamFuture, bad_request, bad_stream_request, encode_stream, no_stream_method,
+    not_unary, unknown_method,
+};

@@ -240,6 +240,16 @@ pub struct Limits {
     /// Most bytes of metadata (the encoded block) accepted with one request
     /// or response; at most 65,535, what a frame can carry.
     pub max_metadata_bytes: usize,
+    /// Most streams a provider keeps open at once on one connection; a
+    /// stream opened beyond them is refused with `Overloaded`. Streams do
+    /// not count against `max_in_flight_per_connection`.
+    pub max_streams_per_connection: usize,
+    /// Bytes of messages a caller lets a provider send on one stream ahead
+    /// of its reading them (the window it announces when it opens the
+    /// stream, and grants again as it reads): what a reader that stops
+    /// reading can make either side hold for that stream. 1,024 to
+    /// 1,073,741,824.
+    pub stream_window_bytes: usize,
 }
 
 /// Timeouts, in milliseconds.
@@ -376,6 +386,8 @@ impl Default for Limits {
             max_buffered_total: 64 << 20,
             max_metadata_entries: 32,
             max_metadata_bytes: 8 << 10,
+            max_streams_per_connection: 100,
+            stream_window_bytes: 256 << 10,
         }
     }
 }
@@ -435,6 +447,17 @@ impl MprpcConfig {
                 "limits.max_connections and limits.max_in_flight_per_connection must be at least 1"
                     .into(),
             ));
+        }
+        if l.max_streams_per_connection == 0 {
+            return Err(Error::Config(
+                "limits.max_streams_per_connection must be at least 1".into(),
+            ));
+        }
+        if !(1024..=MAX_FRAME_SIZE_CAP).contains(&l.stream_window_bytes) {
+            return Err(Error::Config(format!(
+                "limits.stream_window_bytes = {} must be between 1024 and {MAX_FRAME_SIZE_CAP}",
+                l.stream_window_bytes
+            )));
         }
         if l.max_buffered_per_connection < 4096 {
             return Err(Error::Config(format!(
@@ -717,6 +740,37 @@ mod tests {
         assert_eq!(c.limits.max_frame_size, 4096);
         assert_eq!(c.zookeeper_address().as_deref(), Some("127.0.0.1:2181"));
         assert_eq!(c.static_registry["UserServiceRpc"], vec!["127.0.0.1:9000"]);
+    }
+
+    #[test]
+    fn stream_limits_parse_and_bad_values_are_config_errors() {
+        let c = MprpcConfig::from_toml(
+            "[limits]\nmax_streams_per_connection = 7\nstream_window_bytes = 4096\n",
+        );
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(c.limits.max_streams_per_connection, 7);
+        assert_eq!(c.limits.stream_window_bytes, 4096);
+        let d = MprpcConfig::default();
+        assert_eq!(d.limits.max_streams_per_connection, 100);
+        assert_eq!(d.limits.stream_window_bytes, 256 << 10);
+        for (bad, key) in [
+            (
+                "max_streams_per_connection = 0",
+                "max_streams_per_connection",
+            ),
+            ("stream_window_bytes = 1023", "stream_window_bytes"),
+            ("stream_window_bytes = 2147483648", "stream_window_bytes"),
+            ("stream_window_bytes = -1", "stream_window_bytes"),
+        ] {
+            let err = MprpcConfig::from_toml(&format!("[limits]\n{bad}\n"));
+            assert!(
+                err.as_ref().is_err_and(|e| e.to_string().contains(key)),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::fmt;
 use crate::metadata::{InvalidMetadata, Metadata};
 
 // ANCHOR: error_code
-/// Why a call failed. Values `1..=9` are sent by providers in response frames;
+/// Why a call failed. Values `1..=10` are sent by providers in response frames;
 /// the others are produced on the caller's side and never cross the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -40,6 +40,10 @@ pub enum ErrorCode {
     Unauthenticated = 8,
     /// The caller is known but may not make this call.
     PermissionDenied = 9,
+    /// The peer cannot serve what was asked in this form: a stream to or
+    /// from a side whose preamble did not set the streams flag, a unary
+    /// call of a streaming method or the other way round.
+    Unsupported = 10,
     /// Caller side: connecting, writing or reading failed, or the connection
     /// closed while the call was in flight.
     Transport = 100,
@@ -72,6 +76,7 @@ impl ErrorCode {
             7 => ErrorCode::FrameTooLarge,
             8 => ErrorCode::Unauthenticated,
             9 => ErrorCode::PermissionDenied,
+            10 => ErrorCode::Unsupported,
             _ => ErrorCode::Protocol,
         }
     }
@@ -89,6 +94,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame too large",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::PermissionDenied => "permission denied",
+            ErrorCode::Unsupported => "unsupported",
             ErrorCode::Transport => "transport error",
             ErrorCode::Protocol => "protocol error",
             ErrorCode::BadResponse => "bad response",

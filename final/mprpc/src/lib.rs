@@ -254,6 +254,7 @@ pub mod provider {
 
 pub use application::{AdminEndpoint, ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
+pub use client::{BlockingStreaming, Streaming};
 pub use config::{Admin, CourseCompat, LoadBalance, MprpcConfig, TlsConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
@@ -262,5 +263,8 @@ pub use interceptor::{ClientCall, ClientInterceptor, ServerCall, ServerIntercept
 pub use metadata::Metadata;
 pub use provider::{RpcProvider, RunningProvider};
 pub use registry::{ProviderList, Registry, StaticRegistry, ZkRegistry};
-pub use service::{CallContext, ResponseFuture, Service, ServiceDescriptor};
+pub use service::{
+    CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor,
+    StreamFuture,
+};
 pub use zk_client::{ZkAuth, ZkClient};

@@ -48,6 +48,24 @@ pub struct ServiceDescriptor {
     /// `mprpc-build` embeds; empty when unknown (a descriptor written by
     /// hand). The reflection service serves it (see [`crate::reflection`]).
     pub file_descriptor_set: &'static [u8],
+    /// Each method's kind, in the order of `methods`; empty (a descriptor
+    /// written by hand, or generated before streams) means all unary.
+    pub method_kinds: &'static [MethodKind],
+}
+
+/// Whether a method takes and returns one message or a stream of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodKind {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses (`returns (stream T)`).
+    ServerStreaming,
+    /// A stream of requests, one response (`rpc M(stream T)`); not served
+    /// yet.
+    ClientStreaming,
+    /// Streams both ways; not served yet.
+    Bidi,
 }
 
 impl ServiceDescriptor {
@@ -62,7 +80,27 @@ impl ServiceDescriptor {
             full_name,
             methods,
             file_descriptor_set: &[],
+            method_kinds: &[],
         }
+    }
+
+    /// The same descriptor with the kinds of its methods (in `methods`
+    /// order); generated code calls this when a service has a streaming
+    /// method.
+    pub const fn with_method_kinds(self, kinds: &'static [MethodKind]) -> ServiceDescriptor {
+        ServiceDescriptor {
+            method_kinds: kinds,
+            ..self
+        }
+    }
+
+    /// The kind of method `index` ([`MethodKind::Unary`] unless the
+    /// descriptor says otherwise).
+    pub fn method_kind(&self, index: usize) -> MethodKind {
+        self.method_kinds
+            .get(index)
+            .copied()
+            .unwrap_or(MethodKind::Unary)
     }
 
     /// The same descriptor carrying the encoded file descriptor set of its
@@ -91,7 +129,32 @@ pub trait Service: Send + Sync + 'static {
 
     /// Starts method number `method` with the serialized `request`.
     fn call(&self, method: usize, ctx: CallContext, request: bytes::Bytes) -> ResponseFuture;
+
+    /// Starts server-streaming method number `method` with the serialized
+    /// `request`: the future gives the stream of encoded responses. The
+    /// provider calls it only for methods the descriptor marks
+    /// [`MethodKind::ServerStreaming`]; a service without any need not
+    /// implement it.
+    fn server_stream(
+        &self,
+        method: usize,
+        ctx: CallContext,
+        request: bytes::Bytes,
+    ) -> StreamFuture {
+        let _ = (ctx, request);
+        no_stream_method(self.descriptor(), method)
+    }
 }
+
+/// The encoded messages of one server stream, each a message or the
+/// [`Status`] that ends the stream.
+pub type MessageStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>, Status>> + Send + 'static>>;
+
+/// What [`Service::server_stream`] returns: the handler's stream, once the
+/// handler has made it, or why it did not.
+pub type StreamFuture =
+    Pin<Box<dyn Future<Output = Result<MessageStream, Status>> + Send + 'static>>;
 // ANCHOR_END: service_trait
 
 // ANCHOR: call_context
@@ -194,6 +257,55 @@ pub fn unknown_method(service: &ServiceDescriptor, index: usize) -> ResponseFutu
     let status = Status::new(
         ErrorCode::UnknownMethod,
         format!("service {} has no method number {index}", service.name),
+    );
+    Box::pin(std::future::ready(Err(status)))
+}
+
+/// Turns a handler's stream of messages into the [`MessageStream`] the
+/// provider sends. Used by generated code.
+pub fn encode_stream<S, M>(stream: S) -> MessageStream
+where
+    S: futures_util::Stream<Item = Result<M, Status>> + Send + 'static,
+    M: prost::Message,
+{
+    use futures_util::StreamExt;
+    Box::pin(stream.map(|item| item.map(|m| m.encode_to_vec())))
+}
+
+/// The ready error for a stream opened on a method that is not a
+/// server-streaming one. Used by generated code.
+pub fn no_stream_method(service: &ServiceDescriptor, index: usize) -> StreamFuture {
+    let status = Status::new(
+        ErrorCode::Unsupported,
+        format!(
+            "{}.{} is not a server-streaming method",
+            service.full_name,
+            service.methods.get(index).copied().unwrap_or("?")
+        ),
+    );
+    Box::pin(std::future::ready(Err(status)))
+}
+
+/// The ready error future for a unary call of a streaming method. Used by
+/// generated code; the provider checks first, so this is a guard.
+pub fn not_unary(service: &ServiceDescriptor, index: usize) -> ResponseFuture {
+    let status = Status::new(
+        ErrorCode::Unsupported,
+        format!(
+            "{}.{} is a streaming method; call it through its stream",
+            service.full_name,
+            service.methods.get(index).copied().unwrap_or("?")
+        ),
+    );
+    Box::pin(std::future::ready(Err(status)))
+}
+
+/// The ready error for a stream whose request failed to decode. Used by
+/// generated code.
+pub fn bad_stream_request(method: &str, err: &prost::DecodeError) -> StreamFuture {
+    let status = Status::new(
+        ErrorCode::BadRequest,
+        format!("request for {method} is not a valid protobuf message: {err}"),
     );
     Box::pin(std::future::ready(Err(status)))
 }

@@ -206,6 +206,54 @@ pub fn reencode(f: &Frame) -> Option<Vec<u8>> {
         }
         Frame::Cancel { id } => frame::encode_cancel(&mut out, *id),
         Frame::GoAway | Frame::ConnectionError { .. } => return None,
+        Frame::StreamOpen {
+            id,
+            timeout_ms,
+            window,
+            service,
+            method,
+            metadata,
+            payload,
+        } => {
+            // Kind 8 always carries its metadata length, empty or not.
+            let body =
+                4 + 4 + 1 + service.len() + 1 + method.len() + 2 + metadata.len() + payload.len();
+            out.put_u32((1 + 8 + body) as u32);
+            out.put_u8(8);
+            out.put_u64(*id);
+            out.put_u32(*timeout_ms);
+            out.put_u32(*window);
+            out.put_u8(service.len() as u8);
+            out.put_slice(service);
+            out.put_u8(method.len() as u8);
+            out.put_slice(method);
+            out.put_u16(metadata.len() as u16);
+            out.put_slice(metadata);
+            out.put_slice(payload);
+        }
+        Frame::StreamMessage { id, payload } => {
+            out.put_u32((1 + 8 + payload.len()) as u32);
+            out.put_u8(9);
+            out.put_u64(*id);
+            out.put_slice(payload);
+        }
+        Frame::StreamEnd { id, code, message } => {
+            // Unknown codes fold into `Protocol`, as in responses.
+            if *code == ErrorCode::Protocol {
+                return None;
+            }
+            out.put_u32((1 + 8 + 1 + message.len()) as u32);
+            out.put_u8(10);
+            out.put_u64(*id);
+            out.put_u8(*code as u8);
+            out.put_slice(message);
+        }
+        Frame::Credit { id, bytes } => {
+            out.put_u32(1 + 8 + 4);
+            out.put_u8(11);
+            out.put_u64(*id);
+            out.put_u32(*bytes);
+        }
         // `Frame` is non-exhaustive: a kind added to the format must be
         // taught to the oracle, not skipped by it.
         other => panic!("the oracle cannot re-encode {other:?}"),

@@ -96,4 +96,34 @@ impl BlockingChannel {
         self.runtime
             .block_on(self.channel.call(controller, service, method, request))
     }
+
+    /// Blocking form of [`MprpcChannel::server_stream`]: the stream as an
+    /// iterator. Refused with [`ErrorCode::Internal`] inside an async
+    /// runtime, like [`call`](Self::call).
+    pub fn server_stream<Req, Resp>(
+        &self,
+        controller: Option<&MprpcController>,
+        service: &'static ServiceDescriptor,
+        method: usize,
+        request: &Req,
+    ) -> Result<super::BlockingStreaming<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Status::new(
+                ErrorCode::Internal,
+                "blocking stub used inside an async runtime; use the async stub there",
+            ));
+        }
+        let stream = self.runtime.block_on(
+            self.channel
+                .server_stream(controller, service, method, request),
+        )?;
+        Ok(super::BlockingStreaming::new(
+            stream,
+            Arc::clone(&self.runtime),
+        ))
+    }
 }

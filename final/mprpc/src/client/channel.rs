@@ -47,6 +47,8 @@ use crate::wire::course::COURSE_SCHEME;
 // Choosing a provider and pooling connections to it.
 mod pool;
 mod probe;
+// Opening server streams.
+mod stream;
 #[allow(unused_imports)]
 use pool::*;
 use probe::Ejection;
@@ -232,6 +234,8 @@ impl MprpcChannel {
                     connect_timeout: Duration::from_millis(config.timeouts.connect_ms.max(1)),
                     tls,
                     metadata_limits: config.metadata_limits(),
+                    stream_window: u32::try_from(config.limits.stream_window_bytes)
+                        .unwrap_or(u32::MAX),
                 },
                 tls_error,
                 metadata_limits: config.metadata_limits(),

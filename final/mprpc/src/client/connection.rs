@@ -39,6 +39,10 @@ use crate::wire::frame::{self, Frame, PREAMBLE};
 // The connection's writer, reader and deadline tasks.
 mod io;
 use io::*;
+// Server streams.
+mod stream;
+pub(crate) use stream::RawStream;
+use stream::*;
 
 /// Connection state values.
 mod state {
@@ -76,6 +80,8 @@ pub(crate) struct ConnSettings {
     pub tls: Option<TlsClient>,
     /// `limits.max_metadata_*`, for response metadata.
     pub metadata_limits: MetadataLimits,
+    /// `limits.stream_window_bytes`: the window each stream announces.
+    pub stream_window: u32,
 }
 
 /// A response — its payload and its metadata — or the reason there is
@@ -318,6 +324,12 @@ struct Shared {
     /// A deadline passing with nothing received since the call was sent
     /// means a silent provider (see [`Connection::silent_since`]).
     last_received: AtomicU64,
+    /// Open streams by id (an id space of their own).
+    streams: Mutex<HashMap<u64, StreamSink, BuildHasherDefault<IdHasher>>>,
+    /// The last stream id handed out.
+    last_stream: AtomicU64,
+    /// The provider's preamble flags, once read (streams wait for them).
+    peer_flags: tokio::sync::watch::Sender<PeerFlags>,
 }
 // ANCHOR_END: conn_shared
 
@@ -457,6 +469,9 @@ impl Connection {
             events,
             opened: Instant::now(),
             last_received: AtomicU64::new(0),
+            streams: Mutex::default(),
+            last_stream: AtomicU64::new(0),
+            peer_flags: tokio::sync::watch::Sender::new(PeerFlags::Unknown),
         });
         shared.writer_wake.notify_one();
         tokio::spawn(writer(wr, Arc::clone(&shared)));

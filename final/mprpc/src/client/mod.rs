@@ -14,7 +14,10 @@ mod channel;
 mod connection;
 pub(crate) mod course;
 mod health;
+mod streaming;
 
 pub use blocking::BlockingChannel;
 pub use channel::MprpcChannel;
+use connection::RawStream;
 pub use health::HealthClient;
+pub use streaming::{BlockingStreaming, Streaming};

@@ -40,6 +40,10 @@ pub(super) struct ConnState<'a> {
     /// caller names the same one call after call, and comparing the bytes
     /// is cheaper than hashing them again.
     pub(super) last_service: Option<(&'a [u8], &'a Published)>,
+    /// The caller's preamble set [`frame::FLAG_STREAMS`]: it may open streams.
+    pub(super) streams_ok: bool,
+    /// Its streams, once it has opened one (see `streams.rs`).
+    pub(super) streams: Option<Box<super::streams::Streams>>,
 }
 
 // ANCHOR: serve_mprpc
@@ -63,6 +67,8 @@ pub(super) async fn serve_mprpc<S: Transport>(
         metadata_ok: false,
         spare_cells: Vec::new(),
         last_service: None,
+        streams_ok: false,
+        streams: None,
     };
     st.out.extend_from_slice(&PREAMBLE);
     // Wait for the full preamble, then check the version.
@@ -79,7 +85,10 @@ pub(super) async fn serve_mprpc<S: Transport>(
     let mut preamble = [0u8; 8];
     preamble.copy_from_slice(&inbuf.split_to(PREAMBLE.len()));
     match frame::check_preamble(&preamble) {
-        Ok(flags) => st.metadata_ok = flags & frame::FLAG_METADATA != 0,
+        Ok(flags) => {
+            st.metadata_ok = flags & frame::FLAG_METADATA != 0;
+            st.streams_ok = flags & frame::FLAG_STREAMS != 0;
+        }
         Err(msg) => {
             frame::encode_connection_error(&mut st.out, ErrorCode::BadRequest, &msg);
             let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(&st.out)).await;
@@ -122,7 +131,7 @@ pub(super) async fn serve_mprpc<S: Transport>(
                     return close(&mut wr, &st.out).await;
                 }
             };
-        if read_closed && st.in_flight.is_empty() && st.out.is_empty() {
+        if read_closed && st.in_flight.is_empty() && st.out.is_empty() && !st.streams_open() {
             break;
         }
         if inbuf.is_empty() && inbuf.capacity() > SHRINK_ABOVE {
@@ -161,7 +170,7 @@ pub(super) async fn serve_mprpc<S: Transport>(
         // ANCHOR_END: budget
         slot.set(if out_full {
             phase::STALLED
-        } else if !st.in_flight.is_empty() {
+        } else if !st.in_flight.is_empty() || st.streams_open() {
             phase::BUSY
         } else if partial || borrowing.is_some() {
             phase::PARTIAL
@@ -187,6 +196,10 @@ pub(super) async fn serve_mprpc<S: Transport>(
                     Some(result) => st.finish_call(id, result, end),
                     None => end.finish(None),
                 }
+            }
+            // Frames of the streams' tasks, under the same budget as responses.
+            out = super::streams::next_out(st.streams.as_deref_mut()), if st.streams.is_some() && !out_full => {
+                st.on_stream_out(out);
             }
             r = wr.write_buf(&mut st.out), if !st.out.is_empty() => {
                 if let Err(e) = r {
@@ -249,17 +262,22 @@ pub(super) async fn serve_mprpc<S: Transport>(
                 let idle = shared.idle.unwrap_or(Duration::MAX / 4);
                 // Calls running count as progress; calls whose results we
                 // hold back because the caller reads nothing do not.
-                let working = !st.in_flight.is_empty() && !out_full;
+                // So do streams waiting for their handler; streams waiting
+                // for credit the caller does not send do not.
+                let working = (!st.in_flight.is_empty() || st.streams_working()) && !out_full;
                 if working || progress.elapsed() < idle {
                     let from = if working { Instant::now() } else { progress };
                     idle_timer.as_mut().reset((from + idle).into());
-                } else if !inbuf.is_empty() || !st.out.is_empty() || !st.in_flight.is_empty() {
-                    // Half a frame, or responses the caller does not read:
-                    // a well-behaved caller never stalls like this.
+                } else if !inbuf.is_empty() || !st.out.is_empty() || !st.in_flight.is_empty() || st.streams_open() {
+                    // Half a frame, responses the caller does not read, or
+                    // streams it grants no credit: a well-behaved caller
+                    // never stalls like this.
                     return log::warn!(
-                        "{peer}: no progress for {idle:?} with {} bytes of a frame received and {} bytes unsent; closing",
+                        "{peer}: no progress for {idle:?} with {} bytes of a frame received, {} bytes unsent \
+                         and {} streams open; closing",
                         inbuf.len(),
-                        st.out.len()
+                        st.out.len(),
+                        st.streams.as_ref().map_or(0, |s| s.open.len())
                     );
                 } else if !draining {
                     // Idle: ask the caller to go elsewhere, as in a

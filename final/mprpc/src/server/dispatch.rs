@@ -83,6 +83,27 @@ impl ConnState<'_> {
                     handle.abort();
                 }
             }
+            Frame::StreamOpen {
+                id,
+                timeout_ms,
+                window,
+                service,
+                method,
+                metadata,
+                payload,
+            } => self.open_stream(
+                id, timeout_ms, window, &service, &method, &metadata, payload,
+            ),
+            Frame::Credit { id, bytes } => self.on_credit(id, bytes),
+            Frame::StreamEnd { id, code, .. } => self.on_stream_end(id, code),
+            Frame::StreamMessage { id, .. } => {
+                // Only client streams carry the caller's messages, and this
+                // provider serves none yet: nothing is buffered.
+                log::warn!(
+                    "{}: ignoring a message on stream {id}; client streams are not served",
+                    self.peer
+                );
+            }
             Frame::Response { .. } | Frame::GoAway | Frame::ConnectionError { .. } => {
                 log::warn!(
                     "{}: ignoring a provider-side frame sent by a caller",

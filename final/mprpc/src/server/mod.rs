@@ -72,6 +72,7 @@ mod connection;
 mod course;
 mod dispatch;
 mod hooks;
+mod streams;
 
 use accept::*;
 use connection::*;
@@ -160,6 +161,16 @@ fn published_entry(svc: &Arc<dyn Service>) -> Published {
     (Arc::clone(svc), stats, metrics)
 }
 
+/// The methods of `desc` the course's format can carry: the unary ones
+/// (it has no way to stream), which are all `course_compat.register`
+/// publishes.
+fn unary_methods(desc: &ServiceDescriptor) -> Vec<&'static str> {
+    (0..desc.methods.len())
+        .filter(|&i| desc.method_kind(i) == crate::service::MethodKind::Unary)
+        .map(|i| desc.methods[i])
+        .collect()
+}
+
 /// A service by its short name for the course's format, with its methods'
 /// metrics.
 pub(crate) type LegacyEntry = (Arc<dyn Service>, Box<[Arc<MethodMetrics>]>);
@@ -185,6 +196,8 @@ struct Shared {
     max_frame_size: usize,
     /// Handlers allowed to wait at once per connection.
     max_in_flight: usize,
+    /// Streams allowed open at once per connection.
+    max_streams: usize,
     /// Bytes a connection may buffer from its own allowance.
     per_conn: usize,
     /// Bytes connections may borrow for frames above `per_conn`.
@@ -349,6 +362,7 @@ impl RpcProvider {
             names: names.join(", "),
             max_frame_size: limits.max_frame_size,
             max_in_flight: limits.max_in_flight_per_connection,
+            max_streams: limits.max_streams_per_connection,
             per_conn: limits.max_buffered_per_connection,
             pool: Arc::new(Semaphore::new(limits.max_buffered_total)),
             handshake: Duration::from_millis(self.config.timeouts.handshake_ms.max(1)),
@@ -399,7 +413,7 @@ impl RpcProvider {
         // ANCHOR: register_course
         for desc in &course {
             registry
-                .register_course(desc.name, desc.methods, &advertised)
+                .register_course(desc.name, &unary_methods(desc), &advertised)
                 .await?;
         }
         // ANCHOR_END: register_course
@@ -501,7 +515,7 @@ impl RunningProvider {
         for desc in &self.course {
             if let Err(e) = self
                 .registry
-                .deregister_course(desc.name, desc.methods)
+                .deregister_course(desc.name, &unary_methods(desc))
                 .await
             {
                 log::warn!(

@@ -33,7 +33,7 @@ use crate::error::ErrorCode;
 pub const MAX_PROVIDERS: usize = 256;
 
 /// Every code a caller can see, in the order counted and rendered.
-const CODES: [ErrorCode; 16] = [
+const CODES: [ErrorCode; 17] = [
     ErrorCode::Ok,
     ErrorCode::UnknownService,
     ErrorCode::UnknownMethod,
@@ -44,6 +44,7 @@ const CODES: [ErrorCode; 16] = [
     ErrorCode::FrameTooLarge,
     ErrorCode::Unauthenticated,
     ErrorCode::PermissionDenied,
+    ErrorCode::Unsupported,
     ErrorCode::Transport,
     ErrorCode::Protocol,
     ErrorCode::BadResponse,

@@ -32,7 +32,7 @@ use crate::error::ErrorCode;
 use crate::telemetry::health::HealthState;
 
 /// Codes a provider can answer with; errors are counted per code.
-const CODES: [ErrorCode; 9] = [
+const CODES: [ErrorCode; 10] = [
     ErrorCode::UnknownService,
     ErrorCode::UnknownMethod,
     ErrorCode::BadRequest,
@@ -42,6 +42,7 @@ const CODES: [ErrorCode; 9] = [
     ErrorCode::FrameTooLarge,
     ErrorCode::Unauthenticated,
     ErrorCode::PermissionDenied,
+    ErrorCode::Unsupported,
 ];
 
 /// The counters of one method.
@@ -57,12 +58,19 @@ pub(crate) struct MethodMetrics {
     errors: [AtomicU64; CODES.len()],
     /// Latencies.
     latency: Histogram,
+    /// Messages sent on this method's server streams.
+    stream_messages: AtomicU64,
 }
 
 impl MethodMetrics {
     /// A call started.
     pub(crate) fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message went out on a server stream of this method.
+    pub(crate) fn stream_message(&self) {
+        self.stream_messages.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call finished after `took` with `code` (`None`: cancelled).
@@ -177,6 +185,22 @@ impl Metrics {
                 labels(s, m),
                 c.cancelled.load(Ordering::Relaxed)
             );
+        }
+        header(
+            &mut out,
+            "mprpc_server_stream_messages_total",
+            "counter",
+            "Messages sent on server streams (a stream also counts as one call), by service and method.",
+        );
+        for (s, m, c) in &self.methods {
+            let n = c.stream_messages.load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "mprpc_server_stream_messages_total{{{}}} {n}",
+                    labels(s, m)
+                );
+            }
         }
         header(
             &mut out,

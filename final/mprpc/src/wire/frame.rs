@@ -19,6 +19,7 @@
 //! 0      4     magic   "MPRC" = 4D 50 52 43
 //! 4      1     version 1
 //! 5      1     flags   bit 0: this side understands metadata (kinds 6 and 7)
+//!                       bit 1: this side can stream (kinds 8 to 11)
 //! 6      2     reserved, zero
 //! ```
 //!
@@ -29,7 +30,8 @@
 //! offset size  field
 //! 0      4     length   bytes after this field (kind + id + body), 9..=max_frame_size
 //! 4      1     kind     1 request, 2 response, 3 cancel, 4 goaway, 5 connection error,
-//!                       6 request with metadata, 7 response with metadata
+//!                       6 request with metadata, 7 response with metadata,
+//!                       8 stream open, 9 stream message, 10 stream end, 11 credit
 //! 5      8     call id  chosen by the caller, echoed in the response; 0 for 4 and 5
 //! 13     ...   body, by kind:
 //!
@@ -40,7 +42,16 @@
 //!   cancel    (empty) — the caller gave up on call id; the provider drops the handler
 //!   goaway    (empty) — the provider is draining: send no new calls on this connection
 //!   conn err  u8 code | UTF-8 text — the sender closes the connection after this frame
+//!   stream open     u32 timeout_ms | u32 window | u8 S | service | u8 M | method
+//!                   | u16 L | L bytes metadata | payload (the request message)
+//!   stream message  payload (one message)
+//!   stream end      u8 code | UTF-8 text (error text if code ≠ 0)
+//!   credit          u32 bytes the receiver of this frame may send more
 //! ```
+//!
+//! Frames 8 to 11 carry a *stream id*, from an id space of their own (a
+//! caller numbers its streams 1, 2, 3 … independently of its calls). The
+//! chapter "Wire formats" of the book gives their rules.
 //!
 //! A metadata block is entries back to back, `u8 key length | key | u16 value
 //! length | value` (see [`crate::metadata`]). A provider answers with kind 7
@@ -71,6 +82,9 @@ pub const VERSION: u8 = 1;
 /// Preamble flag (byte 5, bit 0): this side understands frames of kinds 6
 /// and 7, so responses to it may carry metadata.
 pub const FLAG_METADATA: u8 = 1;
+/// Preamble flag (byte 5, bit 1): this side can stream, so frames of kinds
+/// 8 to 11 may be sent to it.
+pub const FLAG_STREAMS: u8 = 2;
 /// The complete 8-byte preamble this version sends, on both sides.
 pub const PREAMBLE: [u8; 8] = [
     MAGIC[0],
@@ -78,7 +92,7 @@ pub const PREAMBLE: [u8; 8] = [
     MAGIC[2],
     MAGIC[3],
     VERSION,
-    FLAG_METADATA,
+    FLAG_METADATA | FLAG_STREAMS,
     0,
     0,
 ];
@@ -108,6 +122,14 @@ mod kind {
     pub const REQUEST_MD: u8 = 6;
     /// An answer with metadata.
     pub const RESPONSE_MD: u8 = 7;
+    /// A caller opens a stream.
+    pub const STREAM_OPEN: u8 = 8;
+    /// One message of a stream, either way.
+    pub const STREAM_MESSAGE: u8 = 9;
+    /// The end of one side of a stream, with a status.
+    pub const STREAM_END: u8 = 10;
+    /// Flow-control credit for a stream, in bytes.
+    pub const CREDIT: u8 = 11;
 }
 
 /// One decoded frame. Byte fields are slices of the receive buffer
@@ -155,6 +177,49 @@ pub enum Frame {
         code: ErrorCode,
         /// Explanation.
         message: String,
+    },
+    /// The caller opens stream `id` (kind 8).
+    StreamOpen {
+        /// Caller-chosen stream id, echoed in every frame of the stream.
+        id: u64,
+        /// How long the whole stream may last, in milliseconds; 0 = no limit.
+        timeout_ms: u32,
+        /// Bytes of messages the provider may send before it gets credit.
+        window: u32,
+        /// Service name.
+        service: Bytes,
+        /// Method name.
+        method: Bytes,
+        /// The encoded metadata block (possibly empty).
+        metadata: Bytes,
+        /// The serialized request message.
+        payload: Bytes,
+    },
+    /// One message of stream `id` (kind 9).
+    StreamMessage {
+        /// The stream.
+        id: u64,
+        /// The serialized message.
+        payload: Bytes,
+    },
+    /// The sender is done with stream `id` (kind 10).
+    StreamEnd {
+        /// The stream.
+        id: u64,
+        /// From the provider: how the stream ended ([`ErrorCode::Ok`] or
+        /// why not). From the caller: `Ok` is a half-close, anything else
+        /// cancels the stream.
+        code: ErrorCode,
+        /// UTF-8 error text (empty when `code` is `Ok`).
+        message: Bytes,
+    },
+    /// The sender of this frame may be sent `bytes` more bytes of messages
+    /// on stream `id` (kind 11).
+    Credit {
+        /// The stream.
+        id: u64,
+        /// Bytes granted.
+        bytes: u32,
     },
 }
 
@@ -299,6 +364,49 @@ fn parse(mut f: Bytes) -> Result<Frame, FrameError> {
             Ok(Frame::ConnectionError {
                 code,
                 message: String::from_utf8_lossy(&f).into_owned(),
+            })
+        }
+        kind::STREAM_OPEN => {
+            if f.remaining() < 8 + 2 {
+                return Err(FrameError::Malformed("stream open body too short".into()));
+            }
+            let timeout_ms = f.get_u32();
+            let window = f.get_u32();
+            let service = take_name(&mut f, "service")?;
+            let method = take_name(&mut f, "method")?;
+            let metadata = take_block(&mut f)?;
+            Ok(Frame::StreamOpen {
+                id,
+                timeout_ms,
+                window,
+                service,
+                method,
+                metadata,
+                payload: f,
+            })
+        }
+        kind::STREAM_MESSAGE => Ok(Frame::StreamMessage { id, payload: f }),
+        kind::STREAM_END => {
+            if !f.has_remaining() {
+                return Err(FrameError::Malformed("stream end without a code".into()));
+            }
+            let code = ErrorCode::from_wire(f.get_u8());
+            Ok(Frame::StreamEnd {
+                id,
+                code,
+                message: f,
+            })
+        }
+        kind::CREDIT => {
+            if f.remaining() != 4 {
+                return Err(FrameError::Malformed(format!(
+                    "credit body of {} bytes, not 4",
+                    f.remaining()
+                )));
+            }
+            Ok(Frame::Credit {
+                id,
+                bytes: f.get_u32(),
             })
         }
         other => Err(FrameError::Malformed(format!("unknown frame kind {other}"))),
@@ -495,6 +603,92 @@ pub fn encode_connection_error(buf: &mut BytesMut, code: ErrorCode, message: &st
     buf.put_u8(code as u8);
     buf.put_slice(message.as_bytes());
 }
+
+// ANCHOR: encode_stream
+/// Appends a stream-open frame (kind 8) for stream `id`, encoding `message`
+/// straight into it. Fails, appending nothing, under the same rules as
+/// [`encode_request_with_metadata`].
+#[allow(clippy::too_many_arguments)]
+pub fn encode_stream_open<M: prost::Message>(
+    buf: &mut BytesMut,
+    id: u64,
+    timeout_ms: u32,
+    window: u32,
+    (service, method): (&str, &str),
+    metadata: Option<&Metadata>,
+    message: &M,
+    max_frame_size: usize,
+) -> Result<(), (ErrorCode, String)> {
+    let (s, m) = (service.as_bytes(), method.as_bytes());
+    if s.len() > 255 || m.len() > 255 {
+        return Err((
+            ErrorCode::BadRequest,
+            format!("service or method name longer than 255 bytes: {service}.{method}"),
+        ));
+    }
+    let md_len = metadata.map_or(0, Metadata::encoded_len);
+    if md_len > MAX_METADATA_BLOCK {
+        return Err((
+            ErrorCode::BadRequest,
+            format!(
+                "metadata of {service}.{method} is {md_len} bytes, above the 65,535 a frame carries"
+            ),
+        ));
+    }
+    let payload_len = message.encoded_len();
+    let body = 4 + 4 + 1 + s.len() + 1 + m.len() + 2 + md_len + payload_len;
+    if FIXED + body > max_frame_size {
+        return Err((
+            ErrorCode::FrameTooLarge,
+            format!(
+                "stream open {service}.{method} needs a {}-byte frame, above max_frame_size {max_frame_size}",
+                FIXED + body
+            ),
+        ));
+    }
+    buf.reserve(LEN_BYTES + FIXED + body);
+    put_head(buf, body, kind::STREAM_OPEN, id);
+    buf.put_u32(timeout_ms);
+    buf.put_u32(window);
+    buf.put_u8(s.len() as u8);
+    buf.put_slice(s);
+    buf.put_u8(m.len() as u8);
+    buf.put_slice(m);
+    buf.put_u16(md_len as u16);
+    if let Some(md) = metadata {
+        md.encode(buf);
+    }
+    message.encode_raw(buf);
+    Ok(())
+}
+
+/// Appends a stream-message frame (kind 9) carrying `payload` (the caller
+/// checked it against `max_frame_size` with [`message_fits`]).
+pub fn encode_stream_message(buf: &mut BytesMut, id: u64, payload: &[u8]) {
+    put_head(buf, payload.len(), kind::STREAM_MESSAGE, id);
+    buf.put_slice(payload);
+}
+
+/// Appends a stream-end frame (kind 10): `code` and, when it is not `Ok`,
+/// the error text.
+pub fn encode_stream_end(buf: &mut BytesMut, id: u64, code: ErrorCode, message: &[u8]) {
+    put_head(buf, 1 + message.len(), kind::STREAM_END, id);
+    buf.put_u8(code as u8);
+    buf.put_slice(message);
+}
+
+/// Appends a credit frame (kind 11) granting `bytes` more on stream `id`.
+pub fn encode_credit(buf: &mut BytesMut, id: u64, bytes: u32) {
+    put_head(buf, 4, kind::CREDIT, id);
+    buf.put_u32(bytes);
+}
+
+/// Whether a stream message of `payload_len` bytes fits in a frame of at
+/// most `max_frame_size`.
+pub fn message_fits(payload_len: usize, max_frame_size: usize) -> bool {
+    FIXED + payload_len <= max_frame_size
+}
+// ANCHOR_END: encode_stream
 
 /// Checks a peer's 8-byte preamble; returns its flags byte.
 pub fn check_preamble(bytes: &[u8; 8]) -> Result<u8, String> {
@@ -719,6 +913,97 @@ mod tests {
         }
     }
     // ANCHOR_END: worked_example_metadata
+
+    /// `feed.WatchRequest` (final/examples/proto/streams.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct WatchRequest {
+        #[prost(uint64, tag = "1")]
+        count: u64,
+        #[prost(uint32, tag = "2")]
+        size: u32,
+    }
+
+    // ANCHOR: worked_example_stream
+    /// The bytes of a server stream the book walks through: stream 1 of
+    /// `feed.Feed/Watch` with `{count: 2, size: 1}`, a 5 s deadline and a
+    /// 256 KiB window; its two events `{seq: 0, data: "x"}` and `{seq: 1,
+    /// data: "x"}`; a credit of 5 bytes; and the end, ok.
+    #[test]
+    fn watch_stream_bytes() {
+        let mut wire = BytesMut::new();
+        let request = WatchRequest { count: 2, size: 1 };
+        let ok = encode_stream_open(
+            &mut wire,
+            1,
+            5000,
+            256 << 10,
+            ("feed.Feed", "Watch"),
+            None,
+            &request,
+            1 << 20,
+        );
+        assert!(ok.is_ok());
+        encode_stream_message(&mut wire, 1, &[0x12, 0x01, 0x78]);
+        encode_stream_message(&mut wire, 1, &[0x08, 0x01, 0x12, 0x01, 0x78]);
+        encode_credit(&mut wire, 1, 5);
+        encode_stream_end(&mut wire, 1, ErrorCode::Ok, &[]);
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = [
+            "00000027",           // length: 39 bytes follow
+            "08",                 // kind: stream open
+            "0000000000000001",   // stream id 1
+            "00001388",           // timeout 5000 ms
+            "00040000",           // window 262,144 bytes
+            "09",                 // service name: 9 bytes
+            "666565642e46656564", // "feed.Feed"
+            "05",                 // method name: 5 bytes
+            "5761746368",         // "Watch"
+            "0000",               // metadata block: 0 bytes
+            "08021001",           // WatchRequest{count: 2, size: 1}
+            "0000000c",           // length: 12 bytes follow
+            "09",                 // kind: stream message
+            "0000000000000001",   // stream id 1
+            "120178",             // Event{seq: 0, data: "x"}
+            "0000000e",           // length: 14 bytes follow
+            "09",                 // kind: stream message
+            "0000000000000001",   // stream id 1
+            "0801120178",         // Event{seq: 1, data: "x"}
+            "0000000d",           // length: 13 bytes follow
+            "0b",                 // kind: credit
+            "0000000000000001",   // stream id 1
+            "00000005",           // 5 bytes more
+            "0000000a",           // length: 10 bytes follow
+            "0a",                 // kind: stream end
+            "0000000000000001",   // stream id 1
+            "00",                 // code: ok
+        ];
+        assert_eq!(hex, expected.concat());
+        let mut buf = wire;
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = try_decode(&mut buf, 1 << 20) {
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 5);
+        assert!(
+            matches!(&frames[0], Frame::StreamOpen { id: 1, timeout_ms: 5000, window: 262_144,
+            service, method, metadata, payload }
+            if &service[..] == b"feed.Feed" && &method[..] == b"Watch" && metadata.is_empty()
+                && payload[..] == [0x08, 0x02, 0x10, 0x01])
+        );
+        assert_eq!(frames[3], Frame::Credit { id: 1, bytes: 5 });
+        assert!(
+            matches!(&frames[4], Frame::StreamEnd { id: 1, code: ErrorCode::Ok, message }
+            if message.is_empty())
+        );
+    }
+    // ANCHOR_END: worked_example_stream
+
+    #[test]
+    fn preamble_announces_metadata_and_streams() {
+        assert_eq!(PREAMBLE[5], FLAG_METADATA | FLAG_STREAMS);
+        assert_eq!(PREAMBLE[5], 0x03);
+        assert_eq!(check_preamble(&PREAMBLE), Ok(0x03));
+    }
 
     #[test]
     fn oversized_length_is_rejected_before_allocation() {

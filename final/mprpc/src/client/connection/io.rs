@@ -69,8 +69,11 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, shared: &Shared)
             ),
         );
     }
-    if let Err(msg) = frame::check_preamble(&preamble) {
-        return Status::new(ErrorCode::Protocol, format!("{}: {msg}", shared.addr));
+    match frame::check_preamble(&preamble) {
+        Ok(flags) => {
+            shared.peer_flags.send_replace(PeerFlags::Known(flags));
+        }
+        Err(msg) => return Status::new(ErrorCode::Protocol, format!("{}: {msg}", shared.addr)),
     }
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -161,6 +164,10 @@ pub(super) fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
             code,
             format!("{} closed the connection: {message}", shared.addr),
         )),
+        f @ (Frame::StreamMessage { .. }
+        | Frame::StreamEnd { .. }
+        | Frame::Credit { .. }
+        | Frame::StreamOpen { .. }) => on_stream_frame(shared, f),
         Frame::Request { .. } | Frame::Cancel { .. } => Some(Status::new(
             ErrorCode::Protocol,
             format!("{} sent a request-side frame to a caller", shared.addr),
@@ -249,6 +256,14 @@ pub(super) fn sweep(shared: &Shared) {
 /// the channel.
 pub(super) fn fail_connection(shared: &Shared, err: Status) {
     let previous = shared.state.swap(state::DEAD, Ordering::SeqCst);
+    shared.peer_flags.send_if_modified(|f| {
+        let unknown = *f == PeerFlags::Unknown;
+        if unknown {
+            *f = PeerFlags::Dead;
+        }
+        unknown
+    });
+    fail_streams(shared, &err);
     let pending: Vec<_> = lock(&shared.pending).drain().collect();
     if !pending.is_empty() {
         log::warn!("{} calls to {} failed: {err}", pending.len(), shared.addr);

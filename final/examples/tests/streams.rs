@@ -1,0 +1,598 @@
+//! Server streams over real TCP (chapter "Streams"): order, flow control,
+//! cancellation and deadlines seen from the handler's side, refusals of
+//! callers and providers that cannot stream, drain, and the blocking
+//! iterator.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use mprpc::frame::{self, Frame};
+use mprpc::{BlockingChannel, ErrorCode, MprpcChannel, MprpcConfig, MprpcController};
+use mprpc_examples::FeedService;
+use mprpc_examples::feed::{
+    BlockingFeedStub, FEED_DESCRIPTOR, FeedServer, FeedStub, PingRequest, WatchRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Starts a provider of `feed` with `config`.
+async fn feed_provider(config: MprpcConfig, feed: FeedService) -> mprpc::RunningProvider {
+    let mut provider = support::provider(config);
+    provider.notify_service(FeedServer::new(feed));
+    support::start(provider).await
+}
+
+/// A stub on a channel with `config` to `p`.
+fn stub(config: &MprpcConfig, p: &mprpc::RunningProvider) -> FeedStub {
+    FeedStub::new(MprpcChannel::direct_with(
+        config,
+        &p.local_addr().to_string(),
+    ))
+}
+
+/// A controller with a generous deadline: the default `call_ms` (5 s)
+/// covers a whole stream, and a debug build on a shared machine is slow.
+fn long() -> MprpcController {
+    MprpcController::with_timeout(Duration::from_secs(60))
+}
+
+/// `count` events of `size` bytes.
+fn watch(count: u64, size: u32) -> WatchRequest {
+    WatchRequest { count, size }
+}
+
+// ANCHOR: in_order
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_messages_arrive_in_order() {
+    let config = support::local_config();
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch_with(&long(), &watch(100_000, 8)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    // Unary calls on the same connection while the stream flows: none of
+    // them waits behind it.
+    let pinger = {
+        let stub = stub.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for _ in 0..20 {
+                let started = std::time::Instant::now();
+                if stub.ping(&PingRequest {}).await.is_err() {
+                    return None;
+                }
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(slowest)
+        })
+    };
+    let mut next = 0u64;
+    loop {
+        match events.message().await {
+            Ok(Some(event)) => {
+                assert_eq!(event.seq, next, "out of order");
+                assert_eq!(event.data.len(), 8);
+                next += 1;
+            }
+            Ok(None) => break,
+            Err(e) => panic!("after {next} events: {e}"),
+        }
+    }
+    assert_eq!(next, 100_000);
+    let slowest = pinger.await.ok().flatten();
+    assert!(
+        slowest.is_some_and(|d| d < Duration::from_secs(2)),
+        "pings beside the stream: {slowest:?}"
+    );
+    // After the end, the end again.
+    assert!(matches!(events.message().await, Ok(None)));
+    // The same through `impl Stream`.
+    let events = match stub.watch_with(&long(), &watch(10, 1)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let seqs: Vec<u64> = events
+        .map(|r| r.map(|e| e.seq).unwrap_or(u64::MAX))
+        .collect()
+        .await;
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    p.shutdown().await.ok();
+}
+// ANCHOR_END: in_order
+
+// ANCHOR: window
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_holds_the_provider_to_the_window() {
+    let mut config = support::local_config();
+    config.limits.stream_window_bytes = 16 << 10;
+    let feed = FeedService::default();
+    let p = feed_provider(config.clone(), feed.clone()).await;
+    let stub = stub(&config, &p);
+    // 1 KiB events, endless; read one, then stop reading.
+    let mut events = match stub.watch_with(&long(), &watch(0, 1024)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    assert!(matches!(events.message().await, Ok(Some(e)) if e.seq == 0));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = feed.produced();
+    // An event is 1,024 bytes of filler plus 5 of protobuf: the window
+    // lets 16 go out (the 16th while 949 bytes of credit are left).
+    assert!(
+        held <= 16,
+        "the provider produced {held} events for a 16 KiB window"
+    );
+    // A unary call on the same connection still answers meanwhile…
+    let ping = stub.ping(&PingRequest {}).await;
+    assert!(matches!(&ping, Ok(r) if r.produced == held), "{ping:?}");
+    // …and the provider stays held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(feed.produced(), held);
+    // Reading again grants credit: the stream goes on, in order.
+    for want in 1..=200 {
+        match events.message().await {
+            Ok(Some(e)) => assert_eq!(e.seq, want),
+            other => panic!("event {want}: {other:?}"),
+        }
+    }
+    drop(events);
+    p.shutdown().await.ok();
+}
+// ANCHOR_END: window
+
+// ANCHOR: cancel
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_stream_drops_the_handlers_stream() {
+    let config = support::local_config();
+    let (tx, mut dropped) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_drops(tx)).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch_with(&long(), &watch(0, 16)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    for want in 0..3 {
+        assert!(matches!(events.message().await, Ok(Some(e)) if e.seq == want));
+    }
+    assert!(dropped.try_recv().is_err(), "dropped while still read");
+    drop(events);
+    let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
+    assert!(matches!(seen, Ok(Some(n)) if n >= 3), "{seen:?}");
+    // The connection is fine for the next call.
+    assert!(stub.ping(&PingRequest {}).await.is_ok());
+    p.shutdown().await.ok();
+}
+// ANCHOR_END: cancel
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_ends_the_handlers_stream() {
+    let config = support::local_config();
+    let (tx, mut dropped) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_drops(tx)).await;
+    let stub = stub(&config, &p);
+    let controller = MprpcController::with_timeout(Duration::from_millis(300));
+    let mut events = match stub.watch_with(&controller, &watch(0, 16)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let started = std::time::Instant::now();
+    let end = loop {
+        match events.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&end, Err(s) if s.code == ErrorCode::DeadlineExceeded),
+        "{end:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream not dropped: {seen:?}"
+    );
+    p.shutdown().await.ok();
+}
+
+/// The deadline is the provider's to enforce too: a caller that keeps the
+/// stream (and its connection) but reads nothing still sees the handler's
+/// stream dropped when the deadline passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_enforces_the_deadline_on_its_own() {
+    let config = support::local_config();
+    let (tx, mut dropped) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_drops(tx)).await;
+    let stub = stub(&config, &p);
+    let controller = MprpcController::with_timeout(Duration::from_millis(300));
+    let events = match stub.watch_with(&controller, &watch(0, 16)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream not dropped: {seen:?}"
+    );
+    drop(events);
+    p.shutdown().await.ok();
+}
+
+/// A caller that neither reads its stream nor sets a deadline cannot hold
+/// the connection (and the handler's stream) for ever: with its credit
+/// spent, the stream is no work, and `idle_ms` without progress closes the
+/// connection. A quiet stream with credit left is work, like a handler
+/// running, and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_credit_does_not_hold_the_connection_for_ever() {
+    let mut config = support::local_config();
+    config.timeouts.idle_ms = 300;
+    config.timeouts.call_ms = 0;
+    config.limits.stream_window_bytes = 4096;
+    let (tx, mut dropped) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_drops(tx)).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch(&watch(0, 1024)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    assert!(matches!(events.message().await, Ok(Some(_))));
+    let seen = tokio::time::timeout(Duration::from_secs(5), dropped.recv()).await;
+    assert!(
+        matches!(seen, Ok(Some(_))),
+        "handler's stream still held: {seen:?}"
+    );
+    // The caller reads what was sent, then learns the connection closed.
+    let end = loop {
+        match events.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&end, Err(s) if s.code == ErrorCode::Transport),
+        "{end:?}"
+    );
+    p.shutdown().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_max_streams_per_connection_are_refused() {
+    let mut config = support::local_config();
+    config.limits.max_streams_per_connection = 2;
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        match stub.watch_with(&long(), &watch(0, 1)).await {
+            Ok(mut s) => {
+                assert!(matches!(s.message().await, Ok(Some(_))));
+                open.push(s);
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+    let third = match stub.watch_with(&long(), &watch(0, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(&third, Err(s) if s.code == ErrorCode::Overloaded
+            && s.message.contains("max_streams_per_connection")),
+        "{third:?}"
+    );
+    // Ending one makes room.
+    open.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = match stub.watch_with(&long(), &watch(3, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(matches!(again, Ok(Some(_))), "{again:?}");
+    drop(open);
+    p.shutdown().await.ok();
+}
+
+/// Reads the provider's preamble, then frames, until one is complete.
+async fn next_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Frame> {
+    loop {
+        match frame::try_decode(buf, 1 << 20) {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) => {}
+            Err(e) => panic!("bad frame: {e}"),
+        }
+        match tokio::time::timeout(Duration::from_secs(5), s.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
+/// A raw caller whose preamble sets `flags`, opening a stream of `method`.
+async fn raw_open(addr: std::net::SocketAddr, flags: u8, method: &str) -> Option<Frame> {
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    };
+    let mut out = BytesMut::new();
+    let mut preamble = frame::PREAMBLE;
+    preamble[5] = flags;
+    out.extend_from_slice(&preamble);
+    let opened = frame::encode_stream_open(
+        &mut out,
+        1,
+        5000,
+        1 << 16,
+        ("feed.Feed", method),
+        None,
+        &watch(3, 1),
+        1 << 20,
+    );
+    assert!(opened.is_ok());
+    assert!(s.write_all(&out).await.is_ok());
+    let mut buf = BytesMut::new();
+    let mut theirs = [0u8; 8];
+    assert!(s.read_exact(&mut theirs).await.is_ok());
+    assert_eq!(
+        frame::check_preamble(&theirs).map(|f| f & frame::FLAG_STREAMS),
+        Ok(frame::FLAG_STREAMS)
+    );
+    next_frame(&mut s, &mut buf).await
+}
+
+// ANCHOR: refusals
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_and_providers_that_cannot_stream_are_refused() {
+    let config = support::local_config();
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let addr = p.local_addr();
+    // A caller whose preamble lacks flag bit 1.
+    let f = raw_open(addr, frame::FLAG_METADATA, "Watch").await;
+    assert!(
+        matches!(&f, Some(Frame::StreamEnd { id: 1, code: ErrorCode::Unsupported, message })
+            if String::from_utf8_lossy(message).contains("flag bit 1")),
+        "{f:?}"
+    );
+    // The same caller with the flag gets its three events and the end.
+    let f = raw_open(addr, frame::FLAG_METADATA | frame::FLAG_STREAMS, "Watch").await;
+    assert!(
+        matches!(f, Some(Frame::StreamMessage { id: 1, .. })),
+        "{f:?}"
+    );
+    // A stream opened on a unary method, and on a client-streaming one.
+    let f = raw_open(addr, 0x03, "Ping").await;
+    assert!(
+        matches!(&f, Some(Frame::StreamEnd { code: ErrorCode::Unsupported, message, .. })
+            if String::from_utf8_lossy(message).contains("unary")),
+        "{f:?}"
+    );
+    let f = raw_open(addr, 0x03, "Upload").await;
+    assert!(
+        matches!(
+            &f,
+            Some(Frame::StreamEnd {
+                code: ErrorCode::Unsupported,
+                ..
+            })
+        ),
+        "{f:?}"
+    );
+    // The handler's own error ends the stream with its status.
+    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &addr.to_string()));
+    let r = match stub.watch(&watch(1, 2 << 20)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::HandlerError && s.message.contains("1 MiB")),
+        "{r:?}"
+    );
+    // A unary call of the streaming method.
+    let channel = MprpcChannel::direct_with(&config, &addr.to_string());
+    let r: Result<mprpc_examples::feed::Event, _> =
+        channel.call(None, &FEED_DESCRIPTOR, 0, &watch(1, 1)).await;
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unsupported),
+        "{r:?}"
+    );
+    // A course-format caller: the course's format cannot stream, so it is
+    // not served (the format has no error channel: the provider closes,
+    // and logs why), while a unary method is.
+    let r: Result<mprpc_examples::feed::Event, _> =
+        mprpc::legacy::call(&addr.to_string(), "Feed", "Watch", &watch(1, 1), 1 << 20).await;
+    assert!(r.is_err(), "{r:?}");
+    let r: Result<mprpc_examples::feed::PingReply, _> =
+        mprpc::legacy::call(&addr.to_string(), "Feed", "Ping", &PingRequest {}, 1 << 20).await;
+    assert!(r.is_ok(), "{r:?}");
+    p.shutdown().await.ok();
+
+    // A provider whose preamble lacks the flag (an older mprpc): the stub
+    // refuses locally and sends nothing.
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let old = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return Vec::new();
+        };
+        let mut preamble = frame::PREAMBLE;
+        preamble[5] = frame::FLAG_METADATA;
+        let _ = s.write_all(&preamble).await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(500), s.read_to_end(&mut got)).await;
+        got
+    });
+    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &old));
+    let r = stub.watch(&watch(1, 1)).await;
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unsupported && s.message.contains("cannot stream")),
+        "{:?}",
+        r.as_ref().err()
+    );
+    drop(stub);
+    let got = server.await.unwrap_or_default();
+    // Only our preamble reached it: no stream frame.
+    assert_eq!(got.len(), 8, "{got:02x?}");
+}
+// ANCHOR_END: refusals
+
+/// With metrics on, a stream counts as one call of its method, and its
+/// messages are counted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_streams_messages() {
+    let mut config = support::local_config();
+    config.admin.address = Some("127.0.0.1:0".into());
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch_with(&long(), &watch(25, 1)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let mut n = 0;
+    while let Ok(Some(_)) = events.message().await {
+        n += 1;
+    }
+    assert_eq!(n, 25);
+    let Some(admin) = p.admin_addr() else {
+        panic!("no admin endpoint")
+    };
+    let labels = "{service=\"feed.Feed\",method=\"Watch\"}";
+    let mut body = String::new();
+    // The provider counts the call when its end has been sent: give it a moment.
+    for _ in 0..50 {
+        body = support::http_get(admin, "/metrics").await.1;
+        if support::sample(&body, &format!("mprpc_server_calls_total{labels}")) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        support::sample(
+            &body,
+            &format!("mprpc_server_stream_messages_total{labels}")
+        ),
+        Some(25.0),
+        "{body}"
+    );
+    assert_eq!(
+        support::sample(&body, &format!("mprpc_server_calls_total{labels}")),
+        Some(1.0)
+    );
+    p.shutdown().await.ok();
+}
+
+/// The provider's interceptors see a stream's opening with the caller's
+/// metadata, and may refuse it; the channel's interceptors add to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interceptors_and_metadata_apply_to_streams() {
+    let config = support::local_config();
+    let mut provider = support::provider(config.clone());
+    provider.notify_service(FeedServer::new(FeedService::default()));
+    provider.add_interceptor(|call: &mut mprpc::ServerCall| {
+        match call.metadata.get("authorization") {
+            Some("Bearer t0k3n") => Ok(()),
+            _ => Err(mprpc::Status::new(
+                ErrorCode::Unauthenticated,
+                format!("{}.{}: no token", call.service, call.method),
+            )),
+        }
+    });
+    let p = support::start(provider).await;
+    let channel = MprpcChannel::direct_with(&config, &p.local_addr().to_string());
+    // Without the token: refused, as the stream's first item.
+    let r = match FeedStub::new(channel.clone()).watch(&watch(2, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unauthenticated && s.message.contains("feed.Feed.Watch")),
+        "{r:?}"
+    );
+    // With it, from a client interceptor: served.
+    let with_token = channel.with_interceptor(|call: &mut mprpc::ClientCall| {
+        call.metadata.insert("authorization", "Bearer t0k3n")
+    });
+    let r = match FeedStub::new(with_token).watch(&watch(2, 1)).await {
+        Ok(mut s) => s.message().await,
+        Err(e) => Err(e),
+    };
+    assert!(matches!(&r, Ok(Some(e)) if e.seq == 0), "{r:?}");
+    p.shutdown().await.ok();
+}
+
+// ANCHOR: drain
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_provider_lets_an_open_stream_finish() {
+    let config = support::local_config();
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let mut events = match stub.watch_with(&long(), &watch(5_000, 64)).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    for want in 0..10 {
+        assert!(matches!(events.message().await, Ok(Some(e)) if e.seq == want));
+    }
+    let shutdown = tokio::spawn(p.shutdown());
+    // Reading slowly for a moment: the goaway has come meanwhile.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut next = 10;
+    loop {
+        match events.message().await {
+            Ok(Some(e)) => {
+                assert_eq!(e.seq, next);
+                next += 1;
+            }
+            Ok(None) => break,
+            Err(e) => panic!("after {next}: {e}"),
+        }
+    }
+    assert_eq!(next, 5_000);
+    drop(events);
+    let done = tokio::time::timeout(Duration::from_secs(5), shutdown).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+}
+// ANCHOR_END: drain
+
+// ANCHOR: blocking
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_stub_streams_as_an_iterator() {
+    let config = support::local_config();
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let addr = p.local_addr().to_string();
+    let seqs = tokio::task::spawn_blocking(move || {
+        // A blocking channel runs its own runtime: made on a thread of
+        // its own, not inside this test's.
+        std::thread::spawn(move || {
+            let channel = match BlockingChannel::direct(&addr) {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            };
+            let stub = BlockingFeedStub::new(channel);
+            match stub.watch_with(&long(), &watch(1_000, 4)) {
+                Ok(events) => events
+                    .map(|r| r.map(|e| e.seq).unwrap_or(u64::MAX))
+                    .collect::<Vec<_>>(),
+                Err(e) => panic!("open: {e}"),
+            }
+        })
+        .join()
+        .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    assert_eq!(seqs, (0..1_000).collect::<Vec<_>>());
+    p.shutdown().await.ok();
+}
+// ANCHOR_END: blocking
