@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use super::Reply;
 
+// ANCHOR: pending_entry
 /// One slot of the table.
 #[derive(Debug)]
 struct Entry {
@@ -53,6 +54,7 @@ enum State {
     /// The reply is here; the call has not taken it yet.
     Done(Reply),
 }
+// ANCHOR_END: pending_entry
 
 /// End of the free list.
 const NONE: u32 = u32::MAX;
