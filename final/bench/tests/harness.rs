@@ -58,7 +58,10 @@ fn quick_floor_run_writes_a_complete_report() -> Result<(), BoxError> {
     let [load] = scale.load.as_slice() else {
         panic!("one many-connection run expected: {:?}", scale.load);
     };
-    assert_eq!((load.variant, load.connections, load.concurrency), (Variant::Floor, 100, 100));
+    assert_eq!(
+        (load.variant, load.connections, load.concurrency),
+        (Variant::Floor, 100, 100)
+    );
     assert!(load.calls > 0 && load.errors == 0, "{load:?}");
     assert!(markdown.contains("| floor | 1,000 |"), "{markdown}");
     assert!(markdown.contains("| floor | 100 |"), "{markdown}");
