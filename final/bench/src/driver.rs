@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::BoxError;
 use crate::load::LoadResult;
 use crate::report::{Failure, Machine, Report, Sample, Settings, loadavg, summarize};
+use crate::scale::{IdleResult, Scale};
 use crate::server::READY_PREFIX;
 use crate::variant::Variant;
 
@@ -46,6 +47,10 @@ pub struct Options {
     pub svg: Option<PathBuf>,
     /// Progress lines on stderr.
     pub verbose: bool,
+    /// Idle connections per server in the scale section (0: skip it).
+    pub idle_connections: usize,
+    /// Connections of the scale section's load (one call in flight each; 0: skip).
+    pub load_connections: usize,
 }
 
 impl Options {
@@ -67,6 +72,16 @@ impl Options {
             results_dir: None,
             svg: None,
             verbose: true,
+            idle_connections: if quick {
+                crate::scale::IDLE_QUICK
+            } else {
+                crate::scale::IDLE_CONNECTIONS
+            },
+            load_connections: if quick {
+                crate::scale::LOAD_QUICK
+            } else {
+                crate::scale::LOAD_CONNECTIONS
+            },
         }
     }
 }
@@ -145,6 +160,17 @@ fn run_load(
     server: (SocketAddr, u32),
     concurrency: usize,
 ) -> Result<LoadResult, BoxError> {
+    run_load_on(opts, variant, server, concurrency, 1)
+}
+
+/// [`run_load`] with the calls spread over `connections` clients.
+fn run_load_on(
+    opts: &Options,
+    variant: Variant,
+    server: (SocketAddr, u32),
+    concurrency: usize,
+    connections: usize,
+) -> Result<LoadResult, BoxError> {
     let (addr, server_pid) = server;
     let output = Command::new(&opts.exe)
         .args([
@@ -155,6 +181,7 @@ fn run_load(
             &addr.to_string(),
         ])
         .args(["--concurrency", &concurrency.to_string()])
+        .args(["--connections", &connections.to_string()])
         .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
         .args(["--window-ms", &opts.window.as_millis().to_string()])
         .args(["--server-pid", &server_pid.to_string()])
@@ -176,6 +203,97 @@ fn run_load(
         .last()
         .ok_or("load generator printed nothing")?;
     Ok(serde_json::from_str(line)?)
+}
+
+/// Runs `exe idle` against the server at `server` (address, pid) and parses
+/// its JSON line.
+fn run_idle(
+    exe: &Path,
+    variant: Variant,
+    server: (SocketAddr, u32),
+    connections: usize,
+) -> Result<IdleResult, BoxError> {
+    let output = Command::new(exe)
+        .args(["idle", "--variant", variant.name()])
+        .args(["--addr", &server.0.to_string()])
+        .args(["--server-pid", &server.1.to_string()])
+        .args(["--connections", &connections.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("idle run failed ({}): {}", output.status, stderr.trim()).into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout.lines().last().ok_or("idle run printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Memory per idle connection of a fresh `variant` server (started here,
+/// measured by a child `idle` process, stopped): `bench idle` without
+/// `--addr`, and the scale section. A fresh server, so that the main runs'
+/// buffers do not hide the growth.
+pub fn measure_idle(
+    exe: &Path,
+    variant: Variant,
+    connections: usize,
+) -> Result<IdleResult, BoxError> {
+    let server = ServerProcess::start(exe, variant)?;
+    run_idle(exe, variant, (server.addr, server.child.id()), connections)
+}
+
+/// The scale section: memory per idle connection (final and floor) and
+/// calls/s with many connections × one call in flight (final, floor, tarpc),
+/// for the variants being measured.
+fn run_scale(opts: &Options) -> Scale {
+    let mut scale = Scale::default();
+    let measured = |v: &Variant| opts.variants.contains(v);
+    if opts.idle_connections > 0 {
+        for variant in [Variant::Final, Variant::Floor]
+            .iter()
+            .filter(|v| measured(v))
+        {
+            match measure_idle(&opts.exe, *variant, opts.idle_connections) {
+                Ok(r) => {
+                    if opts.verbose {
+                        eprintln!(
+                            "scale  {} idle connections  {variant:<13}  {:>8.0} bytes per connection",
+                            r.connections, r.bytes_per_connection
+                        );
+                    }
+                    scale.idle.push(r);
+                }
+                Err(e) => scale.failures.push(format!("idle {variant}: {e}")),
+            }
+        }
+    }
+    let n = opts.load_connections;
+    if n > 0 {
+        for variant in [Variant::Final, Variant::Floor, Variant::Tarpc]
+            .iter()
+            .filter(|v| measured(v))
+        {
+            let run = ServerProcess::start(&opts.exe, *variant).and_then(|server| {
+                run_load_on(opts, *variant, (server.addr, server.child.id()), n, n)
+            });
+            match run {
+                Ok(r) => {
+                    if opts.verbose {
+                        eprintln!(
+                            "scale  {n} connections × 1 in flight  {variant:<13}  {:>9.0} calls/s  p99 {:>8.1} µs  errors {}",
+                            r.calls_per_sec, r.p99_us, r.errors
+                        );
+                    }
+                    scale.load.push(r);
+                }
+                Err(e) => scale
+                    .failures
+                    .push(format!("{n} connections, {variant}: {e}")),
+            }
+        }
+    }
+    scale
 }
 
 /// Runs the whole benchmark as `opts` says; writes files if asked.
@@ -245,6 +363,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
         }
     }
     drop(servers);
+    let scale = run_scale(opts);
     machine.loadavg_end = loadavg();
 
     let (summary, ratios) = summarize(&settings, &samples);
@@ -276,6 +395,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
         failures,
         notes,
         samples,
+        scale: Some(scale),
     };
 
     if let Some(dir) = &opts.results_dir {

@@ -97,6 +97,9 @@ pub async fn start(bind: SocketAddr, features: Features) -> Result<RunningProvid
     let mut config = MprpcConfig::default();
     config.rpcserverip = bind.ip().to_string();
     config.rpcserverport = bind.port();
+    // Room for the scale section's 10,000 idle connections (the default,
+    // 1,024, would evict them); a limit only, nothing is reserved for it.
+    config.limits.max_connections = 16_384;
     match features {
         Features::Plain => {}
         Features::Tls => {

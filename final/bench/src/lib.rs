@@ -22,6 +22,7 @@ pub mod load;
 pub mod pb;
 pub mod report;
 pub mod rpc_tarpc;
+pub mod scale;
 pub mod server;
 pub mod service;
 pub mod step_variant;

@@ -34,6 +34,9 @@ pub struct LoadSpec {
     pub addr: SocketAddr,
     /// Calls in flight at all times.
     pub concurrency: usize,
+    /// Connections (separate clients) the calls are spread over, round
+    /// robin; 1 = one shared client, as in the main table.
+    pub connections: usize,
     /// Time before measuring starts.
     pub warmup: Duration,
     /// Measured window.
@@ -50,6 +53,9 @@ pub struct LoadResult {
     pub variant: Variant,
     /// Calls in flight.
     pub concurrency: usize,
+    /// Connections the calls were spread over (1 in the main table).
+    #[serde(default = "one")]
+    pub connections: usize,
     /// Length of the measured window, seconds.
     pub window_s: f64,
     /// Successful calls completed inside the window.
@@ -239,6 +245,11 @@ impl TaskResult {
     }
 }
 
+/// The default of [`LoadResult::connections`] in reports written before it.
+fn one() -> usize {
+    1
+}
+
 /// Runs one load run as described by `spec`.
 pub async fn run(spec: &LoadSpec) -> Result<LoadResult, BoxError> {
     if spec.concurrency == 0 {
@@ -261,18 +272,27 @@ type Booked = (Vec<TaskResult>, std::thread::JoinHandle<CpuWindow>);
 /// The closed loop on tokio tasks, for the asynchronous clients.
 async fn run_tasks(spec: &LoadSpec) -> Result<Booked, BoxError> {
     let request = crate::service::sample_request();
-    let mut caller = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        Caller::connect(spec.variant, spec.addr, &request),
-    )
-    .await
-    .map_err(|_| "timed out connecting")??;
-    // One checked call first: a variant that answers wrongly must not be timed.
-    let first = tokio::time::timeout(CONNECT_TIMEOUT, caller.call(&request))
+    let connections = spec.connections.max(1);
+    if connections > 1 {
+        crate::scale::check_fd_limit(connections)?;
+    }
+    let mut callers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut caller = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Caller::connect(spec.variant, spec.addr, &request),
+        )
         .await
-        .map_err(|_| "first call timed out")??;
-    if !first.success {
-        return Err("first call returned success = false".into());
+        .map_err(|_| "timed out connecting")??;
+        // One checked call first: a variant that answers wrongly must not be
+        // timed (and a lazily connecting client is connected by it).
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, caller.call(&request))
+            .await
+            .map_err(|_| "first call timed out")??;
+        if !first.success {
+            return Err("first call returned success = false".into());
+        }
+        callers.push(caller);
     }
 
     // ANCHOR: closed_loop
@@ -280,8 +300,8 @@ async fn run_tasks(spec: &LoadSpec) -> Result<Booked, BoxError> {
     let until = from + spec.window;
     let cpu = meter_cpu(spec.server_pid, from, until);
     let mut tasks = JoinSet::new();
-    for _ in 0..spec.concurrency {
-        let mut caller = caller.clone();
+    for i in 0..spec.concurrency {
+        let mut caller = callers[i % connections].clone();
         let request = request.clone();
         let mut booked = TaskResult::new()?;
         tasks.spawn(async move {
@@ -294,7 +314,7 @@ async fn run_tasks(spec: &LoadSpec) -> Result<Booked, BoxError> {
         });
     }
     // ANCHOR_END: closed_loop
-    drop(caller);
+    drop(callers);
 
     let deadline = until + GRACE;
     let mut results = Vec::new();
@@ -373,6 +393,7 @@ fn summarize(
     Ok(LoadResult {
         variant: spec.variant,
         concurrency: spec.concurrency,
+        connections: spec.connections.max(1),
         window_s,
         calls: h.len(),
         errors: total.errors,

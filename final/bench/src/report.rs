@@ -202,6 +202,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Every run, as measured.
     pub samples: Vec<Sample>,
+    /// How cost grows with connections (absent in reports from before it).
+    #[serde(default)]
+    pub scale: Option<crate::scale::Scale>,
 }
 
 /// Builds the cells and ratios from raw samples.
@@ -401,6 +404,9 @@ impl Report {
         for note in &self.notes {
             let _ = writeln!(out, "- Note: {note}");
         }
+        if let Some(scale) = &self.scale {
+            scale_markdown(&mut out, scale);
+        }
         if !self.failures.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "Failed runs:");
@@ -414,6 +420,65 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// The scale section of the markdown report: one run each, on a server
+/// started for it.
+fn scale_markdown(out: &mut String, scale: &crate::scale::Scale) {
+    if !scale.idle.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Memory per idle connection (server VmRSS growth / connections, one run each, fresh server):"
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| variant | idle connections | VmRSS before → after, MiB | bytes per connection |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for r in &scale.idle {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} → {:.1} | {} |",
+                r.variant,
+                thousands(r.connections as f64),
+                r.rss_before_kib as f64 / 1024.0,
+                r.rss_after_kib as f64 / 1024.0,
+                thousands(r.bytes_per_connection)
+            );
+        }
+    }
+    if !scale.load.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Many connections, one call in flight on each (one run each, fresh server):"
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| variant | connections | calls/s | p50 µs | p99 µs | CPU µs/call | errors |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+        for r in &scale.load {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.variant,
+                thousands(r.connections as f64),
+                thousands(r.calls_per_sec),
+                micros(r.p50_us),
+                micros(r.p99_us),
+                r.cpu_us_per_call
+                    .map_or_else(|| "n/a".to_owned(), cpu_micros),
+                r.errors
+            );
+        }
+    }
+    for f in &scale.failures {
+        let _ = writeln!(out, "- Scale run failed: {f}");
     }
 }
 

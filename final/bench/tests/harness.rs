@@ -1,7 +1,8 @@
 //! Proves the harness end to end in a few seconds: the driver starts a real
 //! server process and real load-generator processes (the `bench` binary
 //! cargo built for this test), for the floor variant only, in quick mode,
-//! and writes the JSON, markdown and SVG into a temporary directory.
+//! and writes the JSON, markdown and SVG into a temporary directory; its
+//! scale section (idle connections, many connections) included.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,28 @@ fn quick_floor_run_writes_a_complete_report() -> Result<(), BoxError> {
     assert_eq!(json.samples.len(), 3);
     let markdown = std::fs::read_to_string(dir.path().join("latest.md"))?;
     assert!(markdown.contains("| floor | 128 |"), "{markdown}");
+    // The scale section: quick mode's 1,000 idle connections and 100
+    // connections × 1 call in flight, in the JSON and in the table.
+    let scale = json.scale.ok_or("no scale section in the JSON")?;
+    assert!(scale.failures.is_empty(), "{:?}", scale.failures);
+    let [idle] = scale.idle.as_slice() else {
+        panic!("one idle run expected: {:?}", scale.idle);
+    };
+    assert_eq!((idle.variant, idle.connections), (Variant::Floor, 1_000));
+    // Each connection costs the floor's server at least its task and the
+    // first page of a buffer: the growth cannot be zero.
+    assert!(idle.rss_after_kib > idle.rss_before_kib, "{idle:?}");
+    assert!(idle.bytes_per_connection > 0.0, "{idle:?}");
+    let [load] = scale.load.as_slice() else {
+        panic!("one many-connection run expected: {:?}", scale.load);
+    };
+    assert_eq!(
+        (load.variant, load.connections, load.concurrency),
+        (Variant::Floor, 100, 100)
+    );
+    assert!(load.calls > 0 && load.errors == 0, "{load:?}");
+    assert!(markdown.contains("| floor | 1,000 |"), "{markdown}");
+    assert!(markdown.contains("| floor | 100 |"), "{markdown}");
     let svg = std::fs::read_to_string(dir.path().join("chart.svg"))?;
     assert!(svg.starts_with("<svg") && svg.contains("floor"));
     Ok(())

@@ -5,7 +5,10 @@
 //!   `final/bench/results/latest.{json,md}`, `book/src/images/benchmark.svg`
 //!   and the Chinese edition's `book/src/images/zh-CN/benchmark.svg`.
 //! * `bench server --variant V` — one variant's server (started by the driver).
-//! * `bench load --variant V --addr A ...` — one load run (started by the driver).
+//! * `bench load --variant V --addr A ...` — one load run (started by the
+//!   driver); `--connections N` spreads the calls over N clients.
+//! * `bench idle --variant final|floor --addr A --server-pid P --connections N`
+//!   — N idle connections, the server's memory per connection.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +47,14 @@ struct Cli {
     /// Where the SVG chart goes; the Chinese edition's goes to `zh-CN/` beside it.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/images/benchmark.svg"))]
     svg: PathBuf,
+    /// Idle connections per server in the scale section (default 10,000;
+    /// 1,000 with --quick; 0 skips it).
+    #[arg(long)]
+    idle_connections: Option<usize>,
+    /// Connections × 1 call in flight in the scale section's load (default
+    /// 1,000; 100 with --quick; 0 skips it).
+    #[arg(long)]
+    load_connections: Option<usize>,
     /// Print and keep nothing on disk.
     #[arg(long)]
     no_write: bool,
@@ -73,9 +84,12 @@ enum Role {
         /// Server address.
         #[arg(long)]
         addr: SocketAddr,
-        /// Calls in flight.
+        /// Calls in flight (default: one per connection).
         #[arg(long)]
-        concurrency: usize,
+        concurrency: Option<usize>,
+        /// Connections (separate clients) the calls are spread over.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
         /// Warm-up, milliseconds.
         #[arg(long)]
         warmup_ms: u64,
@@ -85,6 +99,22 @@ enum Role {
         /// The server's process id, to read its CPU time over the window.
         #[arg(long)]
         server_pid: Option<u32>,
+    },
+    /// Open idle connections to a server and print its memory growth per
+    /// connection as JSON (VmRSS of `--server-pid`).
+    Idle {
+        /// Which server it is (`final` or `floor`).
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// Server address; absent: a fresh server is started for the run.
+        #[arg(long, requires = "server_pid")]
+        addr: Option<SocketAddr>,
+        /// The server's process id (its VmRSS is read).
+        #[arg(long, requires = "addr")]
+        server_pid: Option<u32>,
+        /// Connections to open and hold.
+        #[arg(long, default_value_t = mprpc_bench::scale::IDLE_CONNECTIONS)]
+        connections: usize,
     },
 }
 
@@ -109,6 +139,7 @@ fn real_main() -> Result<(), BoxError> {
             variant,
             addr,
             concurrency,
+            connections,
             warmup_ms,
             window_ms,
             server_pid,
@@ -116,12 +147,27 @@ fn real_main() -> Result<(), BoxError> {
             let spec = LoadSpec {
                 variant,
                 addr,
-                concurrency,
+                concurrency: concurrency.unwrap_or(connections),
+                connections,
                 warmup: Duration::from_millis(warmup_ms),
                 window: Duration::from_millis(window_ms),
                 server_pid,
             };
             let result = tokio::runtime::Runtime::new()?.block_on(load::run(&spec))?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Some(Role::Idle {
+            variant,
+            addr,
+            server_pid,
+            connections,
+        }) => {
+            let result = match (addr, server_pid) {
+                (Some(addr), Some(pid)) => tokio::runtime::Runtime::new()?
+                    .block_on(mprpc_bench::scale::idle(variant, addr, pid, connections))?,
+                _ => driver::measure_idle(&std::env::current_exe()?, variant, connections)?,
+            };
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
@@ -148,6 +194,12 @@ fn real_main() -> Result<(), BoxError> {
                 opts.variants = variants;
             }
             opts.concurrencies = cli.concurrency;
+            if let Some(n) = cli.idle_connections {
+                opts.idle_connections = n;
+            }
+            if let Some(n) = cli.load_connections {
+                opts.load_connections = n;
+            }
             if !cli.no_write {
                 opts.results_dir = Some(cli.results_dir);
                 opts.svg = Some(cli.svg);

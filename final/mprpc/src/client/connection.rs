@@ -4,18 +4,23 @@
 //! into a 1024-byte buffer and closed. Here a connection lives as long as the
 //! provider does, and calls are multiplexed over it:
 //!
-//! * a call takes an id, parks a `oneshot` sender in `pending` under that id,
-//!   and encodes its request frame straight into a shared write buffer;
+//! * a call takes an entry of the `pending` table — a slab whose entries
+//!   hold the call's state and its task's `Waker`, so no channel is
+//!   allocated per call ([`pending`]); the call id is the entry's
+//!   generation << 32 | its index — and encodes its request frame straight
+//!   into a shared write buffer;
 //! * a **writer task** swaps that buffer out and writes everything queued
 //!   since its last write with one `write_all` — under load dozens of
 //!   requests leave in one syscall (this is what Nagle's algorithm tries to
 //!   do, without its delay; `TCP_NODELAY` is set);
 //! * a **reader task** decodes response frames and completes the matching
-//!   pending call, in whatever order the provider answers.
+//!   pending call (stores the reply in its entry and wakes it), in whatever
+//!   order the provider answers; a late response for an entry reused since
+//!   (another generation) is dropped.
 //!
-//! Dropping a call's future (cancellation, caller gave up) removes it from
-//! `pending` and sends a cancel frame, so nothing leaks and the provider can
-//! stop the work. Deadlines of calls waiting for their response are
+//! Dropping a call's future (cancellation, caller gave up) frees its entry
+//! and sends a cancel frame, so nothing leaks and the provider can stop the
+//! work. Deadlines of calls waiting for their response are
 //! enforced by one **deadline task** per connection, which fails the
 //! expired calls and sends their cancel frames the same way: one timer for
 //! the connection instead of one armed and disarmed per call.
@@ -24,12 +29,13 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::error::{ErrorCode, Status};
 use crate::metadata::{Metadata, MetadataLimits};
@@ -43,6 +49,9 @@ use io::*;
 mod stream;
 pub(crate) use stream::RawStream;
 use stream::*;
+// The table of calls waiting for their responses.
+mod pending;
+use pending::{Pending, Polled};
 
 /// Connection state values.
 mod state {
@@ -90,8 +99,7 @@ type Reply = Result<(Bytes, Metadata), Status>;
 
 /// Hashes keys no peer chooses with one multiplication per word (Fibonacci
 /// hashing) instead of SipHash, which costs more per call than the rest of
-/// a lookup. Used for this connection's call ids, handed out in sequence,
-/// and by the channel for service names (the generated code's constants)
+/// a lookup. Used by the channel for service names (the generated code's constants)
 /// and the addresses of connections it opened (one entry per live
 /// connection). Nobody can aim for collisions in those. (The provider's
 /// tables are keyed by ids its *callers* choose, and keep SipHash.)
@@ -129,48 +137,6 @@ impl std::hash::Hasher for IdHasher {
     }
     fn write_u64(&mut self, id: u64) {
         self.add(id);
-    }
-}
-
-/// A call waiting for its response.
-#[derive(Debug)]
-struct Waiting {
-    /// Where the response goes.
-    tx: oneshot::Sender<Reply>,
-    /// When the call gives up, if it has a deadline: enforced by the
-    /// connection's deadline task ([`deadlines`]), not by a timer per call.
-    deadline: Option<Instant>,
-}
-
-/// Calls waiting for a response, by id (the map is reached through
-/// `Deref`), and the last id handed out: under the same lock, so that
-/// taking an id costs no atomic operation of its own.
-#[derive(Debug, Default)]
-struct PendingMap {
-    /// The waiting calls.
-    calls: HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>,
-    /// The last id handed out; 0 (never an id) before the first.
-    last_id: u64,
-}
-
-impl PendingMap {
-    /// A fresh id: 1, 2, 3 … (a connection does not live for 2^64 calls).
-    fn next_id(&mut self) -> u64 {
-        self.last_id += 1;
-        self.last_id
-    }
-}
-
-impl std::ops::Deref for PendingMap {
-    type Target = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
-    fn deref(&self) -> &Self::Target {
-        &self.calls
-    }
-}
-
-impl std::ops::DerefMut for PendingMap {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.calls
     }
 }
 
@@ -291,8 +257,8 @@ struct Shared {
     addr: String,
     /// Identifies this connection to the channel's pool.
     serial: u64,
-    /// Calls waiting for a response, by id, and the next id.
-    pending: Mutex<PendingMap>,
+    /// Calls waiting for a response, by id (see [`pending`]).
+    pending: Mutex<Pending>,
     /// Nanoseconds after `opened` of the earliest deadline the deadline
     /// task may have to enforce (`u64::MAX`: none). Lowered under the
     /// `pending` lock by a call with an earlier deadline, recomputed by the
@@ -456,7 +422,8 @@ impl Connection {
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             serial,
-            pending: Mutex::new(PendingMap::default()),
+            // Grows to the most calls in flight at once, then stays.
+            pending: Mutex::new(Pending::with_capacity(settings.max_in_flight.min(16))),
             sweep_at: AtomicU64::new(u64::MAX),
             sweep_wake: Notify::new(),
             wbuf: Mutex::new(wbuf),
@@ -556,11 +523,16 @@ impl Connection {
                 format!("connection to {} is draining or closed", shared.addr),
             )));
         }
-        let (tx, rx) = oneshot::channel();
+        // This task's waker, parked in the call's entry: what the reader
+        // wakes once the reply is stored there (a reference count, not an
+        // allocation).
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         let (id, earlier) = {
             let mut pending = lock(&shared.pending);
-            let id = pending.next_id();
-            pending.insert(id, Waiting { tx, deadline });
+            let Ok(id) = pending.insert(waker, deadline) else {
+                // The connection failed after the state check above.
+                return Err(CallError::NotSent(closed_error(&shared.addr)));
+            };
             let earlier = deadline.is_some_and(|d| {
                 let at = shared.nanos_at(d);
                 let earlier = at < shared.sweep_at.load(Ordering::Relaxed);
@@ -597,7 +569,21 @@ impl Connection {
         }
         guard.queued = true;
         shared.writer_wake.notify_one();
-        let reply = rx.await.unwrap_or_else(|_| Err(closed_error(&shared.addr)));
+        // The first poll is the one that parked the waker above (no await
+        // in between): a reply stored since has woken this task already, so
+        // it need not look.
+        let mut first = true;
+        let reply = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                return Poll::Pending;
+            }
+            match lock(&shared.pending).poll_reply(id, cx.waker()) {
+                Polled::Ready(reply) => Poll::Ready(reply),
+                Polled::Waiting => Poll::Pending,
+                Polled::Gone => Poll::Ready(Err(closed_error(&shared.addr))),
+            }
+        })
+        .await;
         guard.id = 0; // answered (or expired, and cancelled): nothing to cancel
         reply.map_err(|e| {
             if e.code == ErrorCode::DeadlineExceeded && e.message == DEADLINE_PASSED {
@@ -637,7 +623,7 @@ fn closed_error(addr: &str) -> Status {
 struct CallGuard<'a> {
     /// The connection.
     shared: &'a Shared,
-    /// Pending id still to remove, 0 if none.
+    /// Pending entry still to free, 0 if none.
     id: u64,
     /// Whether the request frame was queued (then a cancel frame is owed).
     queued: bool,
@@ -646,7 +632,7 @@ struct CallGuard<'a> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         let s = self.shared;
-        if self.id != 0 && lock(&s.pending).remove(&self.id).is_some() && self.queued {
+        if self.id != 0 && lock(&s.pending).cancel(self.id) && self.queued {
             frame::encode_cancel(&mut lock(&s.wbuf), self.id);
             s.writer_wake.notify_one();
         }
@@ -661,7 +647,7 @@ impl Drop for CallGuard<'_> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::hash::BuildHasher;
+    use std::hash::{BuildHasher, BuildHasherDefault};
 
     use super::*;
 

@@ -15,6 +15,14 @@ pub(super) type Guarded = futures_util::future::Abortable<
     Timed<futures_util::future::CatchUnwind<AssertUnwindSafe<crate::service::ResponseFuture>>>,
 >;
 
+/// Capacity a connection's out buffer starts with (and returns to after a
+/// burst has grown it past `SHRINK_ABOVE`). An idle connection holds only
+/// this much for responses: the preamble and a few small responses fit,
+/// and a busy connection's buffer grows on demand (`BytesMut` doubles, and
+/// reuses its space once written out), so 10,000 idle callers do not cost
+/// 10,000 × 16 KiB that only busy ones need (chapter Performance, round 3).
+pub(super) const OUT_START: usize = 512;
+
 /// Per-connection state of the mprpc protocol loop.
 pub(super) struct ConnState<'a> {
     /// Provider-wide state.
@@ -60,7 +68,7 @@ pub(super) async fn serve_mprpc<S: Transport>(
     let mut st = ConnState {
         shared,
         peer,
-        out: BytesMut::with_capacity(16 * 1024),
+        out: BytesMut::with_capacity(OUT_START),
         in_flight: FuturesUnordered::new(),
         aborts: HashMap::new(),
         spawned: 0,
@@ -208,7 +216,7 @@ pub(super) async fn serve_mprpc<S: Transport>(
                 }
                 progress = Instant::now();
                 if st.out.is_empty() && st.out.capacity() > SHRINK_ABOVE {
-                    st.out = BytesMut::with_capacity(16 * 1024);
+                    st.out = BytesMut::with_capacity(OUT_START);
                 }
             }
             Some(granted) = async { borrowing.as_mut()?.await }, if borrowing.is_some() => {

@@ -142,9 +142,11 @@ pub(super) fn on_frame(shared: &Shared, f: Frame) -> Option<Status> {
             } else {
                 reply(shared, code, &metadata, payload)
             };
-            // A missing id is a call that already gave up: drop the reply.
-            if let Some(waiting) = lock(&shared.pending).remove(&id) {
-                let _ = waiting.tx.send(reply);
+            // An id naming no waiting call is a call that already gave up
+            // (its slot maybe reused, with another generation): drop the reply.
+            let waker = lock(&shared.pending).complete(id, reply);
+            if let Some(waker) = waker {
+                waker.wake();
             }
             None
         }
@@ -214,25 +216,17 @@ pub(super) async fn deadlines(shared: Arc<Shared>) {
 /// the earliest deadline left.
 pub(super) fn sweep(shared: &Shared) {
     let now = Instant::now();
-    let expired: Vec<(u64, Waiting)> = {
+    let mut expired = Vec::new();
+    {
         let mut pending = lock(&shared.pending);
-        let ids: Vec<u64> = pending
-            .iter()
-            .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        let expired = ids
-            .into_iter()
-            .filter_map(|id| pending.remove(&id).map(|w| (id, w)))
-            .collect();
-        let next = pending
-            .values()
-            .filter_map(|w| w.deadline)
-            .min()
-            .map_or(u64::MAX, |d| shared.nanos_at(d));
+        let next = pending.expire(
+            now,
+            || Err(Status::new(ErrorCode::DeadlineExceeded, DEADLINE_PASSED)),
+            &mut expired,
+        );
+        let next = next.map_or(u64::MAX, |d| shared.nanos_at(d));
         shared.sweep_at.store(next, Ordering::Relaxed);
-        expired
-    };
+    }
     if expired.is_empty() {
         return;
     }
@@ -243,11 +237,8 @@ pub(super) fn sweep(shared: &Shared) {
         }
     }
     shared.writer_wake.notify_one();
-    for (_, waiting) in expired {
-        let _ = waiting.tx.send(Err(Status::new(
-            ErrorCode::DeadlineExceeded,
-            DEADLINE_PASSED,
-        )));
+    for (_, waker) in expired {
+        waker.wake();
     }
 }
 // ANCHOR_END: deadlines
@@ -264,12 +255,12 @@ pub(super) fn fail_connection(shared: &Shared, err: Status) {
         unknown
     });
     fail_streams(shared, &err);
-    let pending: Vec<_> = lock(&shared.pending).drain().collect();
-    if !pending.is_empty() {
-        log::warn!("{} calls to {} failed: {err}", pending.len(), shared.addr);
+    let wakers = lock(&shared.pending).fail_all(&err);
+    if !wakers.is_empty() {
+        log::warn!("{} calls to {} failed: {err}", wakers.len(), shared.addr);
     }
-    for (_, waiting) in pending {
-        let _ = waiting.tx.send(Err(err.clone()));
+    for waker in wakers {
+        waker.wake();
     }
     shared.slots.close();
     shared.writer_wake.notify_one();
