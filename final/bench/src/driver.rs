@@ -109,13 +109,7 @@ impl ServerProcess {
     /// [`ServerProcess::start`] with another server role (`stream-server`).
     fn start_role(exe: &Path, role: &str, variant: Variant) -> Result<Self, BoxError> {
         let mut child = Command::new(exe)
-            .args([
-                role,
-                "--variant",
-                variant.name(),
-                "--bind",
-                "127.0.0.1:0",
-            ])
+            .args([role, "--variant", variant.name(), "--bind", "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -244,7 +238,11 @@ fn run_stream(
 
 /// One streaming run on a fresh `variant` stream server: `bench stream`
 /// without `--addr`.
-pub fn measure_stream(opts: &Options, variant: Variant, size: usize) -> Result<StreamResult, BoxError> {
+pub fn measure_stream(
+    opts: &Options,
+    variant: Variant,
+    size: usize,
+) -> Result<StreamResult, BoxError> {
     let server = ServerProcess::start_role(&opts.exe, "stream-server", variant)?;
     run_stream(opts, variant, (server.addr, server.child.id()), size)
 }
@@ -264,7 +262,9 @@ fn run_streams(opts: &Options) -> Streams {
     {
         match ServerProcess::start_role(&opts.exe, "stream-server", variant) {
             Ok(server) => servers.push((variant, server)),
-            Err(e) => streams.failures.push(format!("{variant} stream server: {e}")),
+            Err(e) => streams
+                .failures
+                .push(format!("{variant} stream server: {e}")),
         }
     }
     if servers.is_empty() {

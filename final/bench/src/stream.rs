@@ -139,7 +139,10 @@ pub async fn serve(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
                 });
             }
         }
-        other => Err(format!("{other} has no streaming side (stream variants: final, tonic, floor)").into()),
+        other => Err(format!(
+            "{other} has no streaming side (stream variants: final, tonic, floor)"
+        )
+        .into()),
     }
 }
 
@@ -177,7 +180,9 @@ impl pb::feed_server::Feed for TonicFeed {
         &self,
         _request: tonic::Request<tonic::Streaming<pb::Chunk>>,
     ) -> Result<tonic::Response<pb::UploadSummary>, tonic::Status> {
-        Err(tonic::Status::unimplemented("the benchmark only streams Watch"))
+        Err(tonic::Status::unimplemented(
+            "the benchmark only streams Watch",
+        ))
     }
 }
 
@@ -440,7 +445,8 @@ pub fn markdown(out: &mut String, streams: &Streams) {
                     )
                 },
             );
-            let mib = stat(|r| Some(r.mib_per_sec)).map_or_else(|| "n/a".to_owned(), |s| format!("{:.0}", s.median));
+            let mib = stat(|r| Some(r.mib_per_sec))
+                .map_or_else(|| "n/a".to_owned(), |s| format!("{:.0}", s.median));
             let cpu = stat(|r| r.cpu_ns_per_message)
                 .map_or_else(|| "n/a".to_owned(), |s| format!("{:.0}", s.median));
             let _ = writeln!(out, "| {variant} | {size} | {rate} | {mib} | {cpu} |");

@@ -140,7 +140,11 @@ impl KvStore for KvStoreService {
         let rx = self.changes.subscribe();
         let value = state.map.get(&request.key);
         let first = WatchEvent {
-            kind: if value.is_some() { Kind::Put } else { Kind::Delete } as i32,
+            kind: if value.is_some() {
+                Kind::Put
+            } else {
+                Kind::Delete
+            } as i32,
             value: value.cloned().unwrap_or_default(),
             revision: state.revision,
         };

@@ -155,10 +155,7 @@ async fn an_unread_stream_holds_the_providers_memory_to_the_window() {
     // Flow control is what held it: the handler produced about one
     // window's worth (the message read, the window, one in flight) and
     // then nothing.
-    assert!(
-        held.produced <= window / u64::from(MESSAGE) + 2,
-        "{held:?}"
-    );
+    assert!(held.produced <= window / u64::from(MESSAGE) + 2, "{held:?}");
     assert_eq!(held.produced, held.produced_after, "{held:?}");
     assert!(held.slowest_ping < Duration::from_secs(2), "{held:?}");
     assert!(provider.alive(), "provider died:\n{}", provider.output());

@@ -208,8 +208,9 @@ fn real_main() -> Result<(), BoxError> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
-        Some(Role::StreamServer { variant, bind }) => tokio::runtime::Runtime::new()?
-            .block_on(mprpc_bench::stream::serve(variant, bind)),
+        Some(Role::StreamServer { variant, bind }) => {
+            tokio::runtime::Runtime::new()?.block_on(mprpc_bench::stream::serve(variant, bind))
+        }
         Some(Role::Stream {
             variant,
             addr,
