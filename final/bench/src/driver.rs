@@ -176,7 +176,8 @@ fn run_load_on(
     connections: usize,
 ) -> Result<LoadResult, BoxError> {
     let (addr, server_pid) = server;
-    let output = Command::new(&opts.exe)
+    let mut command = Command::new(&opts.exe);
+    command
         .args([
             "load",
             "--variant",
@@ -188,25 +189,8 @@ fn run_load_on(
         .args(["--connections", &connections.to_string()])
         .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
         .args(["--window-ms", &opts.window.as_millis().to_string()])
-        .args(["--server-pid", &server_pid.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
-            "load generator failed ({}): {}",
-            output.status,
-            stderr.trim()
-        )
-        .into());
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    let line = stdout
-        .lines()
-        .last()
-        .ok_or("load generator printed nothing")?;
-    Ok(serde_json::from_str(line)?)
+        .args(["--server-pid", &server_pid.to_string()]);
+    json_of(command, "load generator")
 }
 
 /// Runs `exe stream` against the stream server at `server` (address, pid)
@@ -217,22 +201,37 @@ fn run_stream(
     server: (SocketAddr, u32),
     size: usize,
 ) -> Result<StreamResult, BoxError> {
-    let output = Command::new(&opts.exe)
+    let mut command = Command::new(&opts.exe);
+    command
         .args(["stream", "--variant", variant.name()])
         .args(["--addr", &server.0.to_string()])
         .args(["--server-pid", &server.1.to_string()])
         .args(["--size", &size.to_string()])
         .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
-        .args(["--window-ms", &opts.window.as_millis().to_string()])
+        .args(["--window-ms", &opts.window.as_millis().to_string()]);
+    json_of(command, "stream run")
+}
+
+/// Runs `command` (a child role of this executable) and parses the JSON
+/// line it prints last; a failure says what `what` was and what it wrote
+/// on stderr.
+fn json_of<T: serde::de::DeserializeOwned>(
+    mut command: Command,
+    what: &str,
+) -> Result<T, BoxError> {
+    let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("stream run failed ({}): {}", output.status, stderr.trim()).into());
+        return Err(format!("{what} failed ({}): {}", output.status, stderr.trim()).into());
     }
     let stdout = String::from_utf8(output.stdout)?;
-    let line = stdout.lines().last().ok_or("stream run printed nothing")?;
+    let line = stdout
+        .lines()
+        .last()
+        .ok_or_else(|| format!("{what} printed nothing"))?;
     Ok(serde_json::from_str(line)?)
 }
 
@@ -310,21 +309,13 @@ fn run_idle(
     server: (SocketAddr, u32),
     connections: usize,
 ) -> Result<IdleResult, BoxError> {
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["idle", "--variant", variant.name()])
         .args(["--addr", &server.0.to_string()])
         .args(["--server-pid", &server.1.to_string()])
-        .args(["--connections", &connections.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("idle run failed ({}): {}", output.status, stderr.trim()).into());
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    let line = stdout.lines().last().ok_or("idle run printed nothing")?;
-    Ok(serde_json::from_str(line)?)
+        .args(["--connections", &connections.to_string()]);
+    json_of(command, "idle run")
 }
 
 /// Memory per idle connection of a fresh `variant` server (started here,

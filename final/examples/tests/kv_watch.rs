@@ -16,11 +16,13 @@ use mprpc_examples::kv::{
     DeleteRequest, KvStoreServer, KvStoreStub, PutRequest, WatchEvent, WatchRequest,
 };
 
-/// Starts a provider of `store` with `config`.
-async fn kv_provider(config: MprpcConfig, store: Arc<KvStoreService>) -> mprpc::RunningProvider {
+/// Starts a provider of a new store with `config`; the test keeps the
+/// store, to count its watchers.
+async fn kv_provider(config: MprpcConfig) -> (Arc<KvStoreService>, mprpc::RunningProvider) {
+    let store = Arc::new(KvStoreService::default());
     let mut provider = support::provider(config);
-    provider.notify_service(KvStoreServer::from_arc(store));
-    support::start(provider).await
+    provider.notify_service(KvStoreServer::from_arc(Arc::clone(&store)));
+    (store, support::start(provider).await)
 }
 
 /// A stub on a channel (a connection) of its own to `p`.
@@ -74,8 +76,7 @@ async fn next(events: &mut Streaming<WatchEvent>) -> Result<(Kind, Vec<u8>, u64)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_sees_its_keys_state_then_its_changes_in_order() {
     let config = support::local_config();
-    let store = Arc::new(KvStoreService::default());
-    let p = kv_provider(config.clone(), Arc::clone(&store)).await;
+    let (_store, p) = kv_provider(config.clone()).await;
     let stub = stub(&config, &p);
     put(&stub, "a", b"1").await; // revision 1
     let mut a = watch(&stub, "a").await;
@@ -105,8 +106,7 @@ async fn a_watcher_sees_its_keys_state_then_its_changes_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_watchers_on_two_connections_see_the_same_changes() {
     let config = support::local_config();
-    let store = Arc::new(KvStoreService::default());
-    let p = kv_provider(config.clone(), Arc::clone(&store)).await;
+    let (store, p) = kv_provider(config.clone()).await;
     let writer = stub(&config, &p);
     let mut first = watch(&stub(&config, &p), "k").await;
     let mut second = watch(&stub(&config, &p), "k").await;
@@ -138,8 +138,7 @@ async fn a_watcher_that_stops_reading_holds_up_no_put_and_is_ended() {
     // A small window, so the provider stops taking the watcher's events
     // after a few: the rest wait in the store's bounded backlog.
     config.limits.stream_window_bytes = 4096;
-    let store = Arc::new(KvStoreService::default());
-    let p = kv_provider(config.clone(), Arc::clone(&store)).await;
+    let (store, p) = kv_provider(config.clone()).await;
     let stub = stub(&config, &p);
     let mut slow = watch(&stub, "k").await;
     assert!(next(&mut slow).await.is_ok());
@@ -180,8 +179,7 @@ async fn a_watcher_that_stops_reading_holds_up_no_put_and_is_ended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_watcher_ends_the_stores_side_of_the_watch() {
     let config = support::local_config();
-    let store = Arc::new(KvStoreService::default());
-    let p = kv_provider(config.clone(), Arc::clone(&store)).await;
+    let (store, p) = kv_provider(config.clone()).await;
     let stub = stub(&config, &p);
     let mut events = watch(&stub, "k").await;
     assert!(next(&mut events).await.is_ok());

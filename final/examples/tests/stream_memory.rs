@@ -4,9 +4,9 @@
 //! reads one and stops, and the test reads the child's `VmRSS` from
 //! `/proc/<pid>/status` over two seconds while unary calls on the same
 //! connection answer. The control runs the same measurement against a
-//! provider that is allowed to buffer a 32 MiB window (a caller announcing
-//! it, a connection budget raised to hold it): there the figure grows by
-//! megabytes, so the bound of the first test is one the measurement can
+//! provider that is allowed to buffer a 32 MiB window (a raw caller
+//! announcing it and reading nothing, a connection budget raised to hold
+//! it): there the figure grows by megabytes, so the bound of the first test is one the measurement can
 //! break. `cargo test -p mprpc-examples --test stream_memory -- --nocapture`
 //! prints the figures.
 
@@ -14,8 +14,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use mprpc::{MprpcChannel, MprpcConfig, MprpcController};
-use mprpc_examples::feed::{FeedStub, PingRequest, WatchRequest};
+use bytes::BytesMut;
+use mprpc::frame;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use mprpc::{MprpcChannel, MprpcConfig, MprpcController, Streaming};
+use mprpc_examples::feed::{Event, FeedStub, PingRequest, WatchRequest};
 use support::callee_process::Callee;
 
 /// Bytes of filler in each message.
@@ -64,33 +69,36 @@ async fn produced(stub: &FeedStub) -> (u64, Duration) {
     }
 }
 
-/// Starts `feed_server` with `tables`, opens an endless stream of
-/// [`MESSAGE`]-byte messages with the caller's `config`, reads one and
-/// holds it unread, and measures.
-async fn hold_a_stream(tables: &str, config: &MprpcConfig) -> (Held, Callee) {
-    let mut provider = Callee::start_example("feed_server", "error", tables, None);
-    provider.wait_ready().await;
-    let stub = FeedStub::new(MprpcChannel::direct_with(config, &provider.addr));
-    // The connection and the runtime's first allocations, before the
-    // baseline.
-    let _ = produced(&stub).await;
-    let before = rss(&provider);
+/// Opens an endless stream of [`MESSAGE`]-byte messages on `stub`.
+async fn endless(stub: &FeedStub) -> Streaming<Event> {
     let controller = MprpcController::with_timeout(Duration::from_secs(60));
     let request = WatchRequest {
         count: 0,
         size: MESSAGE,
     };
-    let mut events = match stub.watch_with(&controller, &request).await {
+    match stub.watch_with(&controller, &request).await {
         Ok(s) => s,
         Err(e) => panic!("open: {e}"),
-    };
-    assert!(matches!(events.message().await, Ok(Some(e)) if e.seq == 0));
-    // The provider has stopped when two readings 200 ms apart agree.
+    }
+}
+
+/// Starts `feed_server` with `tables` (TOML) and waits until it listens.
+async fn feed_server(tables: &str) -> Callee {
+    let mut provider = Callee::start_example("feed_server", "error", tables, None);
+    provider.wait_ready().await;
+    provider
+}
+
+/// Once the provider has stopped producing (two readings of `Ping` 200 ms
+/// apart agree), reads its memory [`READINGS`] times over [`HOLD`], with a
+/// unary call on `stub` after each reading. `before` is the reading taken
+/// before the stream opened.
+async fn measure_held(provider: &Callee, stub: &FeedStub, before: u64) -> Held {
     let mut last = u64::MAX;
     let mut slowest_ping = Duration::ZERO;
     let settle = Instant::now();
     loop {
-        let (now, took) = produced(&stub).await;
+        let (now, took) = produced(stub).await;
         slowest_ping = slowest_ping.max(took);
         if now == last || settle.elapsed() > Duration::from_secs(10) {
             break;
@@ -98,25 +106,73 @@ async fn hold_a_stream(tables: &str, config: &MprpcConfig) -> (Held, Callee) {
         last = now;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let at_window = rss(&provider);
+    let at_window = rss(provider);
     let mut highest = at_window;
     for _ in 0..READINGS {
         tokio::time::sleep(HOLD / READINGS).await;
-        highest = highest.max(rss(&provider));
-        let (_, took) = produced(&stub).await;
+        highest = highest.max(rss(provider));
+        let (_, took) = produced(stub).await;
         slowest_ping = slowest_ping.max(took);
     }
-    let (produced_after, _) = produced(&stub).await;
-    drop(events);
-    let held = Held {
+    let (produced_after, _) = produced(stub).await;
+    Held {
         before,
         at_window,
         highest,
         produced: last,
         produced_after,
         slowest_ping,
-    };
+    }
+}
+
+/// Starts `feed_server` with the defaults, opens an endless stream of
+/// [`MESSAGE`]-byte messages with the caller's `config`, reads one and
+/// holds it unread, and measures, making the unary calls on the stream's
+/// own connection.
+async fn hold_a_stream(config: &MprpcConfig) -> (Held, Callee) {
+    let provider = feed_server("").await;
+    let stub = FeedStub::new(MprpcChannel::direct_with(config, &provider.addr));
+    // The connection and the runtime's first allocations, before the
+    // baseline.
+    let _ = produced(&stub).await;
+    let before = rss(&provider);
+    let mut events = endless(&stub).await;
+    assert!(matches!(events.message().await, Ok(Some(e)) if e.seq == 0));
+    let held = measure_held(&provider, &stub, before).await;
+    drop(events);
     (held, provider)
+}
+
+/// A caller that announces a 32 MiB window and then reads nothing from its
+/// socket at all (`final/`'s caller would keep reading into its own
+/// buffer, up to the window): everything the kernel's socket buffers cannot
+/// take stays with the provider.
+async fn raw_unread_stream(addr: &str) -> TcpStream {
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    };
+    let mut out = BytesMut::new();
+    let mut preamble = frame::PREAMBLE;
+    preamble[5] = frame::FLAG_METADATA | frame::FLAG_STREAMS;
+    out.extend_from_slice(&preamble);
+    let request = WatchRequest {
+        count: 0,
+        size: MESSAGE,
+    };
+    let opened = frame::encode_stream_open(
+        &mut out,
+        1,
+        60_000,
+        32 << 20,
+        ("feed.Feed", "Watch"),
+        None,
+        &request,
+        1 << 20,
+    );
+    assert!(opened.is_ok(), "{opened:?}");
+    assert!(s.write_all(&out).await.is_ok());
+    s
 }
 
 /// Prints `held` in KiB.
@@ -143,7 +199,7 @@ fn report(what: &str, window: u64, held: &Held) {
 async fn an_unread_stream_holds_the_providers_memory_to_the_window() {
     let config = support::local_config();
     let window = config.limits.stream_window_bytes as u64;
-    let (held, mut provider) = hold_a_stream("", &config).await;
+    let (held, mut provider) = hold_a_stream(&config).await;
     report("unread stream", window, &held);
     let bound = window + FRAME + SLACK;
     assert!(
@@ -163,20 +219,27 @@ async fn an_unread_stream_holds_the_providers_memory_to_the_window() {
 // ANCHOR_END: rss
 
 /// The control: the same measurement, on a provider allowed to hold a
-/// 32 MiB window in its connection's buffer, sees the memory grow by more
-/// than the first test's bound — and a stream read normally for as long
-/// gets far more messages than one window.
+/// 32 MiB window in its connection's buffer (budget raised to 128 MiB) and
+/// a caller that announces such a window and reads nothing, sees the
+/// memory grow by more than the first test's bound — and a stream read
+/// normally for as long gets far more messages than one window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_measurement_sees_a_provider_that_buffers_a_big_window() {
-    let mut config = support::local_config();
-    config.limits.stream_window_bytes = 32 << 20;
+    let config = support::local_config();
     let tables = format!(
         "[limits]\nmax_buffered_per_connection = {}\nmax_buffered_total = {}\n",
         128 << 20,
         128 << 20
     );
-    let (held, mut provider) = hold_a_stream(&tables, &config).await;
-    report("control, 32 MiB window", 32 << 20, &held);
+    let mut provider = feed_server(&tables).await;
+    // Pings on a connection of their own: the raw caller's is unread.
+    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &provider.addr));
+    let _ = produced(&stub).await;
+    let before = rss(&provider);
+    let raw = raw_unread_stream(&provider.addr).await;
+    let held = measure_held(&provider, &stub, before).await;
+    drop(raw);
+    report("control, 32 MiB window, socket unread", 32 << 20, &held);
     let default_bound = (256 << 10) + FRAME + SLACK;
     assert!(
         held.highest.saturating_sub(held.before) > 4 * default_bound,
@@ -184,16 +247,7 @@ async fn the_measurement_sees_a_provider_that_buffers_a_big_window() {
         held.highest.saturating_sub(held.before) >> 10
     );
     // Read normally, the same stream goes on far beyond one window.
-    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &provider.addr));
-    let controller = MprpcController::with_timeout(Duration::from_secs(60));
-    let request = WatchRequest {
-        count: 0,
-        size: MESSAGE,
-    };
-    let mut events = match stub.watch_with(&controller, &request).await {
-        Ok(s) => s,
-        Err(e) => panic!("open: {e}"),
-    };
+    let mut events = endless(&stub).await;
     let started = Instant::now();
     let mut read = 0u64;
     while started.elapsed() < HOLD {

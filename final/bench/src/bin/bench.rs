@@ -71,6 +71,18 @@ struct Cli {
     chart_from: Option<PathBuf>,
 }
 
+/// A server that `bench idle` or `bench stream` measures instead of
+/// starting one: both flags, or neither.
+#[derive(Debug, clap::Args)]
+struct Running {
+    /// Server address.
+    #[arg(long, requires = "server_pid")]
+    addr: Option<SocketAddr>,
+    /// The server's process id (its VmRSS or CPU time is read).
+    #[arg(long, requires = "addr")]
+    server_pid: Option<u32>,
+}
+
 /// The child roles, and the sections' own runs.
 #[derive(Debug, Subcommand)]
 enum Role {
@@ -121,12 +133,9 @@ enum Role {
         /// Which client (final, tonic or floor).
         #[arg(long, value_enum)]
         variant: Variant,
-        /// Stream server address; absent: a fresh one is started for the run.
-        #[arg(long, requires = "server_pid")]
-        addr: Option<SocketAddr>,
-        /// The stream server's process id (its CPU time is read).
-        #[arg(long, requires = "addr")]
-        server_pid: Option<u32>,
+        /// A server already running; absent: a fresh one is started for the run.
+        #[command(flatten)]
+        running: Running,
         /// Bytes of filler per message.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -143,12 +152,9 @@ enum Role {
         /// Which server it is (`final` or `floor`).
         #[arg(long, value_enum)]
         variant: Variant,
-        /// Server address; absent: a fresh server is started for the run.
-        #[arg(long, requires = "server_pid")]
-        addr: Option<SocketAddr>,
-        /// The server's process id (its VmRSS is read).
-        #[arg(long, requires = "addr")]
-        server_pid: Option<u32>,
+        /// A server already running; absent: a fresh one is started for the run.
+        #[command(flatten)]
+        running: Running,
         /// Connections to open and hold.
         #[arg(long, default_value_t = mprpc_bench::scale::IDLE_CONNECTIONS)]
         connections: usize,
@@ -196,11 +202,10 @@ fn real_main() -> Result<(), BoxError> {
         }
         Some(Role::Idle {
             variant,
-            addr,
-            server_pid,
+            running,
             connections,
         }) => {
-            let result = match (addr, server_pid) {
+            let result = match (running.addr, running.server_pid) {
                 (Some(addr), Some(pid)) => tokio::runtime::Runtime::new()?
                     .block_on(mprpc_bench::scale::idle(variant, addr, pid, connections))?,
                 _ => driver::measure_idle(&std::env::current_exe()?, variant, connections)?,
@@ -213,13 +218,12 @@ fn real_main() -> Result<(), BoxError> {
         }
         Some(Role::Stream {
             variant,
-            addr,
-            server_pid,
+            running,
             size,
             warmup_ms,
             window_ms,
         }) => {
-            let result = match (addr, server_pid) {
+            let result = match (running.addr, running.server_pid) {
                 (Some(addr), Some(pid)) => {
                     let spec = mprpc_bench::stream::StreamSpec {
                         variant,
