@@ -76,7 +76,11 @@ impl KvStoreService {
     /// hold up a `Put`.
     fn publish(&self, state: &mut State, key: &str, kind: Kind, value: &[u8]) {
         state.revision += 1;
-        // No receiver is not an error: nobody watches.
+        // Nobody watching: no copy of the value to make.
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        // A receiver gone since is not an error either.
         let _ = self.changes.send(Change {
             key: key.into(),
             kind,
