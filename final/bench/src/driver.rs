@@ -270,12 +270,7 @@ fn run_streams(opts: &Options) -> Streams {
         return streams;
     }
     for round in 1..=opts.rounds {
-        let mut order: Vec<(Variant, (SocketAddr, u32))> = servers
-            .iter()
-            .map(|(v, s)| (*v, (s.addr, s.child.id())))
-            .collect();
-        let shift = (round - 1) % order.len();
-        order.rotate_left(shift);
+        let order = round_order(&servers, round);
         for &size in &opts.stream_sizes {
             for &(variant, server) in &order {
                 match run_stream(opts, variant, server, size) {
@@ -384,6 +379,23 @@ fn run_scale(opts: &Options) -> Scale {
     scale
 }
 
+/// The servers as (variant, (address, pid)), rotated by one more place each
+/// round, so that no variant always runs first or last.
+fn round_order(
+    servers: &[(Variant, ServerProcess)],
+    round: usize,
+) -> Vec<(Variant, (SocketAddr, u32))> {
+    let mut order: Vec<_> = servers
+        .iter()
+        .map(|(v, s)| (*v, (s.addr, s.child.id())))
+        .collect();
+    if !order.is_empty() {
+        let shift = (round.saturating_sub(1)) % order.len();
+        order.rotate_left(shift);
+    }
+    order
+}
+
 /// Runs the whole benchmark as `opts` says; writes files if asked.
 pub fn run(opts: &Options) -> Result<Report, BoxError> {
     if opts.variants.is_empty() || opts.concurrencies.is_empty() || opts.rounds == 0 {
@@ -407,12 +419,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
     let mut samples = Vec::new();
     let mut failures = Vec::new();
     for round in 1..=opts.rounds {
-        let mut order = servers
-            .iter()
-            .map(|(v, s)| (*v, (s.addr, s.child.id())))
-            .collect::<Vec<_>>();
-        let shift = (round - 1) % order.len();
-        order.rotate_left(shift);
+        let order = round_order(&servers, round);
         for &concurrency in &opts.concurrencies {
             for &(variant, server) in &order {
                 match run_load(opts, variant, server, concurrency) {
