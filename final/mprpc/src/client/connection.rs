@@ -9,10 +9,14 @@
 //!   allocated per call ([`pending`]); the call id is the entry's
 //!   generation << 32 | its index — and encodes its request frame straight
 //!   into a shared write buffer;
-//! * a **writer task** swaps that buffer out and writes everything queued
-//!   since its last write with one `write_all` — under load dozens of
-//!   requests leave in one syscall (this is what Nagle's algorithm tries to
-//!   do, without its delay; `TCP_NODELAY` is set);
+//! * the caller that finds nobody writing writes: it yields once, so that
+//!   the other callers runnable now queue their frames too, then writes
+//!   everything queued since the last write with one `try_write` — under
+//!   load dozens of requests leave in one syscall (what Nagle's algorithm
+//!   tries to do, without its delay; `TCP_NODELAY` is set), and no other
+//!   thread is woken to do it. A **writer task** takes over what the
+//!   socket did not take, TLS connections, and frames no call waits on
+//!   (cancels, credit);
 //! * a **reader task** decodes response frames and completes the matching
 //!   pending call (stores the reply in its entry and wakes it), in whatever
 //!   order the provider answers; a late response for an entry reused since
@@ -52,6 +56,16 @@ use stream::*;
 // The table of calls waiting for their responses.
 mod pending;
 use pending::{Pending, Polled};
+
+/// Who writes the queued frames (the value of `Shared::role`).
+mod role {
+    /// Nobody: the next frame queued starts a write.
+    pub const IDLE: u8 = 0;
+    /// A caller, with the socket's write half directly ([`super::io::write_as_caller`]).
+    pub const CALLER: u8 = 1;
+    /// The writer task.
+    pub const TASK: u8 = 2;
+}
 
 /// Connection state values.
 mod state {
@@ -267,8 +281,17 @@ struct Shared {
     sweep_at: AtomicU64,
     /// Wakes the deadline task: an earlier deadline, or the connection died.
     sweep_wake: Notify,
-    /// Frames queued for the writer task.
+    /// Frames queued, not yet written.
     wbuf: Mutex<BytesMut>,
+    /// Who writes them now (see [`role`]); changed only under the `wbuf`
+    /// lock, so that a frame queued is always seen by the one writing.
+    role: AtomicU8,
+    /// Plain TCP: the write half, for a caller to write with itself
+    /// instead of waking the writer task; `None` with TLS.
+    direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
+    /// The buffer a caller writing swaps with `wbuf` (only the one whose
+    /// role is [`role::CALLER`] touches it).
+    spare: Mutex<BytesMut>,
     /// Wakes the writer task (queued frames, or a state change).
     writer_wake: Notify,
     /// Calls started and not yet finished (load balancing reads it too).
@@ -372,7 +395,16 @@ impl Connection {
         match &settings.tls {
             None => {
                 let (rd, wr) = stream.into_split();
-                Ok(Self::start(addr, serial, settings, events, rd, wr))
+                let wr = Arc::new(wr);
+                let task_half = SharedHalf(Arc::clone(&wr));
+                Ok(Self::start(
+                    addr,
+                    serial,
+                    settings,
+                    events,
+                    rd,
+                    (task_half, Some(wr)),
+                ))
             }
             Some(tls) => {
                 let name = tls.name_for(addr).map_err(|e| {
@@ -398,20 +430,21 @@ impl Connection {
                     }
                 };
                 let (rd, wr) = tokio::io::split(stream);
-                Ok(Self::start(addr, serial, settings, events, rd, wr))
+                Ok(Self::start(addr, serial, settings, events, rd, (wr, None)))
             }
         }
     }
 
     /// Sends the preamble and starts the reader and writer tasks on the two
-    /// halves of a connected stream (plain TCP or TLS).
+    /// halves of a connected stream (plain TCP or TLS); `direct` is the
+    /// plain write half callers may write to themselves.
     fn start<R, W>(
         addr: &str,
         serial: u64,
         settings: &ConnSettings,
         events: EventSink,
         rd: R,
-        wr: W,
+        (wr, direct): (W, Option<Arc<tokio::net::tcp::OwnedWriteHalf>>),
     ) -> Connection
     where
         R: AsyncRead + Unpin + Send + 'static,
@@ -427,6 +460,10 @@ impl Connection {
             sweep_at: AtomicU64::new(u64::MAX),
             sweep_wake: Notify::new(),
             wbuf: Mutex::new(wbuf),
+            // The writer task sends the preamble.
+            role: AtomicU8::new(role::TASK),
+            direct,
+            spare: Mutex::new(BytesMut::with_capacity(16 * 1024)),
             writer_wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
             state: AtomicU8::new(state::OPEN),
@@ -553,7 +590,7 @@ impl Connection {
             handed_over.store(true, Ordering::Relaxed);
         }
         guard.id = id;
-        {
+        let first = {
             let mut buf = lock(&shared.wbuf);
             frame::encode_request_with_metadata(
                 &mut buf,
@@ -566,9 +603,15 @@ impl Connection {
                 shared.max_frame_size,
             )
             .map_err(|(code, msg)| CallError::Failed(Status::new(code, msg)))?;
-        }
+            shared.start_writing()
+        };
         guard.queued = true;
-        shared.writer_wake.notify_one();
+        // Whoever is writing now takes our frame too; else we start a write.
+        match first {
+            Some(role::CALLER) => write_as_caller(shared).await,
+            Some(_) => shared.writer_wake.notify_one(),
+            None => {}
+        }
         // The first poll is the one that parked the waker above (no await
         // in between): a reply stored since has woken this task already, so
         // it need not look.

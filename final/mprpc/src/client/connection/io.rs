@@ -3,9 +3,12 @@
 
 use super::*;
 
+use bytes::Buf;
+
 // ANCHOR: writer
-/// Writes queued frames, one `write_all` per batch; closes the write half
-/// when the connection drains empty or dies.
+/// Writes queued frames when a caller could not (TLS, a full socket
+/// buffer, frames queued by no call: cancels, credit): one `write_all` per
+/// batch. Closes the write half when the connection drains empty or dies.
 pub(super) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -20,32 +23,190 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>
         tokio::task::yield_now().await;
         loop {
             batch.clear();
-            // Swap buffers: callers keep appending to the (empty) other one
-            // while we write, and neither side allocates in steady state.
-            std::mem::swap(&mut *lock(&shared.wbuf), &mut batch);
+            {
+                let mut buf = lock(&shared.wbuf);
+                if shared.role.load(Ordering::Relaxed) == role::CALLER {
+                    // A caller is writing: it looks at the buffer again
+                    // before it stops, so it takes what is queued.
+                    break;
+                }
+                // Swap buffers: callers keep appending to the (empty) other
+                // one while we write, and neither side allocates in steady state.
+                std::mem::swap(&mut *buf, &mut batch);
+                let next = if batch.is_empty() {
+                    role::IDLE
+                } else {
+                    role::TASK
+                };
+                shared.role.store(next, Ordering::Relaxed);
+            }
             if batch.is_empty() {
                 break;
             }
             if let Err(e) = wr.write_all(&batch).await {
-                log::warn!("writing to {} failed: {e}", shared.addr);
-                fail_connection(
-                    &shared,
-                    Status::new(
-                        ErrorCode::Transport,
-                        format!("writing to {} failed: {e}", shared.addr),
-                    ),
-                );
+                write_failed(&shared, &e);
                 return;
             }
         }
         let st = shared.state.load(Ordering::SeqCst);
         let idle = shared.in_flight.load(Ordering::SeqCst) == 0;
-        if st == state::DEAD || (st == state::DRAINING && idle && lock(&shared.wbuf).is_empty()) {
+        let drained = || {
+            let buf = lock(&shared.wbuf);
+            buf.is_empty() && shared.role.load(Ordering::Relaxed) == role::IDLE
+        };
+        if st == state::DEAD || (st == state::DRAINING && idle && drained()) {
             // Half-close: tells the provider we will send nothing more, so it
             // can finish and close without cutting off any call.
             let _ = wr.shutdown().await;
             return;
         }
+    }
+}
+
+/// A write to the provider failed: the connection is dead.
+fn write_failed(shared: &Shared, e: &std::io::Error) {
+    log::warn!("writing to {} failed: {e}", shared.addr);
+    fail_connection(
+        shared,
+        Status::new(
+            ErrorCode::Transport,
+            format!("writing to {} failed: {e}", shared.addr),
+        ),
+    );
+}
+
+impl Shared {
+    /// Called with `wbuf` locked, after queuing a frame. If nobody is
+    /// writing, takes the job: `Some(CALLER)` on plain TCP, where the
+    /// caller then writes itself ([`write_as_caller`]); `Some(TASK)` with
+    /// TLS, where it wakes the writer task. `None`: someone is writing,
+    /// and will take this frame before it stops — no wake-up at all.
+    pub(super) fn start_writing(&self) -> Option<u8> {
+        if self.role.load(Ordering::Relaxed) != role::IDLE {
+            return None;
+        }
+        let next = if self.direct.is_some() {
+            role::CALLER
+        } else {
+            role::TASK
+        };
+        self.role.store(next, Ordering::Relaxed);
+        Some(next)
+    }
+}
+
+/// Most batches one caller writes for everyone before the writer task
+/// takes over, so that under a steady load no call waits on others' writes.
+const CALLER_BATCHES: usize = 2;
+
+/// Writes the queued frames from the calling task, on plain TCP, when it
+/// took the job ([`Shared::start_writing`]). This is the floor's design
+/// (chapter Performance, "Round 4"): waking the writer task costs, on a
+/// multi-threaded runtime, a wake-up of the other worker thread per batch
+/// — a system call and a context switch. The caller yields once first,
+/// like the writer task, so that the other callers woken with it queue
+/// their frames and go in the same write.
+///
+/// Writes are `try_write`: no await between taking a batch and writing
+/// it, so a call dropped (deadline, cancel) cannot leave a frame half
+/// written. What the socket does not take now goes to the writer task,
+/// ahead of anything queued since, as does the job if this call is
+/// dropped while it yields.
+pub(super) async fn write_as_caller(shared: &Shared) {
+    let Some(half) = shared.direct.as_deref() else {
+        return;
+    };
+    let handover = Handover(shared);
+    tokio::task::yield_now().await;
+    let mut batch = std::mem::take(&mut *lock(&shared.spare));
+    for _ in 0..CALLER_BATCHES {
+        batch.clear();
+        {
+            let mut buf = lock(&shared.wbuf);
+            if buf.is_empty() {
+                *lock(&shared.spare) = batch;
+                shared.role.store(role::IDLE, Ordering::Relaxed);
+                drop(buf);
+                std::mem::forget(handover);
+                return;
+            }
+            std::mem::swap(&mut *buf, &mut batch);
+        }
+        let mut written = 0;
+        while written < batch.len() {
+            match half.try_write(&batch[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The socket is full: the rest goes first, then what
+                    // was queued meanwhile, by the writer task (dropping
+                    // `handover` hands it the job).
+                    batch.advance(written);
+                    let mut buf = lock(&shared.wbuf);
+                    batch.extend_from_slice(&buf);
+                    std::mem::swap(&mut *buf, &mut batch);
+                    return;
+                }
+                Err(e) => {
+                    write_failed(shared, &e);
+                    return;
+                }
+            }
+        }
+    }
+    *lock(&shared.spare) = batch;
+    // Enough for one call: what is queued now is the writer task's.
+}
+
+/// Hands the job of writing to the writer task when dropped: after a
+/// caller wrote its share, or if it is dropped while it yields.
+struct Handover<'a>(&'a Shared);
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        {
+            // Like every change of the role: under the `wbuf` lock.
+            let _held = lock(&shared.wbuf);
+            shared.role.store(role::TASK, Ordering::Relaxed);
+        }
+        shared.writer_wake.notify_one();
+    }
+}
+
+/// The plain write half shared by the writer task and the callers
+/// ([`write_as_caller`]): `OwnedWriteHalf` writes through `&self`
+/// (`try_write`), but its `AsyncWrite` wants `&mut self`.
+pub(super) struct SharedHalf(pub(super) Arc<tokio::net::tcp::OwnedWriteHalf>);
+
+impl AsyncWrite for SharedHalf {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let stream: &TcpStream = (*self.0).as_ref();
+        loop {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let stream: &TcpStream = (*self.0).as_ref();
+        Poll::Ready(socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write))
     }
 }
 // ANCHOR_END: writer
