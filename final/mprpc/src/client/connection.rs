@@ -47,8 +47,8 @@ mod io;
 use io::*;
 // Server streams.
 mod stream;
-pub(crate) use stream::RawStream;
 use stream::*;
+pub(crate) use stream::{RawStream, StreamSender};
 // The table of calls waiting for their responses.
 mod pending;
 use pending::{Pending, Polled};
