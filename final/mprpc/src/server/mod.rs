@@ -562,3 +562,24 @@ impl Drop for RunningProvider {
         let _ = self.admin_tx.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::MethodKind;
+
+    /// `course_compat.register` publishes a service's unary methods only:
+    /// no server, client or bidirectional stream.
+    #[test]
+    fn the_course_layout_gets_only_unary_methods() {
+        static DESC: ServiceDescriptor =
+            ServiceDescriptor::new("Feed", "feed.Feed", &["Watch", "Ping", "Upload", "Chat"])
+                .with_method_kinds(&[
+                    MethodKind::ServerStreaming,
+                    MethodKind::Unary,
+                    MethodKind::ClientStreaming,
+                    MethodKind::Bidi,
+                ]);
+        assert_eq!(unary_methods(&DESC), ["Ping"]);
+    }
+}
