@@ -544,68 +544,39 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
              pub trait {name}: Send + Sync + 'static {{"
     );
     for m in &service.methods {
-        match kind(m) {
-            Kind::Unary => {}
-            Kind::ServerStreaming => {
-                write_stream_type(s, m);
-                s.push_str(&method_docs(
-                    m,
-                    "    ",
-                    &format!(
-                        "Handles `{}`: returns the stream of responses.",
-                        m.proto_name
-                    ),
-                ));
-                let _ = writeln!(
-                    s,
-                    "    fn {}(&self, ctx: ::mprpc::CallContext, request: {}) -> impl ::core::future::Future<Output = ::core::result::Result<Self::{}Stream, ::mprpc::Status>> + Send;",
-                    m.name, m.input_type, m.proto_name
-                );
-                continue;
-            }
-            Kind::ClientStreaming => {
-                s.push_str(&method_docs(
-                    m,
-                    "    ",
-                    &format!(
-                        "Handles `{}`: reads the caller's messages from `requests`\n    /// (`Ok(None)` after its half-close) and returns the one response.",
-                        m.proto_name
-                    ),
-                ));
-                let _ = writeln!(
-                    s,
-                    "    fn {}(&self, ctx: ::mprpc::CallContext, requests: ::mprpc::Streaming<{}>) -> impl ::core::future::Future<Output = ::core::result::Result<{}, ::mprpc::Status>> + Send;",
-                    m.name, m.input_type, m.output_type
-                );
-                continue;
-            }
-            Kind::Bidi => {
-                write_stream_type(s, m);
-                s.push_str(&method_docs(
-                    m,
-                    "    ",
-                    &format!(
-                        "Handles `{}`: reads the caller's messages from `requests`\n    /// (`Ok(None)` after its half-close) and returns the stream of responses.",
-                        m.proto_name
-                    ),
-                ));
-                let _ = writeln!(
-                    s,
-                    "    fn {}(&self, ctx: ::mprpc::CallContext, requests: ::mprpc::Streaming<{}>) -> impl ::core::future::Future<Output = ::core::result::Result<Self::{}Stream, ::mprpc::Status>> + Send;",
-                    m.name, m.input_type, m.proto_name
-                );
-                continue;
-            }
+        let p = &m.proto_name;
+        let streams_in = "reads the caller's messages from `requests`\n    /// (`Ok(None)` after its half-close) and";
+        // What each kind takes and returns; the rest of the method is the same.
+        let (doc, arg, ret) = match kind(m) {
+            Kind::Unary => (
+                format!("Handles `{p}`."),
+                format!("request: {}", m.input_type),
+                m.output_type.clone(),
+            ),
+            Kind::ServerStreaming => (
+                format!("Handles `{p}`: returns the stream of responses."),
+                format!("request: {}", m.input_type),
+                format!("Self::{p}Stream"),
+            ),
+            Kind::ClientStreaming => (
+                format!("Handles `{p}`: {streams_in} returns the one response."),
+                format!("requests: ::mprpc::Streaming<{}>", m.input_type),
+                m.output_type.clone(),
+            ),
+            Kind::Bidi => (
+                format!("Handles `{p}`: {streams_in} returns the stream of responses."),
+                format!("requests: ::mprpc::Streaming<{}>", m.input_type),
+                format!("Self::{p}Stream"),
+            ),
+        };
+        if matches!(kind(m), Kind::ServerStreaming | Kind::Bidi) {
+            write_stream_type(s, m);
         }
-        s.push_str(&method_docs(
-            m,
-            "    ",
-            &format!("Handles `{}`.", m.proto_name),
-        ));
+        s.push_str(&method_docs(m, "    ", &doc));
         let _ = writeln!(
             s,
-            "    fn {}(&self, ctx: ::mprpc::CallContext, request: {}) -> impl ::core::future::Future<Output = ::core::result::Result<{}, ::mprpc::Status>> + Send;",
-            m.name, m.input_type, m.output_type
+            "    fn {}(&self, ctx: ::mprpc::CallContext, {arg}) -> impl ::core::future::Future<Output = ::core::result::Result<{ret}, ::mprpc::Status>> + Send;",
+            m.name
         );
     }
     let _ = writeln!(s, "}}\n");
