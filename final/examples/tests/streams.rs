@@ -449,6 +449,20 @@ async fn callers_and_providers_that_cannot_stream_are_refused() {
         "{:?}",
         r.as_ref().err()
     );
+    // So are a client stream and a bidirectional one.
+    let r = stub.upload(futures_util::stream::iter(chunks(1, 1))).await;
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unsupported && s.message.contains("cannot stream")),
+        "{r:?}"
+    );
+    let r = stub
+        .chat(futures_util::stream::iter([Msg::default()]))
+        .await;
+    assert!(
+        matches!(&r, Err(s) if s.code == ErrorCode::Unsupported && s.message.contains("cannot stream")),
+        "{:?}",
+        r.as_ref().err()
+    );
     drop(stub);
     let got = server.await.unwrap_or_default();
     // Only our preamble reached it: no stream frame.
@@ -999,3 +1013,88 @@ async fn blocking_stubs_upload_and_chat() {
     p.shutdown().await.ok();
 }
 // ANCHOR_END: blocking_client_streams
+
+/// Property: whatever the sizes of a raw caller's messages, the provider
+/// accepts every message sent while the caller's credit (counted as the
+/// wire-formats chapter says) is above zero, and ends the stream with
+/// `Protocol` at the first one sent after it is spent — never earlier,
+/// never a panic, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_enforces_exactly_the_callers_credit() {
+    let mut config = support::local_config();
+    config.limits.stream_window_bytes = 8 << 10;
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let addr = p.local_addr();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for case in 0..12 {
+        let (mut s, mut buf, first) = raw_stream(addr, 0x03, "Upload", &()).await;
+        let Some(Frame::Credit { id: 1, bytes }) = first else {
+            panic!("case {case}: no credit: {first:?}");
+        };
+        // The handler reads this and stops: no more credit comes.
+        let stall = prost::Message::encode_to_vec(&chunk(b"stall"));
+        let mut credit = i64::from(bytes) - stall.len() as i64;
+        let mut out = BytesMut::new();
+        frame::encode_stream_message(&mut out, 1, &stall);
+        while credit > 0 {
+            let size = 1 + (next() % 3000) as usize;
+            let msg = prost::Message::encode_to_vec(&chunk(&vec![b'y'; size]));
+            credit -= msg.len() as i64;
+            frame::encode_stream_message(&mut out, 1, &msg);
+        }
+        let overstep = next() % 2 == 0;
+        if overstep {
+            frame::encode_stream_message(&mut out, 1, b"");
+        }
+        assert!(s.write_all(&out).await.is_ok());
+        let seen =
+            tokio::time::timeout(Duration::from_millis(300), next_frame(&mut s, &mut buf)).await;
+        if overstep {
+            assert!(
+                matches!(
+                    &seen,
+                    Ok(Some(Frame::StreamEnd {
+                        id: 1,
+                        code: ErrorCode::Protocol,
+                        ..
+                    }))
+                ),
+                "case {case}: beyond the credit, {seen:?}"
+            );
+        } else {
+            assert!(seen.is_err(), "case {case}: within the credit, {seen:?}");
+        }
+        // Either way the connection serves a unary call.
+        let mut out = BytesMut::new();
+        let sent = frame::encode_request(
+            &mut out,
+            9,
+            5000,
+            "feed.Feed",
+            "Ping",
+            &PingRequest {},
+            1 << 20,
+        );
+        assert!(sent.is_ok());
+        assert!(s.write_all(&out).await.is_ok());
+        let reply = next_frame(&mut s, &mut buf).await;
+        assert!(
+            matches!(
+                &reply,
+                Some(Frame::Response {
+                    id: 9,
+                    code: ErrorCode::Ok,
+                    ..
+                })
+            ),
+            "case {case}: {reply:?}"
+        );
+    }
+    p.shutdown().await.ok();
+}
