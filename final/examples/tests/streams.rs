@@ -1098,3 +1098,45 @@ async fn the_provider_enforces_exactly_the_callers_credit() {
     }
     p.shutdown().await.ok();
 }
+
+/// Drain lets an open bidirectional stream finish too: after goaway the
+/// caller goes on sending and reading until its half-close ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_provider_lets_an_open_chat_finish() {
+    let config = support::local_config();
+    let p = feed_provider(config.clone(), FeedService::default()).await;
+    let stub = stub(&config, &p);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let requests =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut replies = match stub.chat_with(&long(), requests).await {
+        Ok(s) => s,
+        Err(e) => panic!("open: {e}"),
+    };
+    let mut echo = async |seq: u64| {
+        assert!(
+            tx.send(Msg {
+                seq,
+                text: String::new()
+            })
+            .is_ok()
+        );
+        match replies.message().await {
+            Ok(Some(m)) => assert_eq!(m.seq, seq),
+            other => panic!("reply {seq}: {other:?}"),
+        }
+    };
+    echo(0).await;
+    let shutdown = tokio::spawn(p.shutdown());
+    // The goaway comes meanwhile; the stream goes on both ways.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for seq in 1..50 {
+        echo(seq).await;
+    }
+    drop(tx);
+    let end = replies.message().await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    drop(replies);
+    let done = tokio::time::timeout(Duration::from_secs(5), shutdown).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+}
