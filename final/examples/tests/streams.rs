@@ -1140,3 +1140,53 @@ async fn a_draining_provider_lets_an_open_chat_finish() {
     let done = tokio::time::timeout(Duration::from_secs(5), shutdown).await;
     assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
 }
+
+/// A provider that grants credit without end while it reads nothing cannot
+/// make the caller queue the application's messages without bound: the
+/// sender waits for the connection's writer, and the producer with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_granting_without_reading_does_not_grow_the_callers_buffer() {
+    let config = support::local_config();
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = s.write_all(&frame::PREAMBLE).await;
+        // Read the preamble and the opening, then grant 4 GiB and never
+        // read again.
+        let mut got = [0u8; 8 + 4 + 36];
+        let _ = s.read_exact(&mut got).await;
+        let mut out = BytesMut::new();
+        frame::encode_credit(&mut out, 1, u32::MAX);
+        let _ = s.write_all(&out).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let stub = FeedStub::new(MprpcChannel::direct_with(&config, &addr));
+    let produced = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&produced);
+    let requests = futures_util::stream::iter(chunks(u64::MAX, 1024)).inspect(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let upload = tokio::spawn(async move { stub.upload_with(&long(), requests).await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let held = produced.load(std::sync::atomic::Ordering::Relaxed);
+    // The socket's buffers take some megabytes; without the bound the
+    // producer would run on to gigabytes.
+    assert!(held < 40_000, "the caller queued {held} KiB");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        produced.load(std::sync::atomic::Ordering::Relaxed),
+        held,
+        "the producer went on"
+    );
+    upload.abort();
+    server.abort();
+}

@@ -52,6 +52,11 @@ impl Credit {
         self.avail.load(Ordering::Acquire) > 0
     }
 
+    /// Whether the stream has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// A message of `len` bytes went out.
     pub(crate) fn spend(&self, len: usize) {
         let len = i64::try_from(len).unwrap_or(i64::MAX);

@@ -271,6 +271,9 @@ struct Shared {
     wbuf: Mutex<BytesMut>,
     /// Wakes the writer task (queued frames, or a state change).
     writer_wake: Notify,
+    /// The writer took `wbuf` and wrote it: stream senders waiting for
+    /// room in `wbuf` look again.
+    wrote: Notify,
     /// Calls started and not yet finished (load balancing reads it too).
     in_flight: AtomicUsize,
     /// See [`state`].
@@ -428,6 +431,7 @@ impl Connection {
             sweep_wake: Notify::new(),
             wbuf: Mutex::new(wbuf),
             writer_wake: Notify::new(),
+            wrote: Notify::new(),
             in_flight: AtomicUsize::new(0),
             state: AtomicU8::new(state::OPEN),
             slots: Slots::new(settings.max_in_flight),

@@ -37,6 +37,7 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>
                 );
                 return;
             }
+            shared.wrote.notify_waiters();
         }
         let st = shared.state.load(Ordering::SeqCst);
         let idle = shared.in_flight.load(Ordering::SeqCst) == 0;

@@ -365,6 +365,7 @@ impl RawStream {
             id: self.id,
             credit: Arc::clone(&self.credit),
             what: self.what.clone(),
+            window: self.window.max(64 << 10),
         })
     }
 
@@ -388,6 +389,9 @@ pub(crate) struct StreamSender {
     credit: Arc<Credit>,
     /// "service.method", for error texts.
     what: String,
+    /// The stream's window: the most the writer's queue may hold before
+    /// this sender waits.
+    window: u32,
 }
 
 impl StreamSender {
@@ -413,10 +417,34 @@ impl StreamSender {
                 ),
             ));
         }
+        self.room(self.window as usize).await?;
         self.credit.spend(payload.len());
         frame::encode_stream_message(&mut lock(&s.wbuf), self.id, payload);
         s.writer_wake.notify_one();
         Ok(())
+    }
+
+    /// Waits until the writer's queue holds less than `limit` bytes: a
+    /// provider granting credit while it reads nothing must not make the
+    /// caller queue the application's messages without bound. `Err` if
+    /// the stream ends meanwhile.
+    async fn room(&self, limit: usize) -> Result<(), Status> {
+        let s = &self.conn.shared;
+        loop {
+            let wrote = s.wrote.notified();
+            if lock(&s.wbuf).len() < limit {
+                return Ok(());
+            }
+            // Also looks again now and then, so a connection that dies
+            // (and so writes nothing more) does not hold the sender.
+            let _ = tokio::time::timeout(Duration::from_millis(50), wrote).await;
+            if self.credit.is_closed() {
+                return Err(Status::new(
+                    ErrorCode::Cancelled,
+                    format!("{}: the stream has ended", self.what),
+                ));
+            }
+        }
     }
 
     /// Ends the stream from the caller's side with `status` (a message
