@@ -1190,3 +1190,57 @@ async fn a_provider_granting_without_reading_does_not_grow_the_callers_buffer() 
     upload.abort();
     server.abort();
 }
+
+/// Handlers that stop reading share one input budget per connection (half
+/// of `max_buffered_per_connection`): with a 64 KiB allowance and 16 KiB
+/// windows, two stalled uploads hold it all, and a third gets no credit
+/// until one of them ends — while unary calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handlers_share_the_connections_input_budget() {
+    let mut config = support::local_config();
+    config.limits.max_buffered_per_connection = 64 << 10;
+    config.limits.stream_window_bytes = 16 << 10;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let p = feed_provider(config.clone(), FeedService::reporting_input(tx)).await;
+    let stub = stub(&config, &p);
+    let produced: Vec<_> = (0..3)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let mut uploads = Vec::new();
+    for counter in &produced {
+        let counter = std::sync::Arc::clone(counter);
+        let requests = futures_util::stream::iter(std::iter::once(chunk(b"stall"))).chain(
+            futures_util::stream::iter(chunks(u64::MAX, 1024)).inspect(move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }),
+        );
+        let stub = stub.clone();
+        uploads.push(tokio::spawn(async move {
+            stub.upload_with(&long(), requests).await
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let count = |i: usize| produced[i].load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(next_seen(&mut seen).await, "upload stalled");
+    assert_eq!(next_seen(&mut seen).await, "upload stalled");
+    assert!(
+        count(0) <= 18 && count(1) <= 18,
+        "{} {}",
+        count(0),
+        count(1)
+    );
+    // The third has not been granted anything: its sender holds the one
+    // chunk it pulled.
+    assert!(count(2) <= 1, "{}", count(2));
+    assert!(stub.ping(&PingRequest {}).await.is_ok());
+    // Ending the first frees its share: the third gets its window.
+    uploads[0].abort();
+    assert_eq!(next_seen(&mut seen).await, "upload dropped");
+    assert_eq!(next_seen(&mut seen).await, "upload stalled");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!((10..=18).contains(&count(2)), "{}", count(2));
+    for u in &uploads {
+        u.abort();
+    }
+    p.shutdown().await.ok();
+}

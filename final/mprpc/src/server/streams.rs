@@ -594,7 +594,7 @@ impl RawRequests {
     fn new(streams: &Streams, id: u64, serial: u64, window: u32) -> (RawRequests, Input) {
         let (tx, rx) = mpsc::unbounded_channel();
         let avail = Arc::new(AtomicI64::new(0));
-        let requests = RawRequests {
+        let mut requests = RawRequests {
             rx,
             avail: Arc::clone(&avail),
             budget: Arc::clone(&streams.in_budget),
@@ -607,7 +607,6 @@ impl RawRequests {
             serial,
             done: false,
         };
-        let mut requests = requests;
         // The initial grant, at once if the budget allows (else when the
         // handler first reads).
         requests.start_grant();
