@@ -1,5 +1,5 @@
 //! Build script: compiles `proto/user.proto` (and the `common.proto` it
-//! imports) once, with tonic's generator, so every variant of the benchmark
+//! imports) once, and `final/examples/proto/streams.proto`, with tonic's generator, so every variant of the benchmark
 //! sends the very same prost message types. tonic additionally gets its
 //! client and server glue; the other variants only use the messages.
 //!
@@ -23,6 +23,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().compile_with_config(config, &[user], &[proto_dir])?;
+
+    // The streaming section's service, `feed.Feed` (the chapter "Streams"'
+    // test service, from final/examples), for the tonic variant and the
+    // floor; `final` uses the types mprpc-build makes from the same file.
+    let examples_proto = manifest.join("..").join("examples").join("proto");
+    let streams = examples_proto.join("streams.proto");
+    println!("cargo:rerun-if-changed={}", streams.display());
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().compile_with_config(config, &[streams], &[examples_proto])?;
 
     // `RUSTC` is the compiler cargo is using for this very build.
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());

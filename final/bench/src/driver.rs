@@ -1,7 +1,8 @@
 //! The driver: starts one server process per variant, then for every round,
 //! every concurrency and every variant (order rotated each round so no
 //! variant always runs first or last) starts one load-generator process,
-//! and finally summarizes, prints and writes the report.
+//! then the scale and streaming sections, and finally summarizes, prints
+//! and writes the report.
 //!
 //! It compiles nothing: the server and the load generator are this same
 //! executable started with `server` / `load`, so `cargo run --release` of the
@@ -19,6 +20,7 @@ use crate::load::LoadResult;
 use crate::report::{Failure, Machine, Report, Sample, Settings, loadavg, summarize};
 use crate::scale::{IdleResult, Scale};
 use crate::server::READY_PREFIX;
+use crate::stream::{StreamResult, Streams};
 use crate::variant::Variant;
 
 /// How long a server may take to print its address.
@@ -51,6 +53,8 @@ pub struct Options {
     pub idle_connections: usize,
     /// Connections of the scale section's load (one call in flight each; 0: skip).
     pub load_connections: usize,
+    /// Message sizes of the streaming section (empty: skip it).
+    pub stream_sizes: Vec<usize>,
 }
 
 impl Options {
@@ -82,6 +86,7 @@ impl Options {
             } else {
                 crate::scale::LOAD_CONNECTIONS
             },
+            stream_sizes: crate::stream::SIZES.to_vec(),
         }
     }
 }
@@ -98,14 +103,13 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts `exe server --variant <variant>` and waits for its address.
     fn start(exe: &Path, variant: Variant) -> Result<Self, BoxError> {
+        Self::start_role(exe, "server", variant)
+    }
+
+    /// [`ServerProcess::start`] with another server role (`stream-server`).
+    fn start_role(exe: &Path, role: &str, variant: Variant) -> Result<Self, BoxError> {
         let mut child = Command::new(exe)
-            .args([
-                "server",
-                "--variant",
-                variant.name(),
-                "--bind",
-                "127.0.0.1:0",
-            ])
+            .args([role, "--variant", variant.name(), "--bind", "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -172,7 +176,8 @@ fn run_load_on(
     connections: usize,
 ) -> Result<LoadResult, BoxError> {
     let (addr, server_pid) = server;
-    let output = Command::new(&opts.exe)
+    let mut command = Command::new(&opts.exe);
+    command
         .args([
             "load",
             "--variant",
@@ -184,25 +189,111 @@ fn run_load_on(
         .args(["--connections", &connections.to_string()])
         .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
         .args(["--window-ms", &opts.window.as_millis().to_string()])
-        .args(["--server-pid", &server_pid.to_string()])
+        .args(["--server-pid", &server_pid.to_string()]);
+    json_of(command, "load generator")
+}
+
+/// Runs `exe stream` against the stream server at `server` (address, pid)
+/// and parses its JSON line.
+fn run_stream(
+    opts: &Options,
+    variant: Variant,
+    server: (SocketAddr, u32),
+    size: usize,
+) -> Result<StreamResult, BoxError> {
+    let mut command = Command::new(&opts.exe);
+    command
+        .args(["stream", "--variant", variant.name()])
+        .args(["--addr", &server.0.to_string()])
+        .args(["--server-pid", &server.1.to_string()])
+        .args(["--size", &size.to_string()])
+        .args(["--warmup-ms", &opts.warmup.as_millis().to_string()])
+        .args(["--window-ms", &opts.window.as_millis().to_string()]);
+    json_of(command, "stream run")
+}
+
+/// Runs `command` (a child role of this executable) and parses the JSON
+/// line it prints last; a failure says what `what` was and what it wrote
+/// on stderr.
+fn json_of<T: serde::de::DeserializeOwned>(
+    mut command: Command,
+    what: &str,
+) -> Result<T, BoxError> {
+    let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
-            "load generator failed ({}): {}",
-            output.status,
-            stderr.trim()
-        )
-        .into());
+        return Err(format!("{what} failed ({}): {}", output.status, stderr.trim()).into());
     }
     let stdout = String::from_utf8(output.stdout)?;
     let line = stdout
         .lines()
         .last()
-        .ok_or("load generator printed nothing")?;
+        .ok_or_else(|| format!("{what} printed nothing"))?;
     Ok(serde_json::from_str(line)?)
+}
+
+/// One streaming run on a fresh `variant` stream server: `bench stream`
+/// without `--addr`.
+pub fn measure_stream(
+    opts: &Options,
+    variant: Variant,
+    size: usize,
+) -> Result<StreamResult, BoxError> {
+    let server = ServerProcess::start_role(&opts.exe, "stream-server", variant)?;
+    run_stream(opts, variant, (server.addr, server.child.id()), size)
+}
+
+/// The streaming section: one stream server per variant that has a
+/// streaming side, then every round, every size and every variant (order
+/// rotated each round, as in the main table).
+fn run_streams(opts: &Options) -> Streams {
+    let mut streams = Streams::default();
+    if opts.stream_sizes.is_empty() {
+        return streams;
+    }
+    let mut servers = Vec::new();
+    for variant in crate::stream::VARIANTS
+        .into_iter()
+        .filter(|v| opts.variants.contains(v))
+    {
+        match ServerProcess::start_role(&opts.exe, "stream-server", variant) {
+            Ok(server) => servers.push((variant, server)),
+            Err(e) => streams
+                .failures
+                .push(format!("{variant} stream server: {e}")),
+        }
+    }
+    if servers.is_empty() {
+        return streams;
+    }
+    for round in 1..=opts.rounds {
+        let order = round_order(&servers, round);
+        for &size in &opts.stream_sizes {
+            for &(variant, server) in &order {
+                match run_stream(opts, variant, server, size) {
+                    Ok(r) => {
+                        if opts.verbose {
+                            eprintln!(
+                                "stream round {round}/{}  {size:>5} B  {variant:<13}  {:>10.0} messages/s  {:>7.1} MiB/s  CPU {:>6.0} ns/message",
+                                opts.rounds,
+                                r.messages_per_sec,
+                                r.mib_per_sec,
+                                r.cpu_ns_per_message.unwrap_or(f64::NAN)
+                            );
+                        }
+                        streams.results.push(r);
+                    }
+                    Err(e) => streams
+                        .failures
+                        .push(format!("round {round}, {size} B, {variant}: {e}")),
+                }
+            }
+        }
+    }
+    streams
 }
 
 /// Runs `exe idle` against the server at `server` (address, pid) and parses
@@ -213,21 +304,13 @@ fn run_idle(
     server: (SocketAddr, u32),
     connections: usize,
 ) -> Result<IdleResult, BoxError> {
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["idle", "--variant", variant.name()])
         .args(["--addr", &server.0.to_string()])
         .args(["--server-pid", &server.1.to_string()])
-        .args(["--connections", &connections.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("idle run failed ({}): {}", output.status, stderr.trim()).into());
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    let line = stdout.lines().last().ok_or("idle run printed nothing")?;
-    Ok(serde_json::from_str(line)?)
+        .args(["--connections", &connections.to_string()]);
+    json_of(command, "idle run")
 }
 
 /// Memory per idle connection of a fresh `variant` server (started here,
@@ -296,6 +379,23 @@ fn run_scale(opts: &Options) -> Scale {
     scale
 }
 
+/// The servers as (variant, (address, pid)), rotated by one more place each
+/// round, so that no variant always runs first or last.
+fn round_order(
+    servers: &[(Variant, ServerProcess)],
+    round: usize,
+) -> Vec<(Variant, (SocketAddr, u32))> {
+    let mut order: Vec<_> = servers
+        .iter()
+        .map(|(v, s)| (*v, (s.addr, s.child.id())))
+        .collect();
+    if !order.is_empty() {
+        let shift = (round.saturating_sub(1)) % order.len();
+        order.rotate_left(shift);
+    }
+    order
+}
+
 /// Runs the whole benchmark as `opts` says; writes files if asked.
 pub fn run(opts: &Options) -> Result<Report, BoxError> {
     if opts.variants.is_empty() || opts.concurrencies.is_empty() || opts.rounds == 0 {
@@ -319,12 +419,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
     let mut samples = Vec::new();
     let mut failures = Vec::new();
     for round in 1..=opts.rounds {
-        let mut order = servers
-            .iter()
-            .map(|(v, s)| (*v, (s.addr, s.child.id())))
-            .collect::<Vec<_>>();
-        let shift = (round - 1) % order.len();
-        order.rotate_left(shift);
+        let order = round_order(&servers, round);
         for &concurrency in &opts.concurrencies {
             for &(variant, server) in &order {
                 match run_load(opts, variant, server, concurrency) {
@@ -364,6 +459,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
     }
     drop(servers);
     let scale = run_scale(opts);
+    let streams = run_streams(opts);
     machine.loadavg_end = loadavg();
 
     let (summary, ratios) = summarize(&settings, &samples);
@@ -396,6 +492,7 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
         notes,
         samples,
         scale: Some(scale),
+        streams: Some(streams),
     };
 
     if let Some(dir) = &opts.results_dir {

@@ -10,7 +10,9 @@
 //!
 //! Servers and the load generator are separate processes (the same `bench`
 //! binary started with `server` or `load`); the driver in [`driver`] starts
-//! them, collects the numbers and writes the report. See the book chapter
+//! them, collects the numbers and writes the report. A streaming section
+//! ([`stream`]) measures messages/s of one server stream for `final`,
+//! tonic and a hand-written floor. See the book chapter
 //! *Performance* for how to run it and how to read the results.
 
 pub mod chart;
@@ -26,6 +28,7 @@ pub mod scale;
 pub mod server;
 pub mod service;
 pub mod step_variant;
+pub mod stream;
 pub mod variant;
 
 /// Error type used across the benchmark: any error, sendable between tasks.

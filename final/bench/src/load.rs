@@ -110,17 +110,17 @@ pub fn process_cpu_s(pid: u32) -> Option<f64> {
 
 /// CPU used by this process and the server between `from` and `until`.
 #[derive(Debug, Clone, Copy, Default)]
-struct CpuWindow {
+pub(crate) struct CpuWindow {
     /// This process (the load generator), seconds.
-    load: Option<f64>,
+    pub(crate) load: Option<f64>,
     /// The server process, seconds.
-    server: Option<f64>,
+    pub(crate) server: Option<f64>,
 }
 
 /// Starts a thread that samples both processes' CPU time at `from` and at
 /// `until` (a plain OS thread that sleeps in between, so it neither costs
 /// CPU nor waits for a busy tokio worker to be sampled on time).
-fn meter_cpu(
+pub(crate) fn meter_cpu(
     server_pid: Option<u32>,
     from: Instant,
     until: Instant,

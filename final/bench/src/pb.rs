@@ -14,3 +14,15 @@
 pub mod fixbug {
     tonic::include_proto!("fixbug");
 }
+
+/// Package `feed`: `WatchRequest`, `Event`, and the tonic client/server for
+/// `Feed`, the streaming section's service.
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod feed {
+    tonic::include_proto!("feed");
+}

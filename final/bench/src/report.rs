@@ -205,6 +205,9 @@ pub struct Report {
     /// How cost grows with connections (absent in reports from before it).
     #[serde(default)]
     pub scale: Option<crate::scale::Scale>,
+    /// The streaming section (absent in reports from before it).
+    #[serde(default)]
+    pub streams: Option<crate::stream::Streams>,
 }
 
 /// Builds the cells and ratios from raw samples.
@@ -284,7 +287,7 @@ pub fn summarize(settings: &Settings, samples: &[Sample]) -> (Vec<Summary>, Vec<
 }
 
 /// `1234567.8` → `1,234,568`.
-fn thousands(x: f64) -> String {
+pub(crate) fn thousands(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -406,6 +409,9 @@ impl Report {
         }
         if let Some(scale) = &self.scale {
             scale_markdown(&mut out, scale);
+        }
+        if let Some(streams) = &self.streams {
+            crate::stream::markdown(&mut out, streams);
         }
         if !self.failures.is_empty() {
             let _ = writeln!(out);

@@ -50,7 +50,7 @@ pub async fn run(variant: Variant, bind: SocketAddr) -> Result<(), BoxError> {
 }
 
 /// Prints the ready line and arranges for the process to exit when stdin closes.
-fn announce(addr: SocketAddr) -> Result<(), BoxError> {
+pub(crate) fn announce(addr: SocketAddr) -> Result<(), BoxError> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{READY_PREFIX}{addr}")?;

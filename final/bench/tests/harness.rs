@@ -2,7 +2,8 @@
 //! server process and real load-generator processes (the `bench` binary
 //! cargo built for this test), for the floor variant only, in quick mode,
 //! and writes the JSON, markdown and SVG into a temporary directory; its
-//! scale section (idle connections, many connections) included.
+//! scale section (idle connections, many connections) and its streaming
+//! section included.
 
 use std::path::PathBuf;
 
@@ -65,6 +66,22 @@ fn quick_floor_run_writes_a_complete_report() -> Result<(), BoxError> {
     assert!(load.calls > 0 && load.errors == 0, "{load:?}");
     assert!(markdown.contains("| floor | 1,000 |"), "{markdown}");
     assert!(markdown.contains("| floor | 100 |"), "{markdown}");
+    // The streaming section: the floor's stream at both sizes, in order
+    // (a run that saw a message out of order fails), in the JSON and the table.
+    let streams = json.streams.ok_or("no streaming section in the JSON")?;
+    assert!(streams.failures.is_empty(), "{:?}", streams.failures);
+    let sizes: Vec<(Variant, usize)> = streams
+        .results
+        .iter()
+        .map(|r| (r.variant, r.message_bytes))
+        .collect();
+    assert_eq!(sizes, [(Variant::Floor, 64), (Variant::Floor, 1024)]);
+    for r in &streams.results {
+        assert!(r.messages > 0 && r.messages_per_sec > 0.0, "{r:?}");
+        assert!(r.cpu_ns_per_message.is_some_and(|c| c > 0.0), "{r:?}");
+    }
+    assert!(markdown.contains("| floor | 64 |"), "{markdown}");
+    assert!(markdown.contains("| floor | 1024 |"), "{markdown}");
     let svg = std::fs::read_to_string(dir.path().join("chart.svg"))?;
     assert!(svg.starts_with("<svg") && svg.contains("floor"));
     Ok(())

@@ -5,6 +5,7 @@
 //! cargo run -p mprpc-examples --example kv_client -- put greeting hello
 //! cargo run -p mprpc-examples --example kv_client -- get greeting
 //! cargo run -p mprpc-examples --example kv_client -- -i my.toml delete greeting
+//! cargo run -p mprpc-examples --example kv_client -- watch greeting --for-secs 60
 //! KV_TOKEN=7f3a9c0e5b2d4f6a8c1e3b5d7f9a2c4e \
 //!     cargo run -p mprpc-examples --example kv_client -- -i final/examples/kv-secure.toml get greeting
 //! ```
@@ -17,9 +18,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mprpc::{BlockingChannel, ConfigArgs};
+use mprpc::{BlockingChannel, ConfigArgs, ErrorCode, MprpcController};
 use mprpc_examples::auth::AttachBearer;
-use mprpc_examples::kv::{BlockingKvStoreStub, DeleteRequest, GetRequest, PutRequest};
+use mprpc_examples::kv::watch_event::Kind;
+use mprpc_examples::kv::{
+    BlockingKvStoreStub, DeleteRequest, GetRequest, PutRequest, WatchRequest,
+};
 
 /// The program's command line.
 #[derive(Debug, Parser)]
@@ -51,6 +55,15 @@ enum Command {
     Delete {
         /// The key.
         key: String,
+    },
+    /// Prints a key's state, then each change of it, as `revision key …`
+    /// lines, for `--for-secs` seconds (the stream's deadline).
+    Watch {
+        /// The key.
+        key: String,
+        /// How long to watch.
+        #[arg(long, default_value_t = 3600)]
+        for_secs: u64,
     },
 }
 
@@ -97,6 +110,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Delete { key } => {
             let existed = stub.delete(&DeleteRequest { key: key.clone() })?.existed;
             println!("{key} {}", if existed { "deleted" } else { "was not set" });
+        }
+        Command::Watch { key, for_secs } => {
+            let controller =
+                MprpcController::with_timeout(std::time::Duration::from_secs(for_secs));
+            let request = WatchRequest { key: key.clone() };
+            for event in stub.watch_with(&controller, &request)? {
+                match event {
+                    Ok(e) if e.kind() == Kind::Put => {
+                        println!(
+                            "{} {key} = {}",
+                            e.revision,
+                            String::from_utf8_lossy(&e.value)
+                        );
+                    }
+                    Ok(e) => println!("{} {key} is not set", e.revision),
+                    // The time asked for is up: the watch ends as planned.
+                    Err(s) if s.code == ErrorCode::DeadlineExceeded => break,
+                    Err(s) => return Err(s.into()),
+                }
+            }
         }
     }
     Ok(())

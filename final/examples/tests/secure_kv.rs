@@ -145,5 +145,14 @@ fn the_secure_kv_store_runs_as_the_book_says() {
         .unwrap_or_else(|e| panic!("{e}"));
     let output = provider.output();
     assert!(output.contains("status=\"unauthenticated\""), "{output}");
+    // `watch`: the key's state (revision 1, the put above) over TLS with
+    // the token, then the end of the time asked for.
+    let (ok, out) = kv_client(
+        &client,
+        &workdir,
+        Some(&token),
+        &["watch", "greeting", "--for-secs", "1"],
+    );
+    assert!(ok && out.contains("1 greeting = hello"), "{out}");
     let _ = provider.kill();
 }

@@ -238,11 +238,16 @@ pub fn to_json(message: &DynamicMessage) -> Result<String, String> {
 pub fn describe_service(service: &ServiceDescriptor) -> String {
     let mut out = format!("service {} {{\n", service.full_name());
     for m in service.methods() {
+        // `stream` as in the `.proto`, so a streaming method does not read
+        // as a unary one.
+        let stream = |yes: bool| if yes { "stream " } else { "" };
         let _ = writeln!(
             out,
-            "  rpc {}({}) returns ({});",
+            "  rpc {}({}{}) returns ({}{});",
             m.name(),
+            stream(m.is_client_streaming()),
             m.input().full_name(),
+            stream(m.is_server_streaming()),
             m.output().full_name()
         );
     }

@@ -511,6 +511,12 @@ fn describe_and_list_read_the_proto() {
     assert!(
         service
             .out
+            .contains("rpc Watch(kv.WatchRequest) returns (stream kv.WatchEvent);"),
+        "{service:?}"
+    );
+    assert!(
+        service
+            .out
             .contains("message kv.PutResponse {\n  bytes previous = 1;"),
         "{service:?}"
     );

@@ -9,6 +9,9 @@
 //!   driver); `--connections N` spreads the calls over N clients.
 //! * `bench idle --variant final|floor --addr A --server-pid P --connections N`
 //!   — N idle connections, the server's memory per connection.
+//! * `bench stream --variant final|tonic|floor --size S` — messages/s of one
+//!   server stream (on a fresh `bench stream-server`, or `--addr` /
+//!   `--server-pid` for one already running).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +58,10 @@ struct Cli {
     /// 1,000; 100 with --quick; 0 skips it).
     #[arg(long)]
     load_connections: Option<usize>,
+    /// Message sizes of the streaming section, comma-separated (default
+    /// 64,1024; 0 skips it).
+    #[arg(long, value_delimiter = ',')]
+    stream_sizes: Option<Vec<usize>>,
     /// Print and keep nothing on disk.
     #[arg(long)]
     no_write: bool,
@@ -64,7 +71,19 @@ struct Cli {
     chart_from: Option<PathBuf>,
 }
 
-/// The two child roles.
+/// A server that `bench idle` or `bench stream` measures instead of
+/// starting one: both flags, or neither.
+#[derive(Debug, clap::Args)]
+struct Running {
+    /// Server address.
+    #[arg(long, requires = "server_pid")]
+    addr: Option<SocketAddr>,
+    /// The server's process id (its VmRSS or CPU time is read).
+    #[arg(long, requires = "addr")]
+    server_pid: Option<u32>,
+}
+
+/// The child roles, and the sections' own runs.
 #[derive(Debug, Subcommand)]
 enum Role {
     /// Serve one variant until stdin closes.
@@ -100,18 +119,42 @@ enum Role {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Serve one variant's streaming side (`feed.Feed/Watch`) until stdin closes.
+    StreamServer {
+        /// Which implementation to serve (final, tonic or floor).
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// Address to bind (port 0 = any free port; the chosen one is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
+    /// Read one server stream as fast as it comes and print messages/s as JSON.
+    Stream {
+        /// Which client (final, tonic or floor).
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// A server already running; absent: a fresh one is started for the run.
+        #[command(flatten)]
+        running: Running,
+        /// Bytes of filler per message.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Warm-up, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        warmup_ms: u64,
+        /// Counted window, milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        window_ms: u64,
+    },
     /// Open idle connections to a server and print its memory growth per
     /// connection as JSON (VmRSS of `--server-pid`).
     Idle {
         /// Which server it is (`final` or `floor`).
         #[arg(long, value_enum)]
         variant: Variant,
-        /// Server address; absent: a fresh server is started for the run.
-        #[arg(long, requires = "server_pid")]
-        addr: Option<SocketAddr>,
-        /// The server's process id (its VmRSS is read).
-        #[arg(long, requires = "addr")]
-        server_pid: Option<u32>,
+        /// A server already running; absent: a fresh one is started for the run.
+        #[command(flatten)]
+        running: Running,
         /// Connections to open and hold.
         #[arg(long, default_value_t = mprpc_bench::scale::IDLE_CONNECTIONS)]
         connections: usize,
@@ -159,14 +202,45 @@ fn real_main() -> Result<(), BoxError> {
         }
         Some(Role::Idle {
             variant,
-            addr,
-            server_pid,
+            running,
             connections,
         }) => {
-            let result = match (addr, server_pid) {
+            let result = match (running.addr, running.server_pid) {
                 (Some(addr), Some(pid)) => tokio::runtime::Runtime::new()?
                     .block_on(mprpc_bench::scale::idle(variant, addr, pid, connections))?,
                 _ => driver::measure_idle(&std::env::current_exe()?, variant, connections)?,
+            };
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Some(Role::StreamServer { variant, bind }) => {
+            tokio::runtime::Runtime::new()?.block_on(mprpc_bench::stream::serve(variant, bind))
+        }
+        Some(Role::Stream {
+            variant,
+            running,
+            size,
+            warmup_ms,
+            window_ms,
+        }) => {
+            let result = match (running.addr, running.server_pid) {
+                (Some(addr), Some(pid)) => {
+                    let spec = mprpc_bench::stream::StreamSpec {
+                        variant,
+                        addr,
+                        size,
+                        warmup: Duration::from_millis(warmup_ms),
+                        window: Duration::from_millis(window_ms),
+                        server_pid: Some(pid),
+                    };
+                    tokio::runtime::Runtime::new()?.block_on(mprpc_bench::stream::run(&spec))?
+                }
+                _ => {
+                    let mut opts = Options::new(std::env::current_exe()?, false);
+                    opts.warmup = Duration::from_millis(warmup_ms);
+                    opts.window = Duration::from_millis(window_ms);
+                    driver::measure_stream(&opts, variant, size)?
+                }
             };
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
@@ -199,6 +273,9 @@ fn real_main() -> Result<(), BoxError> {
             }
             if let Some(n) = cli.load_connections {
                 opts.load_connections = n;
+            }
+            if let Some(sizes) = cli.stream_sizes {
+                opts.stream_sizes = sizes.into_iter().filter(|&s| s > 0).collect();
             }
             if !cli.no_write {
                 opts.results_dir = Some(cli.results_dir);

@@ -31,9 +31,20 @@ impl Callee {
     /// `max_fds`, it runs under `ulimit -n max_fds` (set by `sh`, which then
     /// `exec`s it: same pid).
     pub fn start(log_level: &str, tables: &str, max_fds: Option<u32>) -> Callee {
-        let binary = match example_binary("callee") {
+        Callee::start_example("callee", log_level, tables, max_fds)
+    }
+
+    /// [`Callee::start`] with another example that serves from `-i
+    /// mprpc.toml` (`feed_server`, say) in place of `callee`.
+    pub fn start_example(
+        example: &str,
+        log_level: &str,
+        tables: &str,
+        max_fds: Option<u32>,
+    ) -> Callee {
+        let binary = match example_binary(example) {
             Ok(b) => b,
-            Err(e) => panic!("building the callee example: {e}"),
+            Err(e) => panic!("building the {example} example: {e}"),
         };
         let dir = match ChildProcess::workdir() {
             Ok(d) => d,

@@ -45,11 +45,13 @@ use crate::telemetry::trace::{self, TraceContext};
 use crate::wire::course::COURSE_SCHEME;
 
 // Choosing a provider and pooling connections to it.
+mod hot;
 mod pool;
 mod probe;
 // Opening server streams.
 mod stream;
 #[allow(unused_imports)]
+use hot::{Hot, HotCache, Lend, Taken};
 use pool::*;
 use probe::Ejection;
 
@@ -70,6 +72,9 @@ pub struct MprpcChannel {
     inner: Arc<ChannelInner>,
     /// Run before every call, in order ([`MprpcChannel::with_interceptor`]).
     interceptors: Interceptors,
+    /// This handle's last connection, while its service has one provider
+    /// (`channel/hot.rs`); empty in a clone.
+    hot: HotCache,
 }
 
 /// A channel's client interceptors.
@@ -248,6 +253,7 @@ impl MprpcChannel {
                 },
             }),
             interceptors: Interceptors::default(),
+            hot: HotCache::default(),
         }
     }
 
@@ -270,6 +276,7 @@ impl MprpcChannel {
         MprpcChannel {
             inner: Arc::clone(&self.inner),
             interceptors: Interceptors(all.into()),
+            hot: HotCache::default(),
         }
     }
     // ANCHOR_END: with_interceptor
@@ -510,7 +517,19 @@ impl MprpcChannel {
             ));
         };
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
-        let list = self.providers(service, method).await?;
+        // ANCHOR: hot_take
+        // The handle's cached connection when its service has one provider
+        // (no shared table touched); else the general way.
+        let (list, mut lent, fill) = match self.hot.take(service) {
+            Taken::Hot(hot) => (
+                hot.list,
+                Some((hot.conn, hot.watch, Lend::of(&self.hot))),
+                false,
+            ),
+            Taken::Empty => (self.providers(service, method).await?, None, true),
+            Taken::Lent => (self.providers(service, method).await?, None, false),
+        };
+        // ANCHOR_END: hot_take
         // Each attempt is counted against its provider's address (from the
         // registry's list), when client metrics are on.
         let metered = client_metrics::enabled();
@@ -568,15 +587,18 @@ impl MprpcChannel {
                     }
                 }
             }
-            let conn = match self.connection(addr).await {
-                Ok(c) => c,
-                Err(e) => {
-                    count(addr, e.code);
-                    log::warn!("{e}; trying another provider of {}", service.full_name);
-                    self.inner.eject(addr);
-                    last_err = Some(e);
-                    continue;
-                }
+            let (conn, loan) = match lent.take() {
+                Some((conn, watch, loan)) => (conn, Some((watch, loan))),
+                None => match self.connection(addr).await {
+                    Ok(c) => (c, None),
+                    Err(e) => {
+                        count(addr, e.code);
+                        log::warn!("{e}; trying another provider of {}", service.full_name);
+                        self.inner.eject(addr);
+                        last_err = Some(e);
+                        continue;
+                    }
+                },
             };
             sent_on.framed(&conn, course_tried);
             if let Some(span) = span {
@@ -596,6 +618,7 @@ impl MprpcChannel {
             {
                 Ok(payload) => {
                     count(addr, ErrorCode::Ok);
+                    self.keep_hot(service, list, conn, loan, fill);
                     return Ok(payload);
                 }
                 Err(CallError::NotSent(e)) => {
@@ -604,6 +627,7 @@ impl MprpcChannel {
                 }
                 Err(CallError::Failed(e)) => {
                     count(addr, e.code);
+                    self.keep_hot(service, list, conn, loan, fill);
                     return Err(e);
                 }
                 Err(CallError::DeadlinePassed) => {
