@@ -314,6 +314,27 @@ async fn next_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Frame> {
     }
 }
 
+/// Sends `Ping` as call `id` on a raw connection and checks it answers.
+async fn raw_ping(s: &mut TcpStream, buf: &mut BytesMut, id: u64) {
+    let mut out = BytesMut::new();
+    let sent = frame::encode_request(
+        &mut out,
+        id,
+        5000,
+        "feed.Feed",
+        "Ping",
+        &PingRequest {},
+        1 << 20,
+    );
+    assert!(sent.is_ok(), "{sent:?}");
+    assert!(s.write_all(&out).await.is_ok());
+    let reply = next_frame(s, buf).await;
+    assert!(
+        matches!(&reply, Some(Frame::Response { id: i, code: ErrorCode::Ok, .. }) if *i == id),
+        "{reply:?}"
+    );
+}
+
 /// A raw caller whose preamble sets `flags`, opening a stream of `method`.
 async fn raw_open(addr: std::net::SocketAddr, flags: u8, method: &str) -> Option<Frame> {
     raw_stream(addr, flags, method, &watch(3, 1)).await.2
@@ -892,29 +913,8 @@ async fn a_caller_sending_beyond_its_credit_is_refused_with_protocol() {
     // and a unary call on it answers.
     let mut out = BytesMut::new();
     frame::encode_stream_message(&mut out, 1, &big);
-    let sent = frame::encode_request(
-        &mut out,
-        7,
-        5000,
-        "feed.Feed",
-        "Ping",
-        &PingRequest {},
-        1 << 20,
-    );
-    assert!(sent.is_ok(), "{sent:?}");
     assert!(s.write_all(&out).await.is_ok());
-    let reply = next_frame(&mut s, &mut buf).await;
-    assert!(
-        matches!(
-            &reply,
-            Some(Frame::Response {
-                id: 7,
-                code: ErrorCode::Ok,
-                ..
-            })
-        ),
-        "{reply:?}"
-    );
+    raw_ping(&mut s, &mut buf, 7).await;
     p.shutdown().await.ok();
 }
 // ANCHOR_END: beyond_credit
@@ -1071,30 +1071,7 @@ async fn the_provider_enforces_exactly_the_callers_credit() {
             assert!(seen.is_err(), "case {case}: within the credit, {seen:?}");
         }
         // Either way the connection serves a unary call.
-        let mut out = BytesMut::new();
-        let sent = frame::encode_request(
-            &mut out,
-            9,
-            5000,
-            "feed.Feed",
-            "Ping",
-            &PingRequest {},
-            1 << 20,
-        );
-        assert!(sent.is_ok());
-        assert!(s.write_all(&out).await.is_ok());
-        let reply = next_frame(&mut s, &mut buf).await;
-        assert!(
-            matches!(
-                &reply,
-                Some(Frame::Response {
-                    id: 9,
-                    code: ErrorCode::Ok,
-                    ..
-                })
-            ),
-            "case {case}: {reply:?}"
-        );
+        raw_ping(&mut s, &mut buf, 9).await;
     }
     p.shutdown().await.ok();
 }
