@@ -184,6 +184,18 @@ impl pb::feed_server::Feed for TonicFeed {
             "the benchmark only streams Watch",
         ))
     }
+
+    /// Never produced: `chat` only refuses.
+    type ChatStream = futures_util::stream::Empty<Result<pb::Msg, tonic::Status>>;
+
+    async fn chat(
+        &self,
+        _request: tonic::Request<tonic::Streaming<pb::Msg>>,
+    ) -> Result<tonic::Response<Self::ChatStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the benchmark only streams Watch",
+        ))
+    }
 }
 
 /// The tonic handler's stream: what `FeedService`'s `EventStream` does for

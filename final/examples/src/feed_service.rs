@@ -1,8 +1,10 @@
 //! `feed.Feed`, the test service of the chapter "Streams": `Watch` is a
-//! server stream of numbered events, `Ping` a unary call to make beside it.
-//! The handler counts the events its streams produce and can report when
-//! a stream is dropped, so tests can watch flow control, cancellation and
-//! deadlines from the provider's side.
+//! server stream of numbered events, `Ping` a unary call to make beside it,
+//! `Upload` a client stream that sums its chunks and `Chat` a bidirectional
+//! stream that echoes its messages. The handler counts the events its
+//! streams produce and can report when a stream is dropped, and what its
+//! client-stream handlers see, so tests can watch flow control,
+//! cancellation and deadlines from the provider's side.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::task::{Context, Poll};
 use mprpc::{CallContext, Status};
 use tokio::sync::mpsc;
 
-use crate::feed::{Event, PingReply, PingRequest, WatchRequest};
+use crate::feed::{Chunk, Event, Msg, PingReply, PingRequest, UploadSummary, WatchRequest};
 
 /// The `Feed` handler.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +23,9 @@ pub struct FeedService {
     produced: Arc<AtomicU64>,
     /// Told the number of events a stream had produced when it is dropped.
     dropped: Option<mpsc::UnboundedSender<u64>>,
+    /// Told what `Upload` and `Chat` handlers see ("upload half-closed
+    /// after 3", "upload stalled", "upload dropped", …).
+    seen: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl FeedService {
@@ -29,6 +34,32 @@ impl FeedService {
         FeedService {
             produced: Arc::default(),
             dropped: Some(dropped),
+            seen: None,
+        }
+    }
+
+    /// A handler whose `Upload` and `Chat` handlers report what they see
+    /// on `seen`.
+    pub fn reporting_input(seen: mpsc::UnboundedSender<String>) -> FeedService {
+        FeedService {
+            seen: Some(seen),
+            ..FeedService::default()
+        }
+    }
+
+    /// Reports `what` on `seen`, if set.
+    fn report(&self, what: String) {
+        if let Some(tx) = &self.seen {
+            let _ = tx.send(what);
+        }
+    }
+
+    /// A guard reporting "`what` dropped" when the handler's state is
+    /// dropped — when it finishes, or when the provider drops it.
+    fn drop_report(&self, what: &'static str) -> DropReport {
+        DropReport {
+            tx: self.seen.clone(),
+            what,
         }
     }
 
@@ -107,5 +138,92 @@ impl crate::feed::Feed for FeedService {
             produced: self.produced(),
         })
     }
+
+    // ANCHOR: upload
+    async fn upload(
+        &self,
+        _ctx: CallContext,
+        mut requests: mprpc::Streaming<Chunk>,
+    ) -> Result<UploadSummary, Status> {
+        let _dropped = self.drop_report("upload");
+        let mut summary = UploadSummary::default();
+        while let Some(chunk) = requests.message().await? {
+            match &chunk.data[..] {
+                b"fail" => {
+                    let n = summary.chunks;
+                    return Err(Status::handler(format!("chunk {n} says fail")));
+                }
+                b"stall" => {
+                    // Stop reading: the caller must be held to its window.
+                    self.report("upload stalled".into());
+                    std::future::pending::<()>().await;
+                }
+                data => {
+                    summary.bytes += data.len() as u64;
+                    summary.chunks += 1;
+                    summary.sum += chunk.value;
+                }
+            }
+        }
+        self.report(format!("upload half-closed after {}", summary.chunks));
+        Ok(summary)
+    }
+    // ANCHOR_END: upload
+
+    // ANCHOR: chat
+    type ChatStream = Echo;
+
+    async fn chat(
+        &self,
+        _ctx: CallContext,
+        requests: mprpc::Streaming<Msg>,
+    ) -> Result<Echo, Status> {
+        Ok(Echo {
+            requests,
+            _dropped: self.drop_report("chat"),
+        })
+    }
+    // ANCHOR_END: chat
 }
 // ANCHOR_END: feed_impl
+
+/// Reports "`what` dropped" on `tx` when dropped.
+#[derive(Debug)]
+struct DropReport {
+    /// Where to report.
+    tx: Option<mpsc::UnboundedSender<String>>,
+    /// Which handler.
+    what: &'static str,
+}
+
+impl Drop for DropReport {
+    fn drop(&mut self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(format!("{} dropped", self.what));
+        }
+    }
+}
+
+/// The stream `Chat` returns: each of the caller's messages back, in
+/// order, as it is read; "fail" ends the stream with a handler error.
+#[derive(Debug)]
+pub struct Echo {
+    /// The caller's messages.
+    requests: mprpc::Streaming<Msg>,
+    /// Reports the drop.
+    _dropped: DropReport,
+}
+
+impl mprpc::codegen::Stream for Echo {
+    type Item = Result<Msg, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // `Streaming` is `Unpin`.
+        match Pin::new(&mut self.requests).poll_next(cx) {
+            Poll::Ready(Some(Ok(msg))) if msg.text == "fail" => Poll::Ready(Some(Err(
+                Status::handler(format!("message {} says fail", msg.seq)),
+            ))),
+            other => other,
+        }
+    }
+}

@@ -386,3 +386,110 @@ fn length_prefix_of_4_gib_reserves_nothing() {
     );
     assert!(buf.capacity() >= 1004);
 }
+
+// ANCHOR: worked_example_client_stream
+/// The bytes of the client stream the book walks through: stream 1 of
+/// `feed.Feed/Upload` with a 5 s deadline and a 256 KiB window, no
+/// payload; the provider's grant of 32 KiB; the caller's one chunk and
+/// its half-close; the provider's response and its end. They decode back
+/// to the same frames in any split, and are the fuzzer's `client_stream`
+/// seed.
+#[test]
+fn client_stream_bytes() {
+    use mprpc_examples::feed::{Chunk, UploadSummary};
+    let mut caller = BytesMut::new();
+    let ok = frame::encode_stream_open(
+        &mut caller,
+        1,
+        5000,
+        256 << 10,
+        ("feed.Feed", "Upload"),
+        None,
+        &(),
+        1 << 20,
+    );
+    assert!(ok.is_ok());
+    let chunk = Chunk {
+        data: b"ab".to_vec(),
+        value: 3,
+    };
+    let mut provider = BytesMut::new();
+    frame::encode_credit(&mut provider, 1, 32 << 10);
+    frame::encode_stream_message(&mut caller, 1, &chunk.encode_to_vec());
+    frame::encode_stream_end(&mut caller, 1, ErrorCode::Ok, &[]);
+    let summary = UploadSummary {
+        bytes: 2,
+        chunks: 1,
+        sum: 3,
+    };
+    frame::encode_stream_message(&mut provider, 1, &summary.encode_to_vec());
+    frame::encode_stream_end(&mut provider, 1, ErrorCode::Ok, &[]);
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let from_caller = [
+        "00000024",           // length: 36 bytes follow
+        "08",                 // kind: stream open
+        "0000000000000001",   // stream id 1
+        "00001388",           // timeout 5000 ms
+        "00040000",           // window 262,144 bytes (for the response)
+        "09",                 // service name: 9 bytes
+        "666565642e46656564", // "feed.Feed"
+        "06",                 // method name: 6 bytes
+        "55706c6f6164",       // "Upload"
+        "0000",               // metadata block: 0 bytes; no payload
+        "0000000f",           // length: 15 bytes follow
+        "09",                 // kind: stream message (from the caller)
+        "0000000000000001",   // stream id 1
+        "0a0261621003",       // Chunk{data: "ab", value: 3}
+        "0000000a",           // length: 10 bytes follow
+        "0a",                 // kind: stream end
+        "0000000000000001",   // stream id 1
+        "00",                 // code 0 from the caller: half-close
+    ];
+    let from_provider = [
+        "0000000d",         // length: 13 bytes follow
+        "0b",               // kind: credit (from the provider)
+        "0000000000000001", // stream id 1
+        "00008000",         // 32,768 bytes the caller may send
+        "0000000f",         // length: 15 bytes follow
+        "09",               // kind: stream message
+        "0000000000000001", // stream id 1
+        "080210011803",     // UploadSummary{bytes: 2, chunks: 1, sum: 3}
+        "0000000a",         // length: 10 bytes follow
+        "0a",               // kind: stream end
+        "0000000000000001", // stream id 1
+        "00",               // code 0: the message before is the response
+    ];
+    assert_eq!(hex(&caller), from_caller.concat());
+    assert_eq!(hex(&provider), from_provider.concat());
+    for (wire, kinds) in [(&caller, [8u8, 9, 10]), (&provider, [11, 9, 10])] {
+        let run = decoder_oracle::frames_byte_by_byte(wire, 4096);
+        assert_eq!(run.error, None);
+        let got: Vec<u8> = run
+            .frames
+            .iter()
+            .map(|(f, _)| match f {
+                Frame::StreamOpen { payload, .. } if payload.is_empty() => 8,
+                Frame::StreamMessage { id: 1, .. } => 9,
+                Frame::StreamEnd {
+                    id: 1,
+                    code: ErrorCode::Ok,
+                    ..
+                } => 10,
+                Frame::Credit { id: 1, bytes } if *bytes == 32 << 10 => 11,
+                other => panic!("decoded {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, kinds);
+    }
+    // The fuzzer starts from the same bytes (limit selector 0, then both
+    // directions back to back).
+    let seed = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/frame_decode/client_stream"),
+    );
+    let mut want = vec![0u8];
+    want.extend_from_slice(&caller);
+    want.extend_from_slice(&provider);
+    assert_eq!(seed.ok(), Some(want));
+}
+// ANCHOR_END: worked_example_client_stream

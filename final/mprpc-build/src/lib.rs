@@ -22,9 +22,15 @@
 //! Result<Event, Status>>` and `fn watch(…) -> Result<Self::WatchStream,
 //! Status>` in the trait, and stub methods returning `mprpc::Streaming<Event>`
 //! (`mprpc::BlockingStreaming<Event>` on the blocking stub); its descriptor
-//! records the methods' kinds. Methods whose requests are a stream (client
-//! and bidirectional streams) are not generated yet: the trait carries a
-//! comment saying so, and the provider refuses them with `Unsupported`.
+//! records the methods' kinds. A client-streaming method (`rpc
+//! Upload(stream Chunk) returns (Summary)`) gets `fn upload(&self, ctx,
+//! requests: mprpc::Streaming<Chunk>) -> Result<Summary, Status>` in the
+//! trait, and stub methods taking any `Stream<Item = Chunk> + Send +
+//! 'static` (an `IntoIterator<Item = Chunk>` on the blocking stub); a
+//! bidirectional one (`rpc Chat(stream Msg) returns (stream Msg)`) gets
+//! both: the handler receives a `Streaming<Msg>` and returns
+//! `Self::ChatStream`, the stub takes a stream and returns a
+//! `Streaming<Msg>`.
 //!
 //! The generated code names only `::mprpc::…` paths (prost's derive
 //! included, through [`prost_build::Config::prost_path`]), so a crate that
@@ -332,6 +338,11 @@ struct StubFlavour {
     /// What a server-streaming method returns: `::mprpc::Streaming` or
     /// `::mprpc::BlockingStreaming`.
     streaming: &'static str,
+    /// Type of a client-streaming method's `requests`, `{}` standing for
+    /// the message type.
+    client_requests: &'static str,
+    /// Type of a bidirectional method's `requests`, likewise.
+    bidi_requests: &'static str,
 }
 
 /// Appends one caller-side stub of `service` to `s`: a struct around a
@@ -348,6 +359,8 @@ fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavo
         call_doc,
         controller_doc,
         streaming,
+        client_requests,
+        bidi_requests,
     } = flavour;
     let _ = writeln!(
         s,
@@ -394,7 +407,42 @@ fn write_stub(s: &mut String, service: &Service, desc: &str, flavour: &StubFlavo
                 continue;
             }
             Kind::ClientStreaming | Kind::Bidi => {
-                // Not served yet: no stub method (see the chapter Streams).
+                let (what, requests, ret, call) = if kind(m) == Kind::Bidi {
+                    (
+                        "Opens the bidirectional stream",
+                        bidi_requests.replace("{}", &m.input_type),
+                        format!("{streaming}<{}>", m.output_type),
+                        "bidi_stream",
+                    )
+                } else {
+                    (
+                        "Calls the client stream",
+                        client_requests.replace("{}", &m.input_type),
+                        m.output_type.clone(),
+                        "client_stream",
+                    )
+                };
+                s.push_str(&method_docs(
+                    m,
+                    "    ",
+                    &format!("{what} `{}` {call_doc}", m.proto_name),
+                ));
+                let _ = writeln!(
+                    s,
+                    "    ///\n\
+                     \x20   /// `requests` go out as the provider's credit allows; their end is the\n\
+                     \x20   /// half-close. The deadline covers the whole stream.\n\
+                     \x20   pub {asyncness}fn {r}(&self, requests: {requests}) -> ::core::result::Result<{ret}, ::mprpc::Status> {{\n\
+                     \x20       self.channel.{call}(None, &{desc}, {i}, requests){wait}\n\
+                     \x20   }}\n\n\
+                     \x20   /// {what} `{p}` under `controller`: its deadline covers the whole\n\
+                     \x20   /// stream and its metadata goes with the opening.\n\
+                     \x20   pub {asyncness}fn {r}_with(&self, controller: &::mprpc::MprpcController, requests: {requests}) -> ::core::result::Result<{ret}, ::mprpc::Status> {{\n\
+                     \x20       self.channel.{call}(Some(controller), &{desc}, {i}, requests){wait}\n\
+                     \x20   }}\n",
+                    r = m.name,
+                    p = m.proto_name,
+                );
                 continue;
             }
         }
@@ -496,51 +544,39 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
              pub trait {name}: Send + Sync + 'static {{"
     );
     for m in &service.methods {
-        match kind(m) {
-            Kind::Unary => {}
-            Kind::ServerStreaming => {
-                let _ = writeln!(
-                    s,
-                    "    /// The stream of `{p}`'s responses: each item a message or the\n\
-                     \x20   /// status that ends the stream.\n\
-                     \x20   type {p}Stream: ::mprpc::codegen::Stream<Item = ::core::result::Result<{out}, ::mprpc::Status>> + ::core::marker::Send + 'static;",
-                    p = m.proto_name,
-                    out = m.output_type,
-                );
-                s.push_str(&method_docs(
-                    m,
-                    "    ",
-                    &format!(
-                        "Handles `{}`: returns the stream of responses.",
-                        m.proto_name
-                    ),
-                ));
-                let _ = writeln!(
-                    s,
-                    "    fn {}(&self, ctx: ::mprpc::CallContext, request: {}) -> impl ::core::future::Future<Output = ::core::result::Result<Self::{}Stream, ::mprpc::Status>> + Send;",
-                    m.name, m.input_type, m.proto_name
-                );
-                continue;
-            }
-            Kind::ClientStreaming | Kind::Bidi => {
-                let _ = writeln!(
-                    s,
-                    "    // `{}` streams its requests: not generated yet (the provider\n\
-                     \x20   // refuses it with `Unsupported`).",
-                    m.proto_name
-                );
-                continue;
-            }
+        let p = &m.proto_name;
+        let streams_in = "reads the caller's messages from `requests`\n    /// (`Ok(None)` after its half-close) and";
+        // What each kind takes and returns; the rest of the method is the same.
+        let (doc, arg, ret) = match kind(m) {
+            Kind::Unary => (
+                format!("Handles `{p}`."),
+                format!("request: {}", m.input_type),
+                m.output_type.clone(),
+            ),
+            Kind::ServerStreaming => (
+                format!("Handles `{p}`: returns the stream of responses."),
+                format!("request: {}", m.input_type),
+                format!("Self::{p}Stream"),
+            ),
+            Kind::ClientStreaming => (
+                format!("Handles `{p}`: {streams_in} returns the one response."),
+                format!("requests: ::mprpc::Streaming<{}>", m.input_type),
+                m.output_type.clone(),
+            ),
+            Kind::Bidi => (
+                format!("Handles `{p}`: {streams_in} returns the stream of responses."),
+                format!("requests: ::mprpc::Streaming<{}>", m.input_type),
+                format!("Self::{p}Stream"),
+            ),
+        };
+        if matches!(kind(m), Kind::ServerStreaming | Kind::Bidi) {
+            write_stream_type(s, m);
         }
-        s.push_str(&method_docs(
-            m,
-            "    ",
-            &format!("Handles `{}`.", m.proto_name),
-        ));
+        s.push_str(&method_docs(m, "    ", &doc));
         let _ = writeln!(
             s,
-            "    fn {}(&self, ctx: ::mprpc::CallContext, request: {}) -> impl ::core::future::Future<Output = ::core::result::Result<{}, ::mprpc::Status>> + Send;",
-            m.name, m.input_type, m.output_type
+            "    fn {}(&self, ctx: ::mprpc::CallContext, {arg}) -> impl ::core::future::Future<Output = ::core::result::Result<{ret}, ::mprpc::Status>> + Send;",
+            m.name
         );
     }
     let _ = writeln!(s, "}}\n");
@@ -610,7 +646,63 @@ fn write_server(s: &mut String, service: &Service, full: &str, desc: &str) {
     {
         write_server_stream(s, service, desc);
     }
+    if service
+        .methods
+        .iter()
+        .any(|m| matches!(kind(m), Kind::ClientStreaming | Kind::Bidi))
+    {
+        write_client_stream(s, service, desc);
+    }
     let _ = writeln!(s, "}}\n");
+}
+
+/// Appends the trait's associated type for the responses of a server or
+/// bidirectional stream `m`.
+fn write_stream_type(s: &mut String, m: &Method) {
+    let _ = writeln!(
+        s,
+        "    /// The stream of `{p}`'s responses: each item a message or the\n\
+         \x20   /// status that ends the stream.\n\
+         \x20   type {p}Stream: ::mprpc::codegen::Stream<Item = ::core::result::Result<{out}, ::mprpc::Status>> + ::core::marker::Send + 'static;",
+        p = m.proto_name,
+        out = m.output_type,
+    );
+}
+
+/// Appends `Service::client_stream` of the adapter: hand the handler the
+/// caller's messages, encode what it returns.
+fn write_client_stream(s: &mut String, service: &Service, desc: &str) {
+    let _ = writeln!(
+        s,
+        "\n    fn client_stream(&self, method: usize, ctx: ::mprpc::CallContext, requests: ::mprpc::codegen::RawRequests) -> ::mprpc::codegen::StreamFuture {{\n\
+         \x20       match method {{"
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        let finish = match kind(m) {
+            Kind::ClientStreaming => "::mprpc::codegen::one_response(",
+            Kind::Bidi => "::core::result::Result::map(",
+            _ => continue,
+        };
+        let tail = if kind(m) == Kind::Bidi {
+            ", ::mprpc::codegen::encode_stream)"
+        } else {
+            ")"
+        };
+        let _ = writeln!(
+            s,
+            "            {i} => {{\n\
+             \x20               let inner = ::std::sync::Arc::clone(&self.inner);\n\
+             \x20               ::std::boxed::Box::pin(async move {{\n\
+             \x20                   {finish}inner.{rname}(ctx, ::mprpc::codegen::requests(requests)).await{tail}\n\
+             \x20               }})\n\
+             \x20           }}",
+            rname = m.name,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "            other => ::mprpc::codegen::no_stream_method(&{desc}, other),\n        }}\n    }}"
+    );
 }
 
 /// Appends `Service::server_stream` of the adapter: decode the request,
@@ -674,6 +766,8 @@ fn write_stubs(s: &mut String, service: &Service, full: &str, desc: &str, blocki
             controller_doc: ": its deadline and cancellation apply,\n    \
                                  /// and it records the outcome (`failed()`, `error_text()`).",
             streaming: "::mprpc::Streaming",
+            client_requests: "impl ::mprpc::codegen::Stream<Item = {}> + ::core::marker::Send + 'static",
+            bidi_requests: "impl ::mprpc::codegen::Stream<Item = {}> + ::core::marker::Send + 'static",
         },
     );
     if !blocking {
@@ -696,6 +790,8 @@ fn write_stubs(s: &mut String, service: &Service, full: &str, desc: &str, blocki
             call_doc: "and blocks until it completes.",
             controller_doc: " and blocks until it completes.",
             streaming: "::mprpc::BlockingStreaming",
+            client_requests: "impl ::core::iter::IntoIterator<Item = {}>",
+            bidi_requests: "impl ::core::iter::IntoIterator<Item = {}, IntoIter: ::core::marker::Send + 'static>",
         },
     );
 }

@@ -9,5 +9,7 @@ pub use futures_util::Stream;
 
 pub use crate::service::{
     MethodKind, StreamFuture, bad_request, bad_stream_request, encode_stream, no_stream_method,
-    not_unary, unknown_method,
+    not_unary, one_response, requests, unknown_method,
 };
+
+pub use crate::server::streams::RawRequests;

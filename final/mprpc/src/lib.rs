@@ -167,6 +167,7 @@ pub mod zk_client;
 // through `wire`, `registry`, `telemetry` and the shared modules above;
 // nothing points back up (`tools/check_layout.py` checks it).
 mod client;
+mod credit;
 mod server;
 mod telemetry;
 mod wire;

@@ -61,10 +61,9 @@ pub enum MethodKind {
     Unary,
     /// One request, a stream of responses (`returns (stream T)`).
     ServerStreaming,
-    /// A stream of requests, one response (`rpc M(stream T)`); not served
-    /// yet.
+    /// A stream of requests, one response (`rpc M(stream T)`).
     ClientStreaming,
-    /// Streams both ways; not served yet.
+    /// Streams both ways (`rpc M(stream T) returns (stream U)`).
     Bidi,
 }
 
@@ -142,6 +141,22 @@ pub trait Service: Send + Sync + 'static {
         request: bytes::Bytes,
     ) -> StreamFuture {
         let _ = (ctx, request);
+        no_stream_method(self.descriptor(), method)
+    }
+
+    /// Starts client-streaming or bidirectional method number `method`,
+    /// whose requests are the caller's messages in `requests`: the future
+    /// gives the stream of encoded responses (a client-streaming method's
+    /// one response is a stream of one message). The provider calls it
+    /// only for methods the descriptor marks [`MethodKind::ClientStreaming`]
+    /// or [`MethodKind::Bidi`]; a service without any need not implement it.
+    fn client_stream(
+        &self,
+        method: usize,
+        ctx: CallContext,
+        requests: crate::server::RawRequests,
+    ) -> StreamFuture {
+        let _ = (ctx, requests);
         no_stream_method(self.descriptor(), method)
     }
 }
@@ -272,8 +287,25 @@ where
     Box::pin(stream.map(|item| item.map(|m| m.encode_to_vec())))
 }
 
+/// The caller's messages of a client or bidirectional stream, decoded as
+/// `T`: what a handler receives. Used by generated code.
+pub fn requests<T: prost::Message + Default>(
+    raw: crate::server::RawRequests,
+) -> crate::Streaming<T> {
+    crate::Streaming::from_requests(raw)
+}
+
+/// A client-streaming handler's result as the [`MessageStream`] the
+/// provider sends: its one response, then the end. Used by generated code.
+pub fn one_response<M: prost::Message>(result: Result<M, Status>) -> Result<MessageStream, Status> {
+    let message = result?.encode_to_vec();
+    Ok(Box::pin(futures_util::stream::once(std::future::ready(
+        Ok(message),
+    ))))
+}
+
 /// The ready error for a stream opened on a method that is not a
-/// server-streaming one. Used by generated code.
+/// streaming one. Used by generated code.
 pub fn no_stream_method(service: &ServiceDescriptor, index: usize) -> StreamFuture {
     let status = Status::new(
         ErrorCode::Unsupported,

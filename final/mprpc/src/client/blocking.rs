@@ -111,16 +111,95 @@ impl BlockingChannel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
+        Self::outside_runtime()?;
+        let stream = self.runtime.block_on(
+            self.channel
+                .server_stream(controller, service, method, request),
+        )?;
+        Ok(super::BlockingStreaming::new(
+            stream,
+            Arc::clone(&self.runtime),
+        ))
+    }
+
+    /// Refuses a blocking stream inside an async runtime, which
+    /// `block_on` would panic in.
+    fn outside_runtime() -> Result<(), Status> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Status::new(
                 ErrorCode::Internal,
                 "blocking stub used inside an async runtime; use the async stub there",
             ));
         }
-        let stream = self.runtime.block_on(
+        Ok(())
+    }
+
+    /// Blocking form of [`MprpcChannel::client_stream`]: sends the items of
+    /// `requests` (pulled on this thread, as credit allows) and returns the
+    /// response. Refused with [`ErrorCode::Internal`] inside an async
+    /// runtime.
+    pub fn client_stream<Req, Resp, I>(
+        &self,
+        controller: Option<&MprpcController>,
+        service: &'static ServiceDescriptor,
+        method: usize,
+        requests: I,
+    ) -> Result<Resp, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+        I: IntoIterator<Item = Req>,
+    {
+        Self::outside_runtime()?;
+        let requests = futures_util::stream::iter(requests);
+        self.runtime.block_on(
             self.channel
-                .server_stream(controller, service, method, request),
-        )?;
+                .client_stream(controller, service, method, requests),
+        )
+    }
+
+    /// Blocking form of [`MprpcChannel::bidi_stream`]: the items of
+    /// `requests` are pulled on a thread of the runtime's blocking pool (so
+    /// an iterator may block, e.g. on input) and sent as credit allows; the
+    /// responses are an iterator. Refused with [`ErrorCode::Internal`]
+    /// inside an async runtime.
+    pub fn bidi_stream<Req, Resp, I>(
+        &self,
+        controller: Option<&MprpcController>,
+        service: &'static ServiceDescriptor,
+        method: usize,
+        requests: I,
+    ) -> Result<super::BlockingStreaming<Resp>, Status>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default,
+        I: IntoIterator<Item = Req>,
+        I::IntoIter: Send + 'static,
+    {
+        Self::outside_runtime()?;
+        // One message at a time between the iterator's thread and the
+        // sender: the iterator runs only as fast as credit allows.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let iter = requests.into_iter();
+        let requests =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+            );
+        let stream = self.runtime.block_on(async {
+            let stream = self
+                .channel
+                .bidi_stream(controller, service, method, requests)
+                .await?;
+            tokio::task::spawn_blocking(move || {
+                for m in iter {
+                    if tx.blocking_send(m).is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok::<_, Status>(stream)
+        })?;
         Ok(super::BlockingStreaming::new(
             stream,
             Arc::clone(&self.runtime),

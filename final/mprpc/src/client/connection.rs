@@ -51,8 +51,8 @@ mod io;
 use io::*;
 // Server streams.
 mod stream;
-pub(crate) use stream::RawStream;
 use stream::*;
+pub(crate) use stream::{RawStream, StreamSender};
 // The table of calls waiting for their responses.
 mod pending;
 use pending::{Pending, Polled};
@@ -294,6 +294,9 @@ struct Shared {
     spare: Mutex<BytesMut>,
     /// Wakes the writer task (queued frames, or a state change).
     writer_wake: Notify,
+    /// The writer took `wbuf` and wrote it: stream senders waiting for
+    /// room in `wbuf` look again.
+    wrote: Notify,
     /// Calls started and not yet finished (load balancing reads it too).
     in_flight: AtomicUsize,
     /// See [`state`].
@@ -465,6 +468,7 @@ impl Connection {
             direct,
             spare: Mutex::new(BytesMut::with_capacity(16 * 1024)),
             writer_wake: Notify::new(),
+            wrote: Notify::new(),
             in_flight: AtomicUsize::new(0),
             state: AtomicU8::new(state::OPEN),
             slots: Slots::new(settings.max_in_flight),

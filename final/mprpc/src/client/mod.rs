@@ -18,6 +18,6 @@ mod streaming;
 
 pub use blocking::BlockingChannel;
 pub use channel::MprpcChannel;
-use connection::RawStream;
+use connection::{RawStream, StreamSender};
 pub use health::HealthClient;
 pub use streaming::{BlockingStreaming, Streaming};

@@ -17,13 +17,25 @@ use std::task::{Context, Poll};
 
 use super::RawStream;
 use crate::error::{ErrorCode, Status};
+use crate::server::RawRequests;
+
+/// Where a [`Streaming`]'s messages come from.
+#[derive(Debug)]
+enum Source {
+    /// A caller's stream: the provider's responses.
+    Responses(RawStream),
+    /// A handler's input: the caller's requests.
+    Requests(RawRequests),
+}
 
 // ANCHOR: streaming
-/// The messages of one server stream, decoded as `T`.
+/// The messages of one stream, decoded as `T`: the responses of a server
+/// or bidirectional stream as the caller reads them, or the requests of a
+/// client or bidirectional stream as the handler reads them.
 #[derive(Debug)]
 pub struct Streaming<T> {
     /// The stream on its connection.
-    raw: RawStream,
+    raw: Source,
     /// The message type.
     _message: PhantomData<fn() -> T>,
 }
@@ -32,15 +44,23 @@ impl<T: prost::Message + Default> Streaming<T> {
     /// Wraps an open stream.
     pub(crate) fn new(raw: RawStream) -> Streaming<T> {
         Streaming {
-            raw,
+            raw: Source::Responses(raw),
+            _message: PhantomData,
+        }
+    }
+
+    /// Wraps a handler's input.
+    pub(crate) fn from_requests(raw: RawRequests) -> Streaming<T> {
+        Streaming {
+            raw: Source::Requests(raw),
             _message: PhantomData,
         }
     }
 
     /// The next message; `Ok(None)` once the provider ended the stream
-    /// successfully; `Err` with the status that ended it otherwise (the
-    /// handler's error, the deadline, the connection). After the end,
-    /// always `Ok(None)`.
+    /// successfully (for a handler: once the caller half-closed); `Err`
+    /// with the status that ended it otherwise (the handler's error, the
+    /// deadline, the connection). After the end, always `Ok(None)`.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
         std::future::poll_fn(|cx| self.poll_message(cx))
             .await
@@ -49,14 +69,15 @@ impl<T: prost::Message + Default> Streaming<T> {
 
     /// Polls for the next message (see [`message`](Self::message)).
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
-        self.raw.poll_next(cx).map(|item| {
+        let (polled, code) = match &mut self.raw {
+            Source::Responses(r) => (r.poll_next(cx), ErrorCode::BadResponse),
+            Source::Requests(r) => (r.poll_next(cx), ErrorCode::BadRequest),
+        };
+        polled.map(|item| {
             item.map(|r| {
                 r.and_then(|payload| {
                     T::decode(payload).map_err(|e| {
-                        Status::new(
-                            ErrorCode::BadResponse,
-                            format!("a stream message is not valid protobuf: {e}"),
-                        )
+                        Status::new(code, format!("a stream message is not valid protobuf: {e}"))
                     })
                 })
             })

@@ -96,14 +96,7 @@ impl ConnState<'_> {
             ),
             Frame::Credit { id, bytes } => self.on_credit(id, bytes),
             Frame::StreamEnd { id, code, .. } => self.on_stream_end(id, code),
-            Frame::StreamMessage { id, .. } => {
-                // Only client streams carry the caller's messages, and this
-                // provider serves none yet: nothing is buffered.
-                log::warn!(
-                    "{}: ignoring a message on stream {id}; client streams are not served",
-                    self.peer
-                );
-            }
+            Frame::StreamMessage { id, payload } => self.on_stream_message(id, payload),
             Frame::Response { .. } | Frame::GoAway | Frame::ConnectionError { .. } => {
                 log::warn!(
                     "{}: ignoring a provider-side frame sent by a caller",

@@ -72,7 +72,8 @@ mod connection;
 mod course;
 mod dispatch;
 mod hooks;
-mod streams;
+pub(crate) mod streams;
+pub(crate) use streams::RawRequests;
 
 use accept::*;
 use connection::*;
@@ -198,6 +199,9 @@ struct Shared {
     max_in_flight: usize,
     /// Streams allowed open at once per connection.
     max_streams: usize,
+    /// `limits.stream_window_bytes`: the credit granted to a caller's
+    /// messages on each client or bidirectional stream.
+    stream_window: usize,
     /// Bytes a connection may buffer from its own allowance.
     per_conn: usize,
     /// Bytes connections may borrow for frames above `per_conn`.
@@ -363,6 +367,7 @@ impl RpcProvider {
             max_frame_size: limits.max_frame_size,
             max_in_flight: limits.max_in_flight_per_connection,
             max_streams: limits.max_streams_per_connection,
+            stream_window: limits.stream_window_bytes,
             per_conn: limits.max_buffered_per_connection,
             pool: Arc::new(Semaphore::new(limits.max_buffered_total)),
             handshake: Duration::from_millis(self.config.timeouts.handshake_ms.max(1)),
@@ -555,5 +560,26 @@ impl Drop for RunningProvider {
         self.health.set_draining();
         let _ = self.shutdown_tx.send(true);
         let _ = self.admin_tx.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::MethodKind;
+
+    /// `course_compat.register` publishes a service's unary methods only:
+    /// no server, client or bidirectional stream.
+    #[test]
+    fn the_course_layout_gets_only_unary_methods() {
+        static DESC: ServiceDescriptor =
+            ServiceDescriptor::new("Feed", "feed.Feed", &["Watch", "Ping", "Upload", "Chat"])
+                .with_method_kinds(&[
+                    MethodKind::ServerStreaming,
+                    MethodKind::Unary,
+                    MethodKind::ClientStreaming,
+                    MethodKind::Bidi,
+                ]);
+        assert_eq!(unary_methods(&DESC), ["Ping"]);
     }
 }

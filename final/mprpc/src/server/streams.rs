@@ -14,6 +14,9 @@
 use super::*;
 
 use std::sync::atomic::AtomicI64;
+use std::task::{Context, Poll};
+
+use tokio::sync::OwnedSemaphorePermit;
 
 use tokio::sync::mpsc;
 
@@ -41,57 +44,7 @@ pub(super) enum StreamOut {
     },
 }
 
-// ANCHOR: credit
-/// A stream's credit: bytes of messages the caller still lets us send.
-/// It starts at the window the caller announced, grows with every credit
-/// frame and shrinks by each message sent. A message may go out while the
-/// credit is above zero, so the credit goes negative by at most one message.
-#[derive(Debug)]
-pub(super) struct Credit {
-    /// Bytes left (negative after a message larger than what was left).
-    avail: AtomicI64,
-    /// Wakes the stream's task when credit arrives.
-    wake: Notify,
-}
-
-impl Credit {
-    /// A credit of `window` bytes.
-    fn new(window: u32) -> Credit {
-        Credit {
-            avail: AtomicI64::new(i64::from(window)),
-            wake: Notify::new(),
-        }
-    }
-
-    /// Waits until some credit is left.
-    async fn wait(&self) {
-        // `notify_one` keeps a permit when nobody waits, so a grant between
-        // the load and the wait is not lost.
-        while self.avail.load(Ordering::Acquire) <= 0 {
-            self.wake.notified().await;
-        }
-    }
-
-    /// A message of `len` bytes went out.
-    fn spend(&self, len: usize) {
-        let len = i64::try_from(len).unwrap_or(i64::MAX);
-        self.avail.fetch_sub(len, Ordering::AcqRel);
-    }
-
-    /// The caller granted `bytes` more. Saturates: a caller granting
-    /// without end only lifts its own limit (the connection's buffer
-    /// budget still holds).
-    pub(super) fn grant(&self, bytes: u32) {
-        let add = i64::from(bytes);
-        let _ = self
-            .avail
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                Some(v.saturating_add(add))
-            });
-        self.wake.notify_one();
-    }
-}
-// ANCHOR_END: credit
+use crate::credit::Credit;
 
 /// One open stream, as the connection loop keeps it.
 pub(super) struct OpenStream {
@@ -99,6 +52,12 @@ pub(super) struct OpenStream {
     serial: u64,
     /// Its credit, shared with its task.
     credit: Arc<Credit>,
+    /// For a client or bidirectional stream, until the caller half-closes:
+    /// where its messages go.
+    input: Option<Input>,
+    /// The stream's requests are a stream (client or bidirectional): it
+    /// may carry the caller's messages.
+    streams_requests: bool,
     /// Its task; dropping this (a cancel, the connection closing) aborts
     /// it, which drops the handler's stream.
     _task: AbortOnDrop<()>,
@@ -117,6 +76,10 @@ pub(super) struct Streams {
     budget: Arc<Semaphore>,
     /// The semaphore's size (half the connection's allowance).
     budget_max: u32,
+    /// Bytes of the callers' messages granted as credit and not yet read
+    /// by the handlers, over all of the connection's streams (another half
+    /// of the allowance, of the same size).
+    in_budget: Arc<Semaphore>,
     /// Numbers openings.
     next_serial: u64,
 }
@@ -131,6 +94,7 @@ impl Streams {
             rx,
             budget: Arc::new(Semaphore::new(budget_max as usize)),
             budget_max,
+            in_budget: Arc::new(Semaphore::new(budget_max as usize)),
             next_serial: 0,
         }
     }
@@ -159,11 +123,9 @@ impl ConnState<'_> {
     /// the handler, which counts as work (like a call running), unlike a
     /// stream waiting for credit its caller does not send.
     pub(super) fn streams_working(&self) -> bool {
-        self.streams.as_ref().is_some_and(|s| {
-            s.open
-                .values()
-                .any(|o| o.credit.avail.load(Ordering::Acquire) > 0)
-        })
+        self.streams
+            .as_ref()
+            .is_some_and(|s| s.open.values().any(|o| o.credit.has_some()))
     }
 
     /// Takes what a stream task handed over: a frame goes to the write
@@ -200,16 +162,59 @@ impl ConnState<'_> {
         }
     }
 
-    /// The caller ended its side of stream `id`: a half-close (`Ok`) means
-    /// nothing to a server stream, any other code cancels it — its task is
-    /// aborted, dropping the handler's stream, and nothing more is sent.
+    /// The caller ended its side of stream `id`: a half-close (`Ok`) ends
+    /// the handler's input of a client or bidirectional stream (and means
+    /// nothing to a server stream); any other code cancels it — its task is
+    /// aborted, dropping the handler's streams, and nothing more is sent.
     pub(super) fn on_stream_end(&mut self, id: u64, code: ErrorCode) {
+        let Some(s) = self.streams.as_deref_mut() else {
+            return;
+        };
         if code != ErrorCode::Ok {
-            if let Some(s) = self.streams.as_deref_mut() {
-                s.open.remove(&id);
-            }
+            s.open.remove(&id);
+        } else if let Some(input) = s.open.get_mut(&id).and_then(|o| o.input.take()) {
+            let _ = input.tx.send(InItem::End);
         }
     }
+
+    // ANCHOR: on_stream_message
+    /// A message of the caller on stream `id`. It goes to the handler's
+    /// input if the caller had credit for it; a message beyond its credit,
+    /// after its half-close, or on a stream whose requests are not a stream
+    /// ends the stream with `Protocol` (dropping the handler's streams).
+    /// A message for a stream that has ended is dropped: the caller may
+    /// have sent it before it saw the end.
+    pub(super) fn on_stream_message(&mut self, id: u64, payload: Bytes) {
+        let Some(s) = self.streams.as_deref_mut() else {
+            return;
+        };
+        let Some(open) = s.open.get_mut(&id) else {
+            return;
+        };
+        let why = match &open.input {
+            Some(input) if input.avail.load(Ordering::Acquire) > 0 => {
+                let len = i64::try_from(payload.len()).unwrap_or(i64::MAX);
+                input.avail.fetch_sub(len, Ordering::AcqRel);
+                // The handler may have dropped its input: then the message
+                // is dropped too, and no more credit is granted.
+                let _ = input.tx.send(InItem::Message(payload));
+                return;
+            }
+            Some(input) => format!(
+                "stream {id}: a message of {} bytes arrived with the caller's credit spent ({} bytes left)",
+                payload.len(),
+                input.avail.load(Ordering::Acquire)
+            ),
+            None if open.streams_requests => {
+                format!("stream {id}: a message arrived after the caller's half-close")
+            }
+            None => format!("stream {id}: the caller sent a message on a server stream"),
+        };
+        s.open.remove(&id);
+        log::warn!("{}: {why}", self.peer);
+        self.refuse_stream(id, &Status::new(ErrorCode::Protocol, why));
+    }
+    // ANCHOR_END: on_stream_message
 
     /// Ends stream `id` at once with `status` (it never started).
     fn refuse_stream(&mut self, id: u64, status: &Status) {
@@ -265,18 +270,23 @@ impl ConnState<'_> {
             return self.refuse_stream(id, &Status::new(ErrorCode::UnknownMethod, msg));
         };
         let (name, mname) = (desc.full_name, desc.methods[index]);
-        if desc.method_kind(index) != crate::service::MethodKind::ServerStreaming {
-            let msg = match desc.method_kind(index) {
-                crate::service::MethodKind::Unary => {
-                    format!(
-                        "{name}.{mname} is a unary method: send it a request frame, not a stream"
-                    )
-                }
-                _ => format!(
-                    "{name}.{mname} streams its requests, which this provider does not serve yet"
-                ),
-            };
-            return self.refuse_stream(id, &Status::new(ErrorCode::Unsupported, msg));
+        let streams_requests = match desc.method_kind(index) {
+            crate::service::MethodKind::ServerStreaming => false,
+            crate::service::MethodKind::ClientStreaming | crate::service::MethodKind::Bidi => true,
+            _ => {
+                let msg = format!(
+                    "{name}.{mname} is a unary method: send it a request frame, not a stream"
+                );
+                return self.refuse_stream(id, &Status::new(ErrorCode::Unsupported, msg));
+            }
+        };
+        if streams_requests && !payload.is_empty() {
+            let msg = format!(
+                "{name}.{mname} streams its requests: its opening carries no payload \
+                 (this one has {} bytes); send them as stream messages",
+                payload.len()
+            );
+            return self.refuse_stream(id, &Status::new(ErrorCode::BadRequest, msg));
         }
         let max_streams = shared.max_streams;
         let budget_max = u32::try_from(shared.per_conn / 2)
@@ -324,12 +334,22 @@ impl ConnState<'_> {
             }
         };
         let ctx = CallContext::for_call(self.peer, deadline, id, false, md, Default::default());
-        let opening = svc.server_stream(index, ctx, payload);
         let streams = self
             .streams
             .get_or_insert_with(|| Box::new(Streams::new(budget_max)));
         streams.next_serial += 1;
         let serial = streams.next_serial;
+        let (opening, input) = if streams_requests {
+            let (requests, input) = RawRequests::new(
+                streams,
+                id,
+                serial,
+                u32::try_from(shared.stream_window).unwrap_or(u32::MAX),
+            );
+            (svc.client_stream(index, ctx, requests), Some(input))
+        } else {
+            (svc.server_stream(index, ctx, payload), None)
+        };
         let credit = Arc::new(Credit::new(window));
         let task = Pump {
             id,
@@ -351,6 +371,8 @@ impl ConnState<'_> {
             OpenStream {
                 serial,
                 credit,
+                input,
+                streams_requests,
                 _task: AbortOnDrop(tokio::spawn(running)),
             },
         );
@@ -489,4 +511,223 @@ impl Pump {
         end.finish(Some(code));
     }
     // ANCHOR_END: pump
+}
+
+/// What the connection loop keeps of a stream's input: where the caller's
+/// messages go, and how much credit the caller has left by its count.
+pub(super) struct Input {
+    /// To the handler's [`RawRequests`].
+    tx: mpsc::UnboundedSender<InItem>,
+    /// Credit granted minus bytes received; the handler's side adds to it
+    /// just before each grant goes out.
+    avail: Arc<AtomicI64>,
+}
+
+/// One item of a stream's input.
+#[derive(Debug)]
+enum InItem {
+    /// A message of the caller.
+    Message(Bytes),
+    /// The caller's half-close.
+    End,
+}
+
+/// The waiting for budget before a grant.
+type Acquiring = Pin<
+    Box<
+        dyn Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>>
+            + Send
+            + 'static,
+    >,
+>;
+
+// ANCHOR: raw_requests
+/// The caller's messages of one client or bidirectional stream, as the
+/// handler receives them (wrapped in [`crate::Streaming`] by generated
+/// code). Reading them grants the caller credit for more: a grant is
+/// issued once half the window has been read, and only under the
+/// connection's input budget, so a handler that stops reading stops its
+/// caller after at most one window (plus one message).
+#[derive(Debug)]
+pub struct RawRequests {
+    /// From the connection loop.
+    rx: mpsc::UnboundedReceiver<InItem>,
+    /// Shared with the loop's [`Input`].
+    avail: Arc<AtomicI64>,
+    /// The connection's input budget.
+    budget: Arc<Semaphore>,
+    /// Its size: no grant is larger.
+    budget_max: u32,
+    /// Credit granted minus bytes read: what the caller may still send
+    /// plus what it sent and the handler has not read — negative by at
+    /// most one message, when the caller's last message went beyond its
+    /// credit (as the caller counts too). The permits held are the
+    /// positive part.
+    owed: i64,
+    /// The window: most credit outstanding plus bytes unread.
+    window: u32,
+    /// A grant waiting for budget, if any.
+    acquiring: Option<AcquiringBox>,
+    /// To the loop, for the credit frames.
+    out: mpsc::UnboundedSender<StreamOut>,
+    /// The stream.
+    id: u64,
+    /// Which opening of it.
+    serial: u64,
+    /// The caller half-closed (or the stream ended).
+    done: bool,
+}
+// ANCHOR_END: raw_requests
+
+/// [`Acquiring`], debuggable.
+struct AcquiringBox(Acquiring);
+
+impl std::fmt::Debug for AcquiringBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Acquiring")
+    }
+}
+
+impl RawRequests {
+    /// The input of stream `id` (opening `serial`) with a window of
+    /// `window` bytes, and the loop's end of it.
+    fn new(streams: &Streams, id: u64, serial: u64, window: u32) -> (RawRequests, Input) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let avail = Arc::new(AtomicI64::new(0));
+        let mut requests = RawRequests {
+            rx,
+            avail: Arc::clone(&avail),
+            budget: Arc::clone(&streams.in_budget),
+            budget_max: streams.budget_max,
+            owed: 0,
+            window: window.max(1),
+            acquiring: None,
+            out: streams.tx.clone(),
+            id,
+            serial,
+            done: false,
+        };
+        // The initial grant, at once if the budget allows (else when the
+        // handler first reads).
+        requests.start_grant();
+        if let Some(AcquiringBox(a)) = requests.acquiring.as_mut() {
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(r) = a.as_mut().poll(&mut cx) {
+                requests.acquiring = None;
+                requests.granted(r);
+            }
+        }
+        (requests, Input { tx, avail })
+    }
+
+    /// Starts waiting for budget for a grant, if none is pending and at
+    /// least half the window can be granted.
+    fn start_grant(&mut self) {
+        if self.done || self.acquiring.is_some() {
+            return;
+        }
+        // Grants in batches of half what may be outstanding: one credit
+        // frame per half window read, not one per message.
+        let cap = self.window.min(self.budget_max);
+        let want = cap.saturating_sub(self.held());
+        if want < (cap / 2).max(1) {
+            return;
+        }
+        let fut = Arc::clone(&self.budget).acquire_many_owned(want);
+        self.acquiring = Some(AcquiringBox(Box::pin(fut)));
+    }
+
+    /// Budget for a grant arrived: count it and send the credit frame.
+    fn granted(&mut self, permit: Result<OwnedSemaphorePermit, tokio::sync::AcquireError>) {
+        // The semaphore is never closed.
+        let Ok(permit) = permit else {
+            return;
+        };
+        let n = permit.num_permits() as u32;
+        permit.forget();
+        let before = self.held();
+        self.owed += i64::from(n);
+        // What the caller overspent is covered by this grant: its permits
+        // are not needed.
+        let spare = n - (self.held() - before);
+        self.budget.add_permits(spare as usize);
+        // Counted before the frame can reach the caller.
+        self.avail.fetch_add(i64::from(n), Ordering::AcqRel);
+        let mut bytes = BytesMut::with_capacity(17);
+        frame::encode_credit(&mut bytes, self.id, n);
+        let _ = self.out.send(StreamOut::Frame {
+            id: self.id,
+            serial: self.serial,
+            bytes,
+            permits: 0,
+        });
+    }
+
+    /// The next message of the caller, `None` after its half-close.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(AcquiringBox(a)) = self.acquiring.as_mut() {
+            if let Poll::Ready(r) = a.as_mut().poll(cx) {
+                self.acquiring = None;
+                self.granted(r);
+            }
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(InItem::Message(payload))) => {
+                let before = self.held();
+                self.owed -= i64::try_from(payload.len()).unwrap_or(i64::MAX / 2);
+                self.budget.add_permits((before - self.held()) as usize);
+                self.start_grant();
+                if let Some(AcquiringBox(a)) = self.acquiring.as_mut() {
+                    // Registers the waker, or grants at once.
+                    if let Poll::Ready(r) = a.as_mut().poll(cx) {
+                        self.acquiring = None;
+                        self.granted(r);
+                    }
+                }
+                Poll::Ready(Some(Ok(payload)))
+            }
+            Poll::Ready(Some(InItem::End)) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            // The loop dropped the stream: it was cancelled or ended, and
+            // this handler is about to be dropped too.
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(Some(Err(Status::new(
+                    ErrorCode::Cancelled,
+                    "the stream ended before the caller half-closed it",
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// No more input: the budget held goes back.
+    fn finish(&mut self) {
+        self.done = true;
+        self.acquiring = None;
+        self.budget.add_permits(self.held() as usize);
+        self.owed = 0;
+    }
+
+    /// Permits held: the positive part of `owed`.
+    fn held(&self) -> u32 {
+        u32::try_from(self.owed.max(0)).unwrap_or(u32::MAX)
+    }
+}
+
+impl Drop for RawRequests {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish();
+        }
+    }
 }

@@ -47,6 +47,7 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Arc<Shared>
                 write_failed(&shared, &e);
                 return;
             }
+            shared.wrote.notify_waiters();
         }
         let st = shared.state.load(Ordering::SeqCst);
         let idle = shared.in_flight.load(Ordering::SeqCst) == 0;

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::credit::Credit;
 
 /// What the preamble of the provider has told us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub(super) struct StreamSink {
     /// Most bytes the provider may have sent unread: the window, plus one
     /// message beyond it (a message may go out while any credit is left).
     limit: usize,
+    /// What the provider lets us send (client and bidirectional streams).
+    credit: Arc<Credit>,
 }
 
 // ANCHOR: client_stream_frames
@@ -60,6 +63,7 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
                 // The provider ignores our credit: end the stream rather
                 // than buffer without bound.
                 if let Some(sink) = streams.remove(&id) {
+                    sink.credit.close();
                     let _ = sink.tx.send(StreamItem::End(Err(Status::new(
                         ErrorCode::Protocol,
                         format!(
@@ -78,6 +82,7 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
         }
         Frame::StreamEnd { id, code, message } => {
             if let Some(sink) = lock(&shared.streams).remove(&id) {
+                sink.credit.close();
                 let end = if code == ErrorCode::Ok {
                     Ok(())
                 } else {
@@ -90,8 +95,15 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
             }
             None
         }
-        // Credit is for a caller's messages; server streams send none.
-        Frame::Credit { .. } => None,
+        // Credit for our messages on a client or bidirectional stream
+        // (a provider granting it on a server stream only lifts a limit
+        // nothing uses).
+        Frame::Credit { id, bytes } => {
+            if let Some(sink) = lock(&shared.streams).get(&id) {
+                sink.credit.grant(bytes);
+            }
+            None
+        }
         _ => Some(Status::new(
             ErrorCode::Protocol,
             format!(
@@ -107,13 +119,15 @@ pub(super) fn on_stream_frame(shared: &Shared, f: Frame) -> Option<Status> {
 pub(super) fn fail_streams(shared: &Shared, err: &Status) {
     let sinks: Vec<_> = lock(&shared.streams).drain().collect();
     for (_, sink) in sinks {
+        sink.credit.close();
         let _ = sink.tx.send(StreamItem::End(Err(err.clone())));
     }
 }
 
 impl Connection {
     // ANCHOR: open_stream
-    /// Opens a server stream: waits for the provider's preamble (refusing
+    /// Opens a stream (for a client or bidirectional stream `message` is
+    /// `()`, an empty payload): waits for the provider's preamble (refusing
     /// with `Unsupported` if it did not set the streams flag), then sends
     /// the open frame with the request and `window`. The stream counts as
     /// a call in flight until it ends, so a draining connection stays open
@@ -160,6 +174,8 @@ impl Connection {
         let id = shared.last_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         let buffered = Arc::new(AtomicUsize::new(0));
+        // Nothing may be sent before the provider grants credit.
+        let credit = Arc::new(Credit::new(0));
         {
             // Encoded before the sink is registered: a frame that cannot
             // be sent leaves nothing behind.
@@ -181,6 +197,7 @@ impl Connection {
                     tx,
                     buffered: Arc::clone(&buffered),
                     limit: window as usize + shared.max_frame_size,
+                    credit: Arc::clone(&credit),
                 },
             );
         }
@@ -196,6 +213,8 @@ impl Connection {
             timeout_ms,
             done: false,
             what: format!("{service}.{method}"),
+            credit,
+            pump: None,
         })
     }
     // ANCHOR_END: open_stream
@@ -245,6 +264,11 @@ pub(crate) struct RawStream {
     done: bool,
     /// "service.method", for error texts.
     what: String,
+    /// What the provider lets us send.
+    credit: Arc<Credit>,
+    /// The task sending a bidirectional stream's requests: stopped when
+    /// this stream is dropped.
+    pump: Option<tokio::task::AbortHandle>,
 }
 
 impl RawStream {
@@ -309,6 +333,7 @@ impl RawStream {
     /// with a non-zero code) so it drops the handler's stream.
     fn finish(&mut self, cancel: bool) {
         self.done = true;
+        self.credit.close();
         let Some(conn) = self.conn.take() else {
             return;
         };
@@ -322,8 +347,131 @@ impl RawStream {
 }
 
 impl Drop for RawStream {
-    /// Dropping an unfinished stream cancels it.
+    /// Dropping an unfinished stream cancels it (and stops the task
+    /// sending its requests).
     fn drop(&mut self) {
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
         self.finish(true);
     }
 }
+
+impl RawStream {
+    /// What sends this stream's requests; `None` once it has ended.
+    pub(crate) fn sender(&self) -> Option<StreamSender> {
+        Some(StreamSender {
+            conn: Arc::clone(self.conn.as_ref()?),
+            id: self.id,
+            credit: Arc::clone(&self.credit),
+            what: self.what.clone(),
+            window: self.window.max(64 << 10),
+        })
+    }
+
+    /// Ties the task sending this stream's requests to it.
+    pub(crate) fn set_pump(&mut self, pump: tokio::task::AbortHandle) {
+        self.pump = Some(pump);
+    }
+}
+
+// ANCHOR: sender
+/// Sends the caller's messages of a client or bidirectional stream, each
+/// only while the provider's credit lasts, and its half-close.
+#[derive(Debug)]
+pub(crate) struct StreamSender {
+    /// The connection.
+    conn: Arc<Connection>,
+    /// The stream.
+    id: u64,
+    /// Shared with the stream's sink, which the provider's credit frames
+    /// and the stream's end reach.
+    credit: Arc<Credit>,
+    /// "service.method", for error texts.
+    what: String,
+    /// The stream's window: the most the writer's queue may hold before
+    /// this sender waits.
+    window: u32,
+}
+
+impl StreamSender {
+    /// Sends one message once there is credit for it; `Err` when the
+    /// stream has ended (its end says why) or the message is too large
+    /// (the stream is then cancelled by the caller).
+    pub(crate) async fn send(&self, payload: &[u8]) -> Result<(), Status> {
+        if !self.credit.wait().await {
+            return Err(Status::new(
+                ErrorCode::Cancelled,
+                format!("{}: the stream has ended", self.what),
+            ));
+        }
+        let s = &self.conn.shared;
+        if !frame::message_fits(payload.len(), s.max_frame_size) {
+            return Err(Status::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{}: a message of {} bytes exceeds max_frame_size {}",
+                    self.what,
+                    payload.len(),
+                    s.max_frame_size
+                ),
+            ));
+        }
+        self.room(self.window as usize).await?;
+        self.credit.spend(payload.len());
+        frame::encode_stream_message(&mut lock(&s.wbuf), self.id, payload);
+        s.writer_wake.notify_one();
+        Ok(())
+    }
+
+    /// Waits until the writer's queue holds less than `limit` bytes: a
+    /// provider granting credit while it reads nothing must not make the
+    /// caller queue the application's messages without bound. `Err` if
+    /// the stream ends meanwhile.
+    async fn room(&self, limit: usize) -> Result<(), Status> {
+        let s = &self.conn.shared;
+        loop {
+            let wrote = s.wrote.notified();
+            if lock(&s.wbuf).len() < limit {
+                return Ok(());
+            }
+            // Also looks again now and then, so a connection that dies
+            // (and so writes nothing more) does not hold the sender.
+            let _ = tokio::time::timeout(Duration::from_millis(50), wrote).await;
+            if self.credit.is_closed() {
+                return Err(Status::new(
+                    ErrorCode::Cancelled,
+                    format!("{}: the stream has ended", self.what),
+                ));
+            }
+        }
+    }
+
+    /// Ends the stream from the caller's side with `status` (a message
+    /// could not be sent): the reader of the stream gets `status`, the
+    /// provider a cancel.
+    pub(crate) fn cancel(&self, status: Status) {
+        let s = &self.conn.shared;
+        let sink = lock(&s.streams).remove(&self.id);
+        if let Some(sink) = sink {
+            sink.credit.close();
+            let _ = sink.tx.send(StreamItem::End(Err(status)));
+            frame::encode_stream_end(&mut lock(&s.wbuf), self.id, ErrorCode::Cancelled, &[]);
+            s.writer_wake.notify_one();
+        }
+    }
+
+    /// Ends the caller's side: no more messages (kind 10 with code 0).
+    /// Nothing is sent if the stream has ended already.
+    pub(crate) fn half_close(&self) {
+        let s = &self.conn.shared;
+        // Not held while `wbuf` is locked: `open_stream` locks the two the
+        // other way round.
+        let open = lock(&s.streams).contains_key(&self.id);
+        if open {
+            frame::encode_stream_end(&mut lock(&s.wbuf), self.id, ErrorCode::Ok, &[]);
+            s.writer_wake.notify_one();
+        }
+    }
+}
+// ANCHOR_END: sender
