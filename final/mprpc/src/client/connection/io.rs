@@ -153,6 +153,8 @@ pub(super) async fn write_as_caller(shared: &Shared) {
                 }
             }
         }
+        // Room in `wbuf` again, as after the writer task's writes.
+        shared.wrote.notify_waiters();
     }
     *lock(&shared.spare) = batch;
     // Enough for one call: what is queued now is the writer task's.
