@@ -611,15 +611,20 @@ impl Connection {
         };
         guard.queued = true;
         // Whoever is writing now takes our frame too; else we start a write.
+        let wrote = first == Some(role::CALLER);
         match first {
             Some(role::CALLER) => write_as_caller(shared).await,
             Some(_) => shared.writer_wake.notify_one(),
             None => {}
         }
-        // The first poll is the one that parked the waker above (no await
-        // in between): a reply stored since has woken this task already, so
-        // it need not look.
-        let mut first = true;
+        // Unless this call wrote (and yielded doing so), the first poll is
+        // the one that parked the waker above, with no await in between: a
+        // reply stored since has woken this task already, so it need not
+        // look. After a yield it must: a wake while the task was already
+        // scheduled by its own yield is merged into that one, and would
+        // otherwise be lost (a call then waits forever, past its deadline:
+        // `tests/caller_writes.rs` found it).
+        let mut first = !wrote;
         let reply = std::future::poll_fn(|cx| {
             if std::mem::take(&mut first) {
                 return Poll::Pending;

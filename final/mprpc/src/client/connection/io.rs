@@ -76,6 +76,7 @@ fn write_failed(shared: &Shared, e: &std::io::Error) {
     );
 }
 
+// ANCHOR: start_writing
 impl Shared {
     /// Called with `wbuf` locked, after queuing a frame. If nobody is
     /// writing, takes the job: `Some(CALLER)` on plain TCP, where the
@@ -95,6 +96,7 @@ impl Shared {
         Some(next)
     }
 }
+// ANCHOR_END: start_writing
 
 /// Most batches one caller writes for everyone before the writer task
 /// takes over, so that under a steady load no call waits on others' writes.
