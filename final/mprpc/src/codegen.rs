@@ -12,4 +12,4 @@ pub use crate::service::{
     not_unary, one_response, requests, unknown_method,
 };
 
-pub use crate::server::streams::RawRequests;
+pub use crate::streaming::RawMessages as RawRequests;

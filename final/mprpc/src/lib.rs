@@ -169,6 +169,8 @@ pub mod zk_client;
 mod client;
 mod credit;
 mod server;
+// Streams of messages, shared by both sides and the service trait.
+mod streaming;
 mod telemetry;
 mod wire;
 
@@ -255,7 +257,6 @@ pub mod provider {
 
 pub use application::{AdminEndpoint, ConfigArgs, MprpcApplication};
 pub use channel::{BlockingChannel, MprpcChannel};
-pub use client::{BlockingStreaming, Streaming};
 pub use config::{Admin, CourseCompat, LoadBalance, MprpcConfig, TlsConfig};
 pub use controller::MprpcController;
 pub use error::{Error, ErrorCode, RpcError, Status};
@@ -268,4 +269,5 @@ pub use service::{
     CallContext, MessageStream, MethodKind, ResponseFuture, Service, ServiceDescriptor,
     StreamFuture,
 };
+pub use streaming::{BlockingStreaming, Streaming};
 pub use zk_client::{ZkAuth, ZkClient};

@@ -154,7 +154,7 @@ pub trait Service: Send + Sync + 'static {
         &self,
         method: usize,
         ctx: CallContext,
-        requests: crate::server::RawRequests,
+        requests: crate::streaming::RawMessages,
     ) -> StreamFuture {
         let _ = (ctx, requests);
         no_stream_method(self.descriptor(), method)
@@ -290,9 +290,9 @@ where
 /// The caller's messages of a client or bidirectional stream, decoded as
 /// `T`: what a handler receives. Used by generated code.
 pub fn requests<T: prost::Message + Default>(
-    raw: crate::server::RawRequests,
+    raw: crate::streaming::RawMessages,
 ) -> crate::Streaming<T> {
-    crate::Streaming::from_requests(raw)
+    crate::Streaming::new(raw)
 }
 
 /// A client-streaming handler's result as the [`MessageStream`] the

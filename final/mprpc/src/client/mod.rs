@@ -14,10 +14,9 @@ mod channel;
 mod connection;
 pub(crate) mod course;
 mod health;
-mod streaming;
 
+use crate::streaming::{BlockingStreaming, Streaming};
 pub use blocking::BlockingChannel;
 pub use channel::MprpcChannel;
 use connection::{RawStream, StreamSender};
 pub use health::HealthClient;
-pub use streaming::{BlockingStreaming, Streaming};

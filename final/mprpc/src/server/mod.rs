@@ -73,7 +73,6 @@ mod course;
 mod dispatch;
 mod hooks;
 pub(crate) mod streams;
-pub(crate) use streams::RawRequests;
 
 use accept::*;
 use connection::*;

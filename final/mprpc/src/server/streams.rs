@@ -346,7 +346,14 @@ impl ConnState<'_> {
                 serial,
                 u32::try_from(shared.stream_window).unwrap_or(u32::MAX),
             );
-            (svc.client_stream(index, ctx, requests), Some(input))
+            (
+                svc.client_stream(
+                    index,
+                    ctx,
+                    crate::streaming::RawMessages::requests(requests),
+                ),
+                Some(input),
+            )
         } else {
             (svc.server_stream(index, ctx, payload), None)
         };
@@ -729,5 +736,11 @@ impl Drop for RawRequests {
         if !self.done {
             self.finish();
         }
+    }
+}
+
+impl crate::streaming::RawSource for RawRequests {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+        RawRequests::poll_next(self, cx)
     }
 }

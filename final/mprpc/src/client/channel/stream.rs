@@ -29,7 +29,9 @@ impl MprpcChannel {
         Resp: prost::Message + Default,
     {
         let raw = self.open_raw(controller, service, method, request).await?;
-        Ok(Streaming::new(raw))
+        Ok(Streaming::new(crate::streaming::RawMessages::responses(
+            raw,
+        )))
     }
     // ANCHOR_END: server_stream
 
@@ -56,7 +58,8 @@ impl MprpcChannel {
         let result = async {
             let raw = self.open_raw(controller, service, method, &()).await?;
             let sender = raw.sender();
-            let mut responses = Streaming::<Resp>::new(raw);
+            let mut responses =
+                Streaming::<Resp>::new(crate::streaming::RawMessages::responses(raw));
             let receive = async {
                 let Some(response) = responses.message().await? else {
                     return Err(Status::new(
@@ -114,7 +117,9 @@ impl MprpcChannel {
             let task = tokio::spawn(async move { send_all(&sender, requests).await });
             raw.set_pump(task.abort_handle());
         }
-        Ok(Streaming::new(raw))
+        Ok(Streaming::new(crate::streaming::RawMessages::responses(
+            raw,
+        )))
     }
     // ANCHOR_END: bidi_stream
 

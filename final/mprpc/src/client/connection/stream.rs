@@ -475,3 +475,9 @@ impl StreamSender {
     }
 }
 // ANCHOR_END: sender
+
+impl crate::streaming::RawSource for RawStream {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+        RawStream::poll_next(self, cx)
+    }
+}

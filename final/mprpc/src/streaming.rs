@@ -15,17 +15,48 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::RawStream;
-use crate::error::{ErrorCode, Status};
-use crate::server::RawRequests;
+use bytes::Bytes;
 
-/// Where a [`Streaming`]'s messages come from.
+use crate::error::{ErrorCode, Status};
+
+/// Where a [`Streaming`]'s encoded messages come from: a caller's stream
+/// on its connection (`client`) or a handler's input (`server`). A trait,
+/// so that this module — used by both sides and by the service trait —
+/// depends on neither.
+pub(crate) trait RawSource: std::fmt::Debug + Send + Unpin {
+    /// The next encoded message, the status that ended the stream, or
+    /// `None` after a successful end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>>;
+}
+
+/// A stream of encoded messages: what a [`Streaming`] decodes, and what a
+/// client-streaming or bidirectional handler's adapter receives (generated
+/// code names it `::mprpc::codegen::RawRequests`).
 #[derive(Debug)]
-enum Source {
-    /// A caller's stream: the provider's responses.
-    Responses(RawStream),
-    /// A handler's input: the caller's requests.
-    Requests(RawRequests),
+pub struct RawMessages {
+    /// Where they come from.
+    source: Box<dyn RawSource>,
+    /// The code of a message that does not decode: `BadResponse` for a
+    /// caller, `BadRequest` for a handler.
+    bad: ErrorCode,
+}
+
+impl RawMessages {
+    /// The provider's responses of a stream, as its caller reads them.
+    pub(crate) fn responses(source: impl RawSource + 'static) -> RawMessages {
+        RawMessages {
+            source: Box::new(source),
+            bad: ErrorCode::BadResponse,
+        }
+    }
+
+    /// The caller's requests of a stream, as its handler reads them.
+    pub(crate) fn requests(source: impl RawSource + 'static) -> RawMessages {
+        RawMessages {
+            source: Box::new(source),
+            bad: ErrorCode::BadRequest,
+        }
+    }
 }
 
 // ANCHOR: streaming
@@ -34,25 +65,17 @@ enum Source {
 /// client or bidirectional stream as the handler reads them.
 #[derive(Debug)]
 pub struct Streaming<T> {
-    /// The stream on its connection.
-    raw: Source,
+    /// The encoded messages.
+    raw: RawMessages,
     /// The message type.
     _message: PhantomData<fn() -> T>,
 }
 
 impl<T: prost::Message + Default> Streaming<T> {
-    /// Wraps an open stream.
-    pub(crate) fn new(raw: RawStream) -> Streaming<T> {
+    /// Decodes `raw` (a caller's stream, or a handler's input).
+    pub(crate) fn new(raw: RawMessages) -> Streaming<T> {
         Streaming {
-            raw: Source::Responses(raw),
-            _message: PhantomData,
-        }
-    }
-
-    /// Wraps a handler's input.
-    pub(crate) fn from_requests(raw: RawRequests) -> Streaming<T> {
-        Streaming {
-            raw: Source::Requests(raw),
+            raw,
             _message: PhantomData,
         }
     }
@@ -69,11 +92,8 @@ impl<T: prost::Message + Default> Streaming<T> {
 
     /// Polls for the next message (see [`message`](Self::message)).
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
-        let (polled, code) = match &mut self.raw {
-            Source::Responses(r) => (r.poll_next(cx), ErrorCode::BadResponse),
-            Source::Requests(r) => (r.poll_next(cx), ErrorCode::BadRequest),
-        };
-        polled.map(|item| {
+        let code = self.raw.bad;
+        self.raw.source.poll_next(cx).map(|item| {
             item.map(|r| {
                 r.and_then(|payload| {
                     T::decode(payload).map_err(|e| {
